@@ -1,0 +1,18 @@
+"""repro-core: what the repro research libraries share.
+
+Submodules (import the one you need; none imports torch or jax until it is used):
+
+- `repro_core.seeding`: one seed for random, numpy, torch and jax; named independent streams; RNG-state guards.
+- `repro_core.metrics`: ranking, retrieval, classification and regression metrics, bootstrap intervals.
+- `repro_core.kernels`: streaming top-k similarity and ReLU arc-cosine (NNGP/NTK) kernels, torch and Triton.
+- `repro_core.device`: device choice (`REPRO_DEVICE`), dtype policy, chunk sizes from free memory.
+- `repro_core.checkpoint`: atomic checkpoints, safe loading, resume.
+- `repro_core.distributed`: torchrun initialisation, rank-aware seeding, rank-0 logging and writing.
+- `repro_core.cli`: the shared command-line plumbing (errors -> exit 2, `--json`, progress bars, logging).
+- `repro_core.report`: result records, JSON/Markdown writers and figures for reproductions.
+"""
+
+from repro_core.__about__ import __version__
+from repro_core.errors import ConfigError, InputError, MissingExtraError, ReproError
+
+__all__ = ["ConfigError", "InputError", "MissingExtraError", "ReproError", "__version__"]

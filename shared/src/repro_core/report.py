@@ -1,0 +1,221 @@
+"""Result records for reproductions, and their JSON, Markdown and figure writers.
+
+A reproduction states each claim of its paper as a `ClaimResult`: the claim in words, the metric, the paper's
+value, ours, the tolerance we accept, and the verdict that follows. The umbrella command `repro reproduce` gathers
+them from every installed package into `report/index.md`; each package's own CLI prints the same records.
+Figures use matplotlib's object API on an Agg canvas (no pyplot global state, no display needed).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from repro_core._optional import require
+from repro_core.checkpoint import atomic_write_text
+from repro_core.cli import to_jsonable
+
+__all__ = [
+    "ClaimResult",
+    "ReproductionContext",
+    "ReproductionOutcome",
+    "Verdict",
+    "format_value",
+    "markdown_table",
+    "new_figure",
+    "plot_paper_vs_ours",
+    "save_figure",
+    "write_json",
+]
+
+Value = float | int | str | None
+
+
+class Verdict(str, Enum):
+    """How a claim fared."""
+
+    REPRODUCED = "reproduced"  # measured, within tolerance of the paper
+    DIFFERS = "differs"  # measured, outside the tolerance: explained in the note and the package README
+    MEASURED = "measured"  # measured, but the paper gives no comparable number (or no tolerance was set)
+    PENDING = "pending"  # not implemented or not run yet
+    FAILED = "failed"  # the reproduction raised an error
+
+
+def _is_number(value: Value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    """One claim of a paper, checked.
+
+    Attributes:
+        claim: the claim in words ("ICoT reaches 100% exact match on 4x4 multiplication").
+        metric: what is measured ("exact match", "nDCG@10").
+        paper_value: the paper's (or its authors') number; None when the paper gives none.
+        our_value: our measurement; None when not measured.
+        tolerance: the absolute difference we accept as "reproduced"; None for no judgement.
+        verdict: derived from the three above unless given (PENDING/FAILED must be given).
+        package: the distribution that checked it (filled in by `repro reproduce`).
+        note: what explains a difference, or what is still missing.
+    """
+
+    claim: str
+    metric: str
+    paper_value: Value = None
+    our_value: Value = None
+    tolerance: float | None = None
+    verdict: Verdict | None = None
+    package: str = ""
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.tolerance is not None and not self.tolerance >= 0:
+            raise ValueError(f"tolerance must be >= 0, got {self.tolerance}")
+        if self.verdict is None:
+            object.__setattr__(self, "verdict", self._judge())
+        elif not isinstance(self.verdict, Verdict):
+            object.__setattr__(self, "verdict", Verdict(self.verdict))
+
+    def _judge(self) -> Verdict:
+        if self.our_value is None:
+            return Verdict.PENDING
+        if self.tolerance is None or not (_is_number(self.paper_value) and _is_number(self.our_value)):
+            return Verdict.MEASURED
+        within = abs(float(self.our_value) - float(self.paper_value)) <= self.tolerance  # type: ignore[arg-type]
+        return Verdict.REPRODUCED if within else Verdict.DIFFERS
+
+    @classmethod
+    def pending(cls, claim: str, *, metric: str = "-", paper_value: Value = None, note: str = "") -> ClaimResult:
+        """A claim not checked yet, stated honestly."""
+        return cls(claim=claim, metric=metric, paper_value=paper_value, verdict=Verdict.PENDING, note=note)
+
+    def with_package(self, package: str) -> ClaimResult:
+        return replace(self, package=package)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "claim": self.claim,
+            "metric": self.metric,
+            "paper_value": self.paper_value,
+            "our_value": self.our_value,
+            "tolerance": self.tolerance,
+            "verdict": self.verdict,
+            "package": self.package,
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True)
+class ReproductionContext:
+    """What a reproduction gets from the runner: where to write, which seed, how much to run."""
+
+    out_dir: Path
+    seed: int = 0
+    quick: bool = True
+
+    def figure_path(self, name: str) -> Path:
+        """Where to save figure `name` (a PNG in this package's report folder)."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        return self.out_dir / (name if name.endswith(".png") else f"{name}.png")
+
+
+@dataclass
+class ReproductionOutcome:
+    """Everything one package's reproduction produced (or why it failed)."""
+
+    package: str
+    version: str
+    results: list[ClaimResult] = field(default_factory=list)
+    figures: list[Path] = field(default_factory=list)
+    seconds: float = 0.0
+    error: str | None = None
+
+
+def format_value(value: Value, digits: int = 4) -> str:
+    """A table cell: numbers to `digits` significant digits, None as an em dash."""
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if math.isfinite(value) else str(value)
+    return str(value)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(results: Iterable[ClaimResult], *, with_package: bool = True) -> str:
+    """A GitHub Markdown table of claims: package, claim, metric, paper, ours, tolerance, verdict, note."""
+    header = ["package"] * with_package + ["claim", "metric", "paper", "ours", "tolerance", "verdict", "note"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in results:
+        cells = [r.package] * with_package + [
+            r.claim,
+            r.metric,
+            format_value(r.paper_value),
+            format_value(r.our_value),
+            format_value(r.tolerance),
+            r.verdict.value if r.verdict else "",
+            r.note,
+        ]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_json(payload: Any, path: str | os.PathLike[str]) -> Path:
+    """Write `payload` (records, outcomes, dicts) as indented JSON, atomically."""
+    text = json.dumps(to_jsonable(payload), indent=2, allow_nan=False)
+    atomic_write_text(path, text + "\n")
+    return Path(path)
+
+
+def new_figure(width: float = 6.0, height: float = 4.0) -> Any:
+    """A matplotlib `Figure` on an Agg canvas (no pyplot, no display, safe in threads and tests)."""
+    require("matplotlib", "repro_core.report figures")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def save_figure(figure: Any, path: str | os.PathLike[str], *, dpi: int = 150) -> Path:
+    """Save `figure` as PNG to `path` (parent folders created)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, format="png", dpi=dpi)
+    return path
+
+
+def plot_paper_vs_ours(
+    results: Sequence[ClaimResult], path: str | os.PathLike[str], *, title: str = "Paper vs ours"
+) -> Path | None:
+    """Scatter our values against the paper's for every numeric claim, with the y = x line; None if none."""
+    points = [r for r in results if _is_number(r.paper_value) and _is_number(r.our_value)]
+    if not points:
+        return None
+    figure = new_figure(5.0, 5.0)
+    axes = figure.add_subplot()
+    colours = {Verdict.REPRODUCED: "tab:green", Verdict.DIFFERS: "tab:red", Verdict.MEASURED: "tab:blue"}
+    xs = [float(r.paper_value) for r in points]  # type: ignore[arg-type]
+    ys = [float(r.our_value) for r in points]  # type: ignore[arg-type]
+    for verdict, colour in colours.items():
+        chosen = [(x, y) for x, y, r in zip(xs, ys, points, strict=True) if r.verdict is verdict]
+        if chosen:
+            axes.scatter(*zip(*chosen, strict=True), color=colour, label=verdict.value, zorder=3)
+    low, high = min(xs + ys), max(xs + ys)
+    pad = 0.05 * (high - low or 1.0)
+    axes.plot([low - pad, high + pad], [low - pad, high + pad], color="grey", linestyle="--", label="y = x")
+    axes.set_xlabel("paper")
+    axes.set_ylabel("ours")
+    axes.set_title(title)
+    axes.legend(loc="best")
+    return save_figure(figure, path)
