@@ -38,6 +38,13 @@ def test_console_script(name: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
+def test_every_package_registers_a_reproduction() -> None:
+    from repro_core.umbrella import discover
+
+    assert sorted(discover()) == sorted(PACKAGES)
+
+
+@pytest.mark.integration
 def test_umbrella_report_lists_every_package(tmp_path: Path) -> None:
     proc = subprocess.run([_script("repro"), "reproduce", "--out", str(tmp_path / "report"), "--json"],
                           capture_output=True, text=True, check=False)

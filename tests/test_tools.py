@@ -1,0 +1,398 @@
+"""End-to-end tests of `tools/release` and `tools/api-check` on throw-away git repositories, plus their helpers.
+
+Each test builds a minimal monorepo in `tmp_path` (a `shared/` repro-core and one package, `demo-pkg`), commits it,
+and runs the real scripts with `REPRO_ROOT` pointing there. Git identity and configuration come from environment
+variables, so the developer's global git configuration (signing, hooks) cannot interfere.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+__all__: list[str] = []
+
+TOOLS = Path(__file__).resolve().parent.parent / "tools"
+DEV_VENV = Path(os.environ.get("REPRO_VENV") or TOOLS.parent / ".venv")
+DATE = "2024-05-01"
+
+CORE_PYPROJECT = """\
+[build-system]
+requires = ["hatchling"]
+build-backend = "hatchling.build"
+
+[project]
+name = "repro-core"
+dynamic = ["version"]
+dependencies = ["numpy>=1.24"]
+
+[project.scripts]
+repro = "repro_core.umbrella:main"
+
+[tool.hatch.version]
+path = "src/repro_core/__about__.py"
+"""
+
+PKG_PYPROJECT = """\
+[build-system]
+requires = ["hatchling"]
+build-backend = "hatchling.build"
+
+[project]
+name = "demo-pkg"
+dynamic = ["version"]
+dependencies = [
+  "repro-core[torch]>=0.1.0.dev0,<0.2",
+]
+
+[project.scripts]
+demo-pkg = "demo_pkg.cli:main"
+
+[tool.hatch.version]
+path = "src/demo_pkg/__about__.py"
+"""
+
+PKG_CODE = '''\
+"""A demo package whose public API the api-check tests break."""
+
+from demo_pkg.__about__ import __version__
+
+__all__ = ["__version__", "scale", "shift"]
+
+
+def scale(x: float, factor: float = 2.0) -> float:
+    return x * factor
+
+
+def shift(x: float) -> float:
+    return x + 1.0
+'''
+
+CHANGELOG = """\
+# Changelog
+
+All notable changes to {name} are documented here (Keep a Changelog).
+
+## Unreleased
+
+### Added
+
+- Something new.
+
+## [0.0.1](https://github.com/repro/repro/releases/tag/{name}-v0.0.1) - 2024-01-01
+
+### Added
+
+- First cut.
+"""
+
+
+def _load_module(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+repo_helpers = _load_module("_repo_under_test", TOOLS / "_repo.py")
+
+
+def _env(root: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(
+        REPRO_ROOT=str(root),
+        REPRO_VENV=str(DEV_VENV),
+        GIT_AUTHOR_NAME="Release Test",
+        GIT_AUTHOR_EMAIL="release-test@example.invalid",
+        GIT_COMMITTER_NAME="Release Test",
+        GIT_COMMITTER_EMAIL="release-test@example.invalid",
+        GIT_CONFIG_GLOBAL=os.devnull,
+        GIT_CONFIG_NOSYSTEM="1",
+    )
+    return env
+
+
+def _git(root: Path, *args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=root, env=_env(root), capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def _tool(root: Path, name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(TOOLS / name), *args],
+        cwd=root,
+        env=_env(root),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A committed two-distribution monorepo: repro-core in shared/ and demo-pkg in packages/, both 0.1.0.dev0."""
+    root = tmp_path / "repo"
+    files = {
+        "shared/pyproject.toml": CORE_PYPROJECT,
+        "shared/CHANGELOG.md": CHANGELOG.format(name="repro-core"),
+        "shared/src/repro_core/__about__.py": '__version__ = "0.1.0.dev0"\n',
+        "shared/src/repro_core/__init__.py": "from repro_core.__about__ import __version__\n",
+        "packages/demo-pkg/pyproject.toml": PKG_PYPROJECT,
+        "packages/demo-pkg/CHANGELOG.md": CHANGELOG.format(name="demo-pkg"),
+        "packages/demo-pkg/src/demo_pkg/__about__.py": '"""Version."""\n\n__version__ = "0.1.0.dev0"\n',
+        "packages/demo-pkg/src/demo_pkg/__init__.py": PKG_CODE,
+        ".gitignore": "__pycache__/\n",
+    }
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    _git(root, "init", "-q", "-b", "main")
+    _git(root, "add", "-A")
+    _git(root, "commit", "-q", "-m", "initial")
+    return root
+
+
+def _snapshot(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): p.read_text(encoding="utf-8")
+        for p in root.rglob("*")
+        if p.is_file() and ".git" not in p.relative_to(root).parts
+    }
+
+
+# ----------------------------------------------------------------------------------------------------- release
+
+
+def test_release_bumps_dates_changelog_commits_and_tags(repo: Path) -> None:
+    done = _tool(repo, "release", "demo-pkg", "minor", "--date", DATE)
+    assert done.returncode == 0, done.stderr
+
+    about = (repo / "packages/demo-pkg/src/demo_pkg/__about__.py").read_text()
+    assert about == '"""Version."""\n\n__version__ = "0.1.0"\n'  # only the version line changed
+    log = (repo / "packages/demo-pkg/CHANGELOG.md").read_text()
+    heading = f"## [0.1.0](https://github.com/repro/repro/releases/tag/demo-pkg-v0.1.0) - {DATE}"
+    assert f"## Unreleased\n\n{heading}\n\n### Added\n\n- Something new.\n" in log
+    assert log.count("## Unreleased") == 1
+    assert "## [0.0.1]" in log
+
+    assert _git(repo, "log", "-1", "--format=%s") == "release demo-pkg v0.1.0"
+    assert _git(repo, "cat-file", "-t", "demo-pkg-v0.1.0") == "tag"  # annotated
+    assert _git(repo, "rev-parse", "demo-pkg-v0.1.0^{commit}") == _git(repo, "rev-parse", "HEAD")
+    assert _git(repo, "status", "--porcelain") == ""
+    changed = _git(repo, "show", "--name-only", "--format=", "HEAD").splitlines()
+    assert sorted(changed) == ["packages/demo-pkg/CHANGELOG.md", "packages/demo-pkg/src/demo_pkg/__about__.py"]
+
+    # The fresh Unreleased section is empty, so an immediate second release is refused.
+    again = _tool(repo, "release", "demo-pkg", "patch")
+    assert again.returncode == 1
+    assert "no entries under '## Unreleased'" in again.stderr
+
+
+def test_release_refuses_empty_unreleased(repo: Path) -> None:
+    log = repo / "packages/demo-pkg/CHANGELOG.md"
+    log.write_text(log.read_text().replace("- Something new.\n", "<!-- add entries here -->\n"))
+    _git(repo, "commit", "-q", "-am", "empty changelog")
+    before = _snapshot(repo)
+
+    done = _tool(repo, "release", "demo-pkg", "patch")
+
+    assert done.returncode == 1
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "has no entries under '## Unreleased'" in done.stderr
+    assert _snapshot(repo) == before
+    assert _git(repo, "tag", "--list") == ""
+
+
+def test_release_refuses_dirty_tree(repo: Path) -> None:
+    (repo / "packages/demo-pkg/src/demo_pkg/extra.py").write_text("X = 1\n")
+    done = _tool(repo, "release", "demo-pkg", "patch")
+    assert done.returncode == 1
+    assert "working tree is dirty" in done.stderr
+    assert _git(repo, "tag", "--list") == ""
+
+
+def test_dry_run_changes_nothing(repo: Path) -> None:
+    before = _snapshot(repo)
+    head = _git(repo, "rev-parse", "HEAD")
+
+    done = _tool(repo, "release", "demo-pkg", "0.3.0", "--dry-run")
+
+    assert done.returncode == 0, done.stderr
+    assert "0.1.0.dev0 -> 0.3.0" in done.stdout
+    assert "demo-pkg-v0.3.0" in done.stdout
+    assert _snapshot(repo) == before
+    assert _git(repo, "rev-parse", "HEAD") == head
+    assert _git(repo, "tag", "--list") == ""
+    assert _git(repo, "status", "--porcelain") == ""
+
+
+def test_core_release_reports_dependents_out_of_range(repo: Path) -> None:
+    done = _tool(repo, "release", "repro-core", "0.2.0", "--date", DATE)
+    assert done.returncode == 0, done.stderr
+    assert "NEEDS UPDATE: demo-pkg" in done.stdout
+    assert "'repro-core[torch]>=0.2,<0.3'" in done.stdout
+    # Not edited without --update-dependents.
+    assert "repro-core[torch]>=0.1.0.dev0,<0.2" in (repo / "packages/demo-pkg/pyproject.toml").read_text()
+    assert _git(repo, "tag", "--list") == "repro-core-v0.2.0"
+
+
+def test_core_release_updates_dependents_on_request(repo: Path) -> None:
+    done = _tool(repo, "release", "repro-core", "0.2.0", "--update-dependents", "--date", DATE)
+    assert done.returncode == 0, done.stderr
+    assert '"repro-core[torch]>=0.2,<0.3"' in (repo / "packages/demo-pkg/pyproject.toml").read_text()
+    log = (repo / "packages/demo-pkg/CHANGELOG.md").read_text()
+    unreleased = log.split("## Unreleased", 1)[1].split("\n## ", 1)[0]
+    assert "### Changed\n\n- Require `repro-core[torch]>=0.2,<0.3` (repro-core 0.2.0 released)." in unreleased
+    changed = set(_git(repo, "show", "--name-only", "--format=", "HEAD").splitlines())
+    assert {"packages/demo-pkg/pyproject.toml", "packages/demo-pkg/CHANGELOG.md"} <= changed
+    assert _git(repo, "status", "--porcelain") == ""
+
+
+def test_core_release_within_range_needs_nothing(repo: Path) -> None:
+    done = _tool(repo, "release", "repro-core", "patch", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert "0.1.0.dev0 -> 0.1.0" in done.stdout
+    assert "NEEDS UPDATE" not in done.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["demo-pkg", "huge"],
+        ["no-such-dist", "patch"],
+        ["demo-pkg", "0.0.1"],
+        ["demo-pkg"],
+        ["demo-pkg", "1.0", "--date", "May"],
+    ],
+)
+def test_release_bad_usage_exits_2_with_one_line(repo: Path, args: list[str]) -> None:
+    done = _tool(repo, "release", *args)
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert done.stderr.startswith("release: error:")
+
+
+def test_release_refuses_existing_tag(repo: Path) -> None:
+    _git(repo, "tag", "-a", "demo-pkg-v0.1.0", "-m", "pre-existing")
+    done = _tool(repo, "release", "demo-pkg", "patch")
+    assert done.returncode == 1
+    assert "tag demo-pkg-v0.1.0 already exists" in done.stderr
+
+
+# --------------------------------------------------------------------------------------------------- api-check
+
+needs_griffe = pytest.mark.skipif(
+    not (DEV_VENV / "bin" / "griffe").is_file(), reason=f"griffe not installed in {DEV_VENV}"
+)
+
+
+def test_api_check_without_tag_passes_with_notice(repo: Path) -> None:
+    done = _tool(repo, "api-check", "demo-pkg")
+    assert done.returncode == 0, done.stderr
+    assert "no tag yet for demo-pkg: nothing to compare" in done.stdout
+
+
+@needs_griffe
+def test_api_check_flags_removed_parameter_and_function(repo: Path) -> None:
+    _git(repo, "tag", "-a", "demo-pkg-v0.1.0", "-m", "demo-pkg 0.1.0")
+    init = repo / "packages/demo-pkg/src/demo_pkg/__init__.py"
+    init.write_text(init.read_text().replace(", factor: float = 2.0", "").replace("x * factor", "x * 2.0"))
+
+    done = _tool(repo, "api-check", "demo-pkg")
+
+    assert done.returncode == 1
+    output = done.stdout + done.stderr
+    assert "scale(factor): Parameter was removed" in output
+    assert "demo-pkg vs demo-pkg-v0.1.0" in done.stdout
+
+    init.write_text(PKG_CODE.replace('"shift"]', "]").split("\n\ndef shift")[0] + "\n")
+    done = _tool(repo, "api-check", "demo-pkg")
+    assert done.returncode == 1
+    assert "shift: Public object was removed" in done.stdout + done.stderr
+
+
+@needs_griffe
+def test_api_check_uses_highest_version_tag_and_passes_when_compatible(repo: Path) -> None:
+    _git(repo, "tag", "-a", "demo-pkg-v0.9.0", "-m", "old")
+    _git(repo, "tag", "-a", "repro-core-v5.0.0", "-m", "another distribution's tag")
+    init = repo / "packages/demo-pkg/src/demo_pkg/__init__.py"
+    init.write_text(init.read_text() + "\n\ndef added(x: float) -> float:\n    return x\n")
+    _git(repo, "commit", "-q", "-am", "add a function")
+    _git(repo, "tag", "-a", "demo-pkg-v0.10.0", "-m", "new")
+
+    done = _tool(repo, "api-check", "--all")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "demo-pkg vs demo-pkg-v0.10.0: no breaking change" in done.stdout
+    assert "repro-core vs repro-core-v5.0.0: no breaking change" in done.stdout
+
+
+def test_api_check_bad_usage(repo: Path) -> None:
+    for args in ([], ["--all", "demo-pkg"], ["nope"]):
+        done = _tool(repo, "api-check", *args)
+        assert done.returncode == 2, args
+        assert len(done.stderr.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------------------------------------------------ helpers
+
+
+@pytest.mark.parametrize(
+    ("current", "bump", "expected"),
+    [
+        ("0.1.0.dev0", "patch", "0.1.0"),
+        ("0.1.0.dev0", "minor", "0.1.0"),
+        ("0.1.0.dev0", "major", "1.0.0"),
+        ("0.1.1.dev0", "minor", "0.2.0"),
+        ("1.0.0rc1", "major", "1.0.0"),
+        ("0.3.2", "patch", "0.3.3"),
+        ("0.3.2", "minor", "0.4.0"),
+        ("0.3.2", "major", "1.0.0"),
+        ("0.3.2", "0.5.0b1", "0.5.0b1"),
+    ],
+)
+def test_bump_version(current: str, bump: str, expected: str) -> None:
+    assert repo_helpers.bump_version(current, bump) == expected
+
+
+def test_bump_version_rejects_downgrade_and_garbage() -> None:
+    with pytest.raises(ValueError, match="must be higher"):
+        repo_helpers.bump_version("0.3.0", "0.3.0")
+    with pytest.raises(ValueError, match="not a version"):
+        repo_helpers.bump_version("0.3.0", "next")
+
+
+@pytest.mark.parametrize(
+    ("version", "spec", "inside"),
+    [
+        ("0.1.0", ">=0.1.0.dev0,<0.2", True),
+        ("0.1.0.dev0", ">=0.1.0.dev0,<0.2", True),
+        ("0.2.0", ">=0.1.0.dev0,<0.2", False),
+        ("0.2.0.dev0", "<0.2", False),
+        ("1.9.3", "~=1.2", True),
+        ("2.0.0", "~=1.2", False),
+        ("0.3.7", "==0.3.*", True),
+        ("0.4", "!=0.4.0", False),
+    ],
+)
+def test_satisfies(version: str, spec: str, inside: bool) -> None:
+    assert repo_helpers.satisfies(version, spec) is inside
+
+
+def test_version_order_and_ranges() -> None:
+    order = ["0.9.0", "0.10.0.dev0", "0.10.0a1", "0.10.0rc2", "0.10.0", "0.10.0.post1", "1.0"]
+    parsed = [repo_helpers.Version.parse(v) for v in order]
+    assert all(a < b for a, b in itertools.pairwise(parsed))
+    assert repo_helpers.format_range("0.3.0") == ">=0.3,<0.4"
+    assert repo_helpers.format_range("1.2.0") == "~=1.2"
