@@ -1,46 +1,23 @@
-"""The bt2-compat skeleton: installable, CLI answers, reproduction registered and honest."""
+"""The bt2-compat skeleton: CLI and reproduction conventions (repro_core.testing), and an honest pending report."""
 
 from __future__ import annotations
 
-import json
-from importlib.metadata import entry_points, version
+from pathlib import Path
 
-import pytest
+from repro_core.report import Verdict
+from repro_core.testing import check_package_cli, check_reproduction
 
 import bt2_compat
 from bt2_compat.cli import main
 from bt2_compat.reproduction import quick
-from repro_core.report import ReproductionContext, Verdict
 
 
-def test_version_matches_metadata() -> None:
-    assert bt2_compat.__version__ == version("bt2-compat")
+def test_cli_conventions(tmp_path: Path) -> None:
+    check_package_cli("bt2-compat", main, tmp_path)
 
 
-def test_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_help:
-        main(["--help"])
-    assert exit_help.value.code == 0
-    assert "reproduce" in capsys.readouterr().out
-    with pytest.raises(SystemExit) as exit_version:
-        main(["--version"])
-    assert exit_version.value.code == 0
-    assert bt2_compat.__version__ in capsys.readouterr().out
-
-
-def test_reproduction_is_registered() -> None:
-    names = {ep.name: ep.value for ep in entry_points(group="repro.reproductions")}
-    assert names["bt2-compat"] == "bt2_compat.reproduction:quick"
-
-
-def test_quick_reproduction_reports_pending_honestly(tmp_path) -> None:
-    results = quick(ReproductionContext(out_dir=tmp_path))
-    assert results and all(r.verdict is Verdict.PENDING and r.our_value is None for r in results)
+def test_quick_reproduction_reports_pending_honestly(tmp_path: Path) -> None:
+    results = check_reproduction("bt2-compat", quick, tmp_path)
+    assert all(r.verdict is Verdict.PENDING and r.our_value is None for r in results)
     assert all("not implemented" in r.note for r in results)
-
-
-def test_reproduce_json(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["reproduce", "--out", str(tmp_path), "--json"]) == 0
-    payload = json.loads(capsys.readouterr().out)
-    assert [o["package"] for o in payload["outcomes"]] == ["bt2-compat"]
-    assert (tmp_path / "index.md").read_text().count("bt2-compat") >= 2
+    assert bt2_compat.PAPER.startswith("arXiv:")
