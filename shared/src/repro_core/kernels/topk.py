@@ -1,0 +1,302 @@
+"""Streaming top-k similarity search that never builds the full query-by-gallery score matrix.
+
+`topk_similarity` walks over the gallery in chunks, scores each chunk against all queries (torch matmul, or a
+Triton kernel that fuses the matmul with the metric on CUDA) and merges the chunk's best candidates into a running
+top-k. Peak extra memory is one score block of `[query_block, chunk]` plus `O(n_queries * k)` (and, for cosine
+and l2, an `[n_gallery]` vector of gallery norms), instead of the `[n_queries, n_gallery]` matrix of the naive
+`queries @ gallery.T` + `torch.topk`. Rows whose top-k boundary is tied are re-sorted whole within the chunk, so
+tie-heavy data can briefly need a few more blocks' worth.
+
+Ties are broken by the lower gallery index, exactly and deterministically: `torch.topk` does not say which of
+several equal values it returns, so each chunk takes `k + 1` candidates, and a row whose k-th and (k+1)-th values
+are equal (a tie straddling the cut) is redone with a stable sort; the merge orders candidates by (score, index)
+with stable sorts. Random float data almost never ties, so the fast path is a plain `topk` per chunk.
+
+Scores are computed as (the Triton kernel uses the same operation order, so exact inputs give equal results):
+
+- ``dot``:    ``q . g`` (higher is better);
+- ``cosine``: ``((q . g) * (1 / ||q||)) * (1 / ||g||)``, with ``1 / ||x|| = 0`` for a zero vector, so a zero vector
+  has cosine 0 with everything (higher is better);
+- ``l2``:     ``sqrt(max(((-2 q . g) + ||g||^2) + ||q||^2, 0))``, the Euclidean distance (LOWER is better).
+"""
+
+from __future__ import annotations
+
+import logging
+import numbers
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from repro_core._optional import require
+from repro_core.kernels._common import as_float_tensor, resolve_backend
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["METRICS", "topk_similarity"]
+
+logger = logging.getLogger(__name__)
+
+#: Accepted values of `topk_similarity(metric=...)`.
+METRICS = ("cosine", "dot", "l2")
+
+#: Bytes one score block may take, per device type. Tuned on a 2-core CPU with
+#: `shared/benchmarks/bench_topk.py`: smaller blocks pay per-call overhead in `torch.topk`, larger ones fall
+#: out of the last-level cache and cost memory.
+_BLOCK_BUDGET_BYTES = {"cpu": 32 * 2**20, "cuda": 256 * 2**20}
+_DEFAULT_BUDGET_BYTES = 32 * 2**20
+#: Below this many gallery rows per chunk the per-chunk overhead dominates, so queries are split instead.
+_MIN_CHUNK = 1024
+
+
+def _plan_blocks(n_queries: int, n_gallery: int, itemsize: int, device_type: str) -> tuple[int, int]:
+    """(query_block, chunk) so that one `[query_block, chunk]` score block fits the device's byte budget.
+
+    Why: the score block is the only large temporary, so bounding it bounds peak memory; the budget
+    (`_BLOCK_BUDGET_BYTES`, ~32 MiB on CPU) keeps the block near the last-level cache. All queries are kept in one
+    block unless that would force chunks below `_MIN_CHUNK` gallery rows, in which case queries are split too.
+    The budget is fixed rather than derived from free memory (`repro_core.device.auto_chunk_size`): a block sized
+    for the cache is faster than one sized for the RAM, and bounded memory is the point of streaming.
+    """
+    budget = _BLOCK_BUDGET_BYTES.get(device_type, _DEFAULT_BUDGET_BYTES)
+    n_queries = max(n_queries, 1)
+    chunk = budget // (n_queries * itemsize)
+    if chunk >= _MIN_CHUNK or chunk >= n_gallery:
+        return n_queries, max(1, min(chunk, n_gallery))
+    chunk = min(_MIN_CHUNK, n_gallery)
+    query_block = max(1, budget // (chunk * itemsize))
+    return min(query_block, n_queries), chunk
+
+
+def _check_int(value: Any, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name}: expected an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name}: must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def topk_similarity(
+    queries: torch.Tensor | np.ndarray,
+    gallery: torch.Tensor | np.ndarray,
+    k: int,
+    metric: str = "cosine",
+    chunk_size: int | None = None,
+    backend: str = "auto",
+) -> tuple[Any, Any]:
+    """The `k` best gallery rows for every query, best first, without materialising all pairwise scores.
+
+    Args:
+        queries: `[n_queries, dim]` float tensor or numpy array.
+        gallery: `[n_gallery, dim]`, same `dim`; tensors must be on the same device as `queries`.
+        k: how many neighbours per query, `1 <= k <= n_gallery`.
+        metric: "cosine" or "dot" (similarities, higher is better) or "l2" (Euclidean DISTANCES, lower is better:
+            the returned scores are distances, sorted ascending).
+        chunk_size: gallery rows scored per step; None picks it from a ~32 MiB score-block budget (CPU).
+        backend: "torch", "triton" (fused Triton score kernel; CUDA, or CPU under `TRITON_INTERPRET=1`), or
+            "auto" (Triton for CUDA float16/bfloat16/float32 inputs when triton is installed, else torch).
+
+    Returns:
+        `(scores, indices)`, both `[n_queries, k]`, best first; ties are broken by the lower gallery index.
+        `scores` has the inputs' (promoted) floating dtype, `indices` is int64. If both inputs are numpy arrays
+        the results are numpy arrays; otherwise torch tensors on the inputs' device. Integer inputs are scored as
+        float32. NaN scores rank in an unspecified position. Computed under `torch.no_grad()` (no autograd).
+
+    Raises:
+        ValueError: bad `k`, `metric`, `chunk_size` or `backend`; inputs that are not 2-D, whose `dim` differ,
+            or that sit on different devices. `MissingExtraError` without torch (or triton for backend="triton").
+    """
+    torch = require("torch", "repro_core.kernels.topk_similarity")
+    if metric not in METRICS:
+        raise ValueError(f"metric: expected one of {METRICS}, got {metric!r}")
+    k = _check_int(k, "k", 1)
+    if chunk_size is not None:
+        chunk_size = _check_int(chunk_size, "chunk_size", 1)
+    numpy_out = isinstance(queries, np.ndarray) and isinstance(gallery, np.ndarray)
+    q = as_float_tensor(torch, queries, "queries")
+    g = as_float_tensor(torch, gallery, "gallery")
+    if isinstance(queries, np.ndarray) and not isinstance(gallery, np.ndarray):
+        q = q.to(g.device)
+    if isinstance(gallery, np.ndarray) and not isinstance(queries, np.ndarray):
+        g = g.to(q.device)
+    if q.ndim != 2:
+        raise ValueError(f"queries: expected a 2-D [n_queries, dim] array, got shape {tuple(q.shape)}")
+    if g.ndim != 2:
+        raise ValueError(f"gallery: expected a 2-D [n_gallery, dim] array, got shape {tuple(g.shape)}")
+    if q.shape[1] != g.shape[1]:
+        raise ValueError(f"gallery: dim {g.shape[1]} does not match the queries' dim {q.shape[1]}")
+    if q.device != g.device:
+        raise ValueError(f"gallery: on device {g.device}, but queries are on {q.device}")
+    n_queries, n_gallery = q.shape[0], g.shape[0]
+    if k > n_gallery:
+        raise ValueError(f"k: {k} is larger than the gallery ({n_gallery} rows)")
+    dtype = torch.promote_types(q.dtype, g.dtype)
+    q, g = q.to(dtype), g.to(dtype)
+
+    triton_dtypes = (torch.float16, torch.bfloat16, torch.float32)  # tl.dot has no float64 path
+    which = resolve_backend(backend, q.device, triton_ok=dtype in triton_dtypes)
+    if which == "triton" and dtype not in triton_dtypes:
+        raise ValueError(f"backend: 'triton' supports float16, bfloat16 and float32, not {dtype}; use 'torch'")
+    score_fn: Any = _torch_score_block
+    if which == "triton":
+        from repro_core.kernels._triton_topk import score_block as score_fn
+
+    if chunk_size is None:
+        query_block, chunk = _plan_blocks(n_queries, n_gallery, q.element_size(), q.device.type)
+    else:
+        query_block, chunk = max(n_queries, 1), min(chunk_size, n_gallery)
+    logger.debug(
+        "topk_similarity: %d x %d (dim %d), k=%d, metric=%s, backend=%s, query_block=%d, chunk=%d",
+        n_queries, n_gallery, q.shape[1], k, metric, which, query_block, chunk,
+    )
+
+    scores = torch.empty((n_queries, k), dtype=dtype, device=q.device)
+    indices = torch.empty((n_queries, k), dtype=torch.int64, device=q.device)
+    largest = metric != "l2"
+    with torch.no_grad():
+        g_aux = _gallery_aux(torch, g, metric)
+        for start in range(0, n_queries, query_block):
+            stop = min(start + query_block, n_queries)
+            vals, idx = _stream_block(torch, q[start:stop], g, g_aux, k, metric, chunk, largest, score_fn)
+            scores[start:stop] = vals
+            indices[start:stop] = idx
+    if numpy_out:
+        return scores.cpu().numpy(), indices.cpu().numpy()
+    return scores, indices
+
+
+def _row_aux(torch: Any, x: torch.Tensor, metric: str) -> torch.Tensor | None:
+    """`x: [n, dim] -> [n]` per-row factor of the metric: 1/||x|| (cosine; 0 for a zero row), ||x||^2 (l2), None (dot).
+
+    A plain sum of squares (exact for small integer data, which the tie tests rely on), in at least float32 so
+    that half-precision norms cannot overflow.
+    """
+    if metric == "dot":
+        return None
+    if x.dtype not in (torch.float32, torch.float64):
+        x = x.float()
+    sq = (x * x).sum(dim=1)
+    if metric == "l2":
+        return sq
+    norms = torch.sqrt(sq)
+    return torch.where(norms > 0, 1.0 / norms, torch.zeros_like(norms))
+
+
+def _gallery_aux(torch: Any, g: torch.Tensor, metric: str) -> torch.Tensor | None:
+    """`_row_aux` of the whole gallery `[n_gallery, dim] -> [n_gallery]`, in pieces of about one block budget.
+
+    Done once up front rather than per chunk: on a busy 2-core machine every multi-threaded op costs a thread
+    wake-up, so a few large ops beat several small ones per chunk. The `[piece, dim]` temporary of the squares is
+    kept to a quarter of the block budget, so that it never sets the peak.
+    """
+    if metric == "dot":
+        return None
+    budget = _BLOCK_BUDGET_BYTES.get(g.device.type, _DEFAULT_BUDGET_BYTES)
+    piece = max(1, budget // (4 * max(g.shape[1], 1) * max(g.element_size(), 4)))
+    parts = [_row_aux(torch, g[start : start + piece], metric) for start in range(0, g.shape[0], piece)]
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
+def _torch_score_block(
+    torch: Any,
+    q: torch.Tensor,
+    g: torch.Tensor,
+    q_aux: torch.Tensor | None,
+    g_aux: torch.Tensor | None,
+    metric: str,
+    out: torch.Tensor,
+) -> None:
+    """Write the `[n_q, n_g]` scores of `q: [n_q, dim]` against `g: [n_g, dim]` into `out`, in place."""
+    torch.mm(q, g.t(), out=out)
+    if metric == "cosine":
+        out.mul_(q_aux[:, None]).mul_(g_aux[None, :])
+    elif metric == "l2":
+        out.mul_(-2.0).add_(g_aux[None, :]).add_(q_aux[:, None]).clamp_(min=0).sqrt_()
+
+
+def _stream_block(
+    torch: Any,
+    q: torch.Tensor,
+    g: torch.Tensor,
+    g_aux_all: torch.Tensor | None,
+    k: int,
+    metric: str,
+    chunk: int,
+    largest: bool,
+    score_fn: Any,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Running top-k of the queries `q: [n_q, dim]` over the whole gallery, one chunk of rows at a time.
+
+    `g_aux_all: [n_gallery]` is `_gallery_aux(g)`; `score_fn` writes one chunk's scores (torch or Triton).
+
+    Returns `([n_q, k] scores, [n_q, k] int64 indices)` ordered by (score best first, index ascending).
+    """
+    n_q, n_gallery = q.shape[0], g.shape[0]
+    q_aux = _row_aux(torch, q, metric)
+    buffer = torch.empty(n_q * min(chunk, n_gallery), dtype=q.dtype, device=q.device)
+    best_vals: torch.Tensor | None = None
+    best_idx: torch.Tensor | None = None
+    for offset in range(0, n_gallery, chunk):
+        g_chunk = g[offset : offset + chunk]
+        width = g_chunk.shape[0]
+        g_aux = None if g_aux_all is None else g_aux_all[offset : offset + width]
+        block = buffer[: n_q * width].view(n_q, width)
+        score_fn(torch, q, g_chunk, q_aux, g_aux, metric, block)
+        vals, pos = _chunk_candidates(torch, block, min(k, width), largest)
+        pos = pos + offset
+        if best_vals is None:
+            best_vals, best_idx = vals, pos
+        else:
+            best_vals, best_idx = _merge(torch, best_vals, best_idx, vals, pos, k, largest)
+    if best_vals is None or best_idx is None:  # n_gallery >= k >= 1, so this never happens
+        raise RuntimeError("empty gallery")
+    return _order(torch, best_vals, best_idx, largest)
+
+
+def _chunk_candidates(
+    torch: Any, block: torch.Tensor, kc: int, largest: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The `kc` best columns of each row of `block: [n_q, width]`, exact under ties (lowest column wins).
+
+    The returned order within a row is unspecified (the merge orders it). `topk` with one extra candidate tells
+    whether a tie straddles the cut: if the kc-th and (kc+1)-th values differ the selected set is exact; rows where
+    they are equal are redone with a stable sort, which keeps the lowest columns among equal values.
+    """
+    width = block.shape[1]
+    if kc >= width:
+        positions = torch.arange(width, device=block.device).expand(block.shape[0], width)
+        return block.clone(), positions
+    vals, pos = torch.topk(block, kc + 1, dim=1, largest=largest, sorted=True)
+    straddle = vals[:, kc] == vals[:, kc - 1]
+    vals, pos = vals[:, :kc], pos[:, :kc]
+    if bool(straddle.any()):
+        rows = straddle.nonzero().squeeze(1)
+        exact_vals, exact_pos = torch.sort(block[rows], dim=1, descending=largest, stable=True)
+        vals = vals.index_copy(0, rows, exact_vals[:, :kc])
+        pos = pos.index_copy(0, rows, exact_pos[:, :kc])
+    return vals, pos
+
+
+def _order(
+    torch: Any, vals: torch.Tensor, idx: torch.Tensor, largest: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sort each row of `(vals, idx): [n, m]` by (value best first, index ascending) with two stable sorts."""
+    idx, perm = torch.sort(idx, dim=1)
+    vals = vals.gather(1, perm)
+    vals, perm = torch.sort(vals, dim=1, descending=largest, stable=True)
+    return vals, idx.gather(1, perm)
+
+
+def _merge(
+    torch: Any,
+    best_vals: torch.Tensor,
+    best_idx: torch.Tensor,
+    vals: torch.Tensor,
+    idx: torch.Tensor,
+    k: int,
+    largest: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keep the `k` best of the running `[n, k']` and the chunk's `[n, kc]` candidates, (score, index) exact."""
+    all_vals, all_idx = _order(torch, torch.cat([best_vals, vals], dim=1), torch.cat([best_idx, idx], dim=1), largest)
+    return all_vals[:, :k], all_idx[:, :k]
