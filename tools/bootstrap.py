@@ -69,7 +69,7 @@ def ensure_env(*, quiet: bool = False) -> Path:
     try:
         _run([*pip, "-r", "requirements-dev.txt"], env=env)
     except subprocess.CalledProcessError as exc:
-        sys.exit(f"error: installing the development environment failed (exit {exc.returncode}); see pip's output above")
+        sys.exit(f"error: installing the development environment failed (exit {exc.returncode}); see pip's output")
     _check_torch(python)
     STAMP.write_text(wanted + "\n")
     return python

@@ -117,7 +117,10 @@ def main(argv: list[str] | None = None) -> int:
             result = json.loads(out.stdout.strip().splitlines()[-1])
             runs[variant].append(result)
             logger.info(
-                "repeat %d %-14s %s s  %7.1f MiB", rep, variant, " ".join(f"{t:.3f}" for t in result["seconds"]),
+                "repeat %d %-14s %s s  %7.1f MiB",
+                rep,
+                variant,
+                " ".join(f"{t:.3f}" for t in result["seconds"]),
                 result["peak_extra_bytes"] / 2**20,
             )
     summary: dict[str, Any] = {

@@ -95,17 +95,17 @@ def test_load_refuses_arbitrary_pickles(tmp_path: Path) -> None:
     path = tmp_path / "evil.pt"
     with path.open("wb") as handle:
         torch.save({"model": Exploit()}, handle, pickle_module=pickle)
-    with pytest.raises(InputError, match="evil.pt: cannot load checkpoint"):
+    with pytest.raises(InputError, match=r"evil\.pt: cannot load checkpoint"):
         load_checkpoint(path)
     assert not marker.exists()
 
 
 def test_load_errors_name_the_file(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="missing.pt: checkpoint not found"):
+    with pytest.raises(InputError, match=r"missing\.pt: checkpoint not found"):
         load_checkpoint(tmp_path / "missing.pt")
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a checkpoint")
-    with pytest.raises(InputError, match="garbage.pt"):
+    with pytest.raises(InputError, match=r"garbage\.pt"):
         load_checkpoint(garbage)
     scalar = tmp_path / "scalar.pt"
     torch.save(torch.zeros(2), scalar)
@@ -152,8 +152,15 @@ def test_interrupted_training_resumes_to_the_same_result(tmp_path: Path) -> None
             optimiser.zero_grad()
             model(batch).pow(2).mean().backward()
             optimiser.step()
-            manager.save({"step": step, "model": model.state_dict(), "optimizer": optimiser.state_dict(),
-                          "rng": generator.get_state()}, step)
+            manager.save(
+                {
+                    "step": step,
+                    "model": model.state_dict(),
+                    "optimizer": optimiser.state_dict(),
+                    "rng": generator.get_state(),
+                },
+                step,
+            )
             if stop_at is not None and step == stop_at:
                 break
         return torch.cat([p.detach().flatten() for p in model.parameters()])

@@ -47,15 +47,23 @@ WORKER = textwrap.dedent(
 def test_two_process_gloo_run(tmp_path: Path) -> None:
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", "--nproc_per_node=2",
-           str(script), str(tmp_path)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nnodes=1",
+        "--nproc_per_node=2",
+        str(script),
+        str(tmp_path),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert ranks[0]["ctx"] == [0, 2, 0, "gloo", True]
     assert ranks[1]["ctx"] == [1, 2, 1, "gloo", False]
     assert ranks[0]["total"] == ranks[1]["total"] == 3.0
-    assert ranks[0]["init"] == ranks[1]["init"]                    # shared stream: same model init
+    assert ranks[0]["init"] == ranks[1]["init"]  # shared stream: same model init
     gathered = ranks[0]["gathered"]
     assert gathered == ranks[1]["gathered"] and gathered[0] != gathered[1]  # per-rank data streams differ
     assert (tmp_path / "main.txt").read_text() == "written by rank 0"

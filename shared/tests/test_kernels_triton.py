@@ -96,9 +96,7 @@ def _check(results: dict[str, Any]) -> None:
 @pytest.fixture(scope="module")
 def interpreted() -> dict[str, Any]:
     env = {**os.environ, "TRITON_INTERPRET": "1", "CUDA_VISIBLE_DEVICES": ""}
-    proc = subprocess.run(
-        [sys.executable, "-c", COMPARE, "cpu"], capture_output=True, text=True, env=env, timeout=600
-    )
+    proc = subprocess.run([sys.executable, "-c", COMPARE, "cpu"], capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 

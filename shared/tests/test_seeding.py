@@ -25,7 +25,7 @@ from repro_core.seeding import (
 
 
 def _draw_all() -> tuple[float, np.ndarray, torch.Tensor]:
-    return random.random(), np.random.rand(5), torch.rand(5)  # noqa: NPY002
+    return random.random(), np.random.rand(5), torch.rand(5)
 
 
 def test_seed_everything_repeats_bit_for_bit() -> None:
@@ -50,7 +50,9 @@ def test_seed_everything_returns_a_jax_key_and_turns_on_determinism() -> None:
 def test_training_step_is_bit_identical_on_cpu() -> None:
     def train() -> torch.Tensor:
         seed_everything(0)
-        model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Dropout(0.2), torch.nn.Linear(16, 1))
+        model = torch.nn.Sequential(
+            torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Dropout(0.2), torch.nn.Linear(16, 1)
+        )
         optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
         data = torch.randn(32, 8)
         for _ in range(5):
@@ -103,8 +105,9 @@ def test_non_int_seed_and_names_are_rejected() -> None:
 def test_generators_follow_their_stream() -> None:
     g1, g2 = torch_generator(3, "init"), torch_generator(3, "init")
     assert torch.equal(torch.rand(4, generator=g1), torch.rand(4, generator=g2))
-    assert not torch.equal(torch.rand(4, generator=torch_generator(3, "init")),
-                           torch.rand(4, generator=torch_generator(3, "data")))
+    assert not torch.equal(
+        torch.rand(4, generator=torch_generator(3, "init")), torch.rand(4, generator=torch_generator(3, "data"))
+    )
     assert np.array_equal(numpy_rng(3, "x").random(3), numpy_rng(3, "x").random(3))
 
 

@@ -14,6 +14,7 @@ import pytest
 from repro_core import umbrella
 from repro_core.report import ClaimResult, ReproductionContext, Verdict, new_figure, save_figure
 
+
 def good(context: ReproductionContext) -> list[ClaimResult]:
     figure = new_figure()
     figure.add_subplot().plot([0, 1], [0, 1])
@@ -31,8 +32,10 @@ def wrong_type(context: ReproductionContext) -> list[ClaimResult]:
 
 def _fake_discover(monkeypatch: pytest.MonkeyPatch) -> None:
     # Entry points that resolve to the functions above (pytest registers this module under __name__).
-    entries = {name: EntryPoint(name, f"{__name__}:{name.replace('-', '_')}", umbrella.ENTRY_POINT_GROUP)
-               for name in ("good", "broken", "wrong-type")}
+    entries = {
+        name: EntryPoint(name, f"{__name__}:{name.replace('-', '_')}", umbrella.ENTRY_POINT_GROUP)
+        for name in ("good", "broken", "wrong-type")
+    }
     entries["missing"] = EntryPoint("missing", "no_such_module_xyz:quick", umbrella.ENTRY_POINT_GROUP)
     monkeypatch.setattr(umbrella, "discover", lambda: dict(sorted(entries.items())))
 

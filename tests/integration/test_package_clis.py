@@ -27,13 +27,13 @@ def test_console_script(name: str, tmp_path: Path) -> None:
     assert f"usage: {name}" in help_text and "reproduce" in help_text
     version = subprocess.run([script, "--version"], capture_output=True, text=True, check=True).stdout
     assert version.startswith(f"{name} 0.") and "repro-core" in version
-    run = subprocess.run([script, "reproduce", "--out", str(tmp_path), "--json"], capture_output=True, text=True,
-                         check=False)
+    run = subprocess.run(
+        [script, "reproduce", "--out", str(tmp_path), "--json"], capture_output=True, text=True, check=False
+    )
     assert run.returncode == 0, run.stderr
     payload = json.loads(run.stdout)
     assert payload["outcomes"][0]["package"] == name
-    bad = subprocess.run([script, "reproduce", "--seed", "not-a-number"], capture_output=True, text=True,
-                         check=False)
+    bad = subprocess.run([script, "reproduce", "--seed", "not-a-number"], capture_output=True, text=True, check=False)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
 
 
@@ -46,8 +46,12 @@ def test_every_package_registers_a_reproduction() -> None:
 
 @pytest.mark.integration
 def test_umbrella_report_lists_every_package(tmp_path: Path) -> None:
-    proc = subprocess.run([_script("repro"), "reproduce", "--out", str(tmp_path / "report"), "--json"],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [_script("repro"), "reproduce", "--out", str(tmp_path / "report"), "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert sorted(o["package"] for o in json.loads(proc.stdout)["outcomes"]) == sorted(PACKAGES)
     index = (tmp_path / "report" / "index.md").read_text()

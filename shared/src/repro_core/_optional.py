@@ -10,7 +10,7 @@ from types import ModuleType
 
 from repro_core.errors import MissingExtraError
 
-__all__ = ["require", "has_module"]
+__all__ = ["has_module", "require"]
 
 #: The extra of repro-core that provides each optional module.
 EXTRA_FOR = {"torch": "torch", "jax": "jax", "triton": "triton", "matplotlib": "plot"}

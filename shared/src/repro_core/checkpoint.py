@@ -103,7 +103,8 @@ def load_checkpoint(path: str | os.PathLike[str], *, map_location: Any = "cpu") 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt or unsafe files
-        raise InputError(f"cannot load checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0]})", path=path) from exc
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+        raise InputError(f"cannot load checkpoint ({reason})", path=path) from exc
     if not isinstance(state, dict):
         raise InputError(f"checkpoint holds a {type(state).__name__}, expected a dict", path=path)
     return state
@@ -169,4 +170,3 @@ def resume_or_start(
     """The latest checkpoint's state and True, or `init()` and False on a fresh run."""
     state = manager.load_latest(map_location=map_location)
     return (state, True) if state is not None else (init(), False)
-

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from os import PathLike
 
-__all__ = ["ReproError", "InputError", "ConfigError", "MissingExtraError"]
+__all__ = ["ConfigError", "InputError", "MissingExtraError", "ReproError"]
 
 
 class ReproError(Exception):

@@ -13,7 +13,7 @@ import math
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ __all__ = [
 Value = float | int | str | None
 
 
-class Verdict(str, Enum):
+class Verdict(StrEnum):
     """How a claim fared."""
 
     REPRODUCED = "reproduced"  # measured, within tolerance of the paper

@@ -122,7 +122,7 @@ def seed_everything(seed: int, *, deterministic: bool = True) -> Any:
     torch = _import_if_installed("torch")
     jax = _import_if_installed("jax")
     random.seed(seed)
-    np.random.seed(seed)  # noqa: NPY002 - the legacy global state is exactly what this function must seed
+    np.random.seed(seed)
     if torch is not None:
         torch.manual_seed(seed)  # also seeds every CUDA device
         if deterministic:
@@ -145,7 +145,7 @@ def fork_rng(*, torch_devices: list[int] | None = None) -> Iterator[None]:
     stream. torch is saved only if it is already imported; `torch_devices` limits the CUDA devices saved.
     """
     py_state = random.getstate()
-    np_state = np.random.get_state()  # noqa: NPY002
+    np_state = np.random.get_state()
     torch = sys.modules.get("torch")
     torch_state = cuda_states = None
     devices: list[int] = []
@@ -158,7 +158,7 @@ def fork_rng(*, torch_devices: list[int] | None = None) -> Iterator[None]:
         yield
     finally:
         random.setstate(py_state)
-        np.random.set_state(np_state)  # noqa: NPY002
+        np.random.set_state(np_state)
         if torch is not None and torch_state is not None:
             torch.random.set_rng_state(torch_state)
             if cuda_states is not None:

@@ -65,8 +65,9 @@ def _distribution_version(name: str) -> str:
         return "unknown"
 
 
-def run_one(name: str, entry: EntryPoint | Callable[[ReproductionContext], list[ClaimResult]], out_dir: Path,
-            seed: int) -> ReproductionOutcome:
+def run_one(
+    name: str, entry: EntryPoint | Callable[[ReproductionContext], list[ClaimResult]], out_dir: Path, seed: int
+) -> ReproductionOutcome:
     """Load and run one reproduction; any exception becomes a FAILED outcome instead of propagating."""
     outcome = ReproductionOutcome(package=name, version=_distribution_version(name))
     context = ReproductionContext(out_dir=out_dir / name, seed=derive_seed(seed, name))
@@ -82,8 +83,13 @@ def run_one(name: str, entry: EntryPoint | Callable[[ReproductionContext], list[
         logger.debug("reproduction %s failed:\n%s", name, traceback.format_exc())
         outcome.error = f"{type(exc).__name__}: {exc}"
         outcome.results = [
-            ClaimResult(claim="quick reproduction", metric="-", verdict=Verdict.FAILED, package=name,
-                        note=f"failed: {outcome.error}")
+            ClaimResult(
+                claim="quick reproduction",
+                metric="-",
+                verdict=Verdict.FAILED,
+                package=name,
+                note=f"failed: {outcome.error}",
+            )
         ]
     outcome.seconds = time.perf_counter() - start
     if context.out_dir.is_dir():
@@ -97,8 +103,10 @@ def run_all(out_dir: Path, *, seed: int = 0, only: Sequence[str] | None = None) 
     if only:
         unknown = sorted(set(only) - set(registered))
         if unknown:
-            raise ConfigError(f"--only: no reproduction registered for {', '.join(unknown)} "
-                              f"(registered: {', '.join(registered) or 'none'})")
+            raise ConfigError(
+                f"--only: no reproduction registered for {', '.join(unknown)} "
+                f"(registered: {', '.join(registered) or 'none'})"
+            )
         registered = {name: ep for name, ep in registered.items() if name in only}
     outcomes = []
     for name, entry in progress(registered.items(), total=len(registered), desc="reproductions", unit="pkg"):
@@ -145,16 +153,21 @@ def write_report(outcomes: Sequence[ReproductionOutcome], out_dir: Path, *, seed
 
 def add_reproduce_command(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the `reproduce` subcommand every package CLI offers (same options as `repro reproduce`)."""
-    run = commands.add_parser("reproduce", parents=[common_options()], help="run this package's quick reproduction",
-                              description="Run this package's quick reproduction on its embedded default data and "
-                                          "write OUT/index.md, OUT/results.json and figures.")
+    run = commands.add_parser(
+        "reproduce",
+        parents=[common_options()],
+        help="run this package's quick reproduction",
+        description="Run this package's quick reproduction on its embedded default data and "
+        "write OUT/index.md, OUT/results.json and figures.",
+    )
     run.add_argument("--out", type=Path, default=Path("report"), help="report folder (default: ./report)")
     run.add_argument("--seed", type=int, default=0, help="experiment seed (default: 0)")
     return run
 
 
-def reproduce_package(name: str, quick: Callable[[ReproductionContext], list[ClaimResult]],
-                      args: argparse.Namespace) -> int:
+def reproduce_package(
+    name: str, quick: Callable[[ReproductionContext], list[ClaimResult]], args: argparse.Namespace
+) -> int:
     """Run one package's reproduction as its own CLI's `reproduce` subcommand; 1 if it failed."""
     outcome = run_one(name, quick, args.out, args.seed)
     index = write_report([outcome], args.out, seed=args.seed)
@@ -172,8 +185,10 @@ def _human_summary(payload: dict) -> str:
     rows = [f"{'package':<16} {'claim':<48} {'paper':>8} {'ours':>8}  verdict"]
     for outcome in payload["outcomes"]:
         for r in outcome.results:
-            rows.append(f"{outcome.package:<16} {r.claim[:48]:<48} {format_value(r.paper_value):>8} "
-                        f"{format_value(r.our_value):>8}  {r.verdict.value}")
+            rows.append(
+                f"{outcome.package:<16} {r.claim[:48]:<48} {format_value(r.paper_value):>8} "
+                f"{format_value(r.our_value):>8}  {r.verdict.value}"
+            )
     rows.append(f"report: {payload['index']}")
     return "\n".join(rows)
 
@@ -190,10 +205,14 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def _main(args: argparse.Namespace) -> int:
     if args.command == "list":
-        registered = {name: {"entry_point": ep.value, "version": _distribution_version(name)}
-                      for name, ep in discover().items()}
-        emit(registered, as_json=args.json,
-             human=lambda r: "\n".join(f"{n} {v['version']}  ({v['entry_point']})" for n, v in r.items()))
+        registered = {
+            name: {"entry_point": ep.value, "version": _distribution_version(name)} for name, ep in discover().items()
+        }
+        emit(
+            registered,
+            as_json=args.json,
+            human=lambda r: "\n".join(f"{n} {v['version']}  ({v['entry_point']})" for n, v in r.items()),
+        )
         return 0
     outcomes = run_all(args.out, seed=args.seed, only=args.only)
     index = write_report(outcomes, args.out, seed=args.seed)

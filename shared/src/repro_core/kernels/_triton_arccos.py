@@ -47,9 +47,17 @@ def _arccos(c, s, pi, IS_FP64: tl.constexpr):
 
 @triton.jit
 def _nngp_ntk_kernel(
-    s12_ptr, s11_ptr, s22_ptr, consts_ptr, nngp_ptr, ntk_ptr,
-    n1, n2, total,
-    BLOCK: tl.constexpr, IS_FP64: tl.constexpr,
+    s12_ptr,
+    s11_ptr,
+    s22_ptr,
+    consts_ptr,
+    nngp_ptr,
+    ntk_ptr,
+    n1,
+    n2,
+    total,
+    BLOCK: tl.constexpr,
+    IS_FP64: tl.constexpr,
 ):
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     ok = offs < total
@@ -67,7 +75,7 @@ def _nngp_ntk_kernel(
     norm = _sqrt(s11 * s22, IS_FP64)
     positive = norm > 0
     safe = tl.where(positive, norm, 1.0)
-    if IS_FP64:
+    if IS_FP64:  # noqa: SIM108 - a compile-time (constexpr) branch, kept as a statement for Triton
         cos = s12 / safe
     else:
         cos = tl.math.div_rn(s12, safe)
@@ -102,7 +110,16 @@ def nngp_ntk_from_sigma(
     consts = torch.tensor([math.pi, w2 / (2.0 * math.pi), b2], dtype=s12.dtype, device=s12.device)
     grid = (triton.cdiv(total, _BLOCK),)
     _nngp_ntk_kernel[grid](
-        s12c, s11c, s22c, consts, nngp, ntk, n1, n2, total,
-        BLOCK=_BLOCK, IS_FP64=s12.dtype == torch.float64,
+        s12c,
+        s11c,
+        s22c,
+        consts,
+        nngp,
+        ntk,
+        n1,
+        n2,
+        total,
+        BLOCK=_BLOCK,
+        IS_FP64=s12.dtype == torch.float64,
     )
     return nngp, ntk

@@ -26,10 +26,23 @@ _METRIC_CODE = {"dot": 0, "cosine": 1, "l2": 2}
 
 @triton.jit
 def _score_tile(
-    q_ptr, g_ptr, out_ptr, q_aux_ptr, g_aux_ptr,
-    n_q, n_g, dim,
-    stride_qm, stride_qd, stride_gn, stride_gd, stride_om,
-    METRIC: tl.constexpr, BLOCK_Q: tl.constexpr, BLOCK_G: tl.constexpr, BLOCK_D: tl.constexpr,
+    q_ptr,
+    g_ptr,
+    out_ptr,
+    q_aux_ptr,
+    g_aux_ptr,
+    n_q,
+    n_g,
+    dim,
+    stride_qm,
+    stride_qd,
+    stride_gn,
+    stride_gd,
+    stride_om,
+    METRIC: tl.constexpr,
+    BLOCK_Q: tl.constexpr,
+    BLOCK_G: tl.constexpr,
+    BLOCK_D: tl.constexpr,
 ):
     pid_q = tl.program_id(0)
     pid_g = tl.program_id(1)
@@ -43,11 +56,13 @@ def _score_tile(
         d_ok = ds < dim
         q_tile = tl.load(
             q_ptr + rows[:, None] * stride_qm + ds[None, :] * stride_qd,
-            mask=row_ok[:, None] & d_ok[None, :], other=0.0,
+            mask=row_ok[:, None] & d_ok[None, :],
+            other=0.0,
         )
         g_tile = tl.load(
             g_ptr + cols[:, None] * stride_gn + ds[None, :] * stride_gd,
-            mask=col_ok[:, None] & d_ok[None, :], other=0.0,
+            mask=col_ok[:, None] & d_ok[None, :],
+            other=0.0,
         )
         acc = tl.dot(q_tile, tl.trans(g_tile), acc, input_precision="ieee")
     if METRIC == 1:  # cosine: ((q.g) * (1/|q|)) * (1/|g|), the torch path's order
@@ -87,8 +102,21 @@ def score_block(
         q_aux, g_aux = out, out
     grid = (triton.cdiv(n_q, block_q), triton.cdiv(n_g, block_g))
     _score_tile[grid](
-        q, g, out, q_aux, g_aux,
-        n_q, n_g, dim,
-        q.stride(0), q.stride(1), g.stride(0), g.stride(1), out.stride(0),
-        METRIC=_METRIC_CODE[metric], BLOCK_Q=block_q, BLOCK_G=block_g, BLOCK_D=block_d,
+        q,
+        g,
+        out,
+        q_aux,
+        g_aux,
+        n_q,
+        n_g,
+        dim,
+        q.stride(0),
+        q.stride(1),
+        g.stride(0),
+        g.stride(1),
+        out.stride(0),
+        METRIC=_METRIC_CODE[metric],
+        BLOCK_Q=block_q,
+        BLOCK_G=block_g,
+        BLOCK_D=block_d,
     )

@@ -4,13 +4,14 @@
 Triton kernel that fuses the matmul with the metric on CUDA) and merges the chunk's best candidates into a running
 top-k. Peak extra memory is one score block of `[query_block, chunk]` plus `O(n_queries * k)` (and, for cosine
 and l2, an `[n_gallery]` vector of gallery norms), instead of the `[n_queries, n_gallery]` matrix of the naive
-`queries @ gallery.T` + `torch.topk`. Rows whose top-k boundary is tied are re-sorted whole within the chunk, so
-tie-heavy data can briefly need a few more blocks' worth.
+`queries @ gallery.T` + `torch.topk`. Rows whose top-k boundary is tied need a few boolean masks of their size,
+so tie-heavy data can briefly need about one more block's worth.
 
 Ties are broken by the lower gallery index, exactly and deterministically: `torch.topk` does not say which of
 several equal values it returns, so each chunk takes `k + 1` candidates, and a row whose k-th and (k+1)-th values
-are equal (a tie straddling the cut) is redone with a stable sort; the merge orders candidates by (score, index)
-with stable sorts. Random float data almost never ties, so the fast path is a plain `topk` per chunk.
+are equal (a tie straddling the cut) is redone by threshold selection (everything better than the k-th value,
+then the lowest indices holding it); the merge orders candidates by (score, index) with stable sorts. Random
+float data almost never ties, so the fast path is a plain `topk` per chunk.
 
 Scores are computed as (the Triton kernel uses the same operation order, so exact inputs give equal results):
 
@@ -148,7 +149,14 @@ def topk_similarity(
         query_block, chunk = max(n_queries, 1), min(chunk_size, n_gallery)
     logger.debug(
         "topk_similarity: %d x %d (dim %d), k=%d, metric=%s, backend=%s, query_block=%d, chunk=%d",
-        n_queries, n_gallery, q.shape[1], k, metric, which, query_block, chunk,
+        n_queries,
+        n_gallery,
+        q.shape[1],
+        k,
+        metric,
+        which,
+        query_block,
+        chunk,
     )
 
     scores = torch.empty((n_queries, k), dtype=dtype, device=q.device)
@@ -254,14 +262,14 @@ def _stream_block(
     return _order(torch, best_vals, best_idx, largest)
 
 
-def _chunk_candidates(
-    torch: Any, block: torch.Tensor, kc: int, largest: bool
-) -> tuple[torch.Tensor, torch.Tensor]:
+def _chunk_candidates(torch: Any, block: torch.Tensor, kc: int, largest: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """The `kc` best columns of each row of `block: [n_q, width]`, exact under ties (lowest column wins).
 
     The returned order within a row is unspecified (the merge orders it). `topk` with one extra candidate tells
-    whether a tie straddles the cut: if the kc-th and (kc+1)-th values differ the selected set is exact; rows where
-    they are equal are redone with a stable sort, which keeps the lowest columns among equal values.
+    whether a tie straddles the cut: if the kc-th and (kc+1)-th values differ the selected set is exact. Rows where
+    they are equal are redone by threshold selection (`_resolve_ties`), which costs a few passes over the row
+    rather than a sort: sparse or quantised embeddings tie on almost every row (many exact zeros), so this path
+    must be fast too.
     """
     width = block.shape[1]
     if kc >= width:
@@ -270,17 +278,45 @@ def _chunk_candidates(
     vals, pos = torch.topk(block, kc + 1, dim=1, largest=largest, sorted=True)
     straddle = vals[:, kc] == vals[:, kc - 1]
     vals, pos = vals[:, :kc], pos[:, :kc]
+    if bool(straddle.all()):  # common with sparse embeddings: skip the row copies
+        return _resolve_ties(torch, block, vals, pos, largest)
     if bool(straddle.any()):
         rows = straddle.nonzero().squeeze(1)
-        exact_vals, exact_pos = torch.sort(block[rows], dim=1, descending=largest, stable=True)
-        vals = vals.index_copy(0, rows, exact_vals[:, :kc])
-        pos = pos.index_copy(0, rows, exact_pos[:, :kc])
+        exact_vals, exact_pos = _resolve_ties(torch, block[rows], vals[rows], pos[rows], largest)
+        vals = vals.index_copy(0, rows, exact_vals)
+        pos = pos.index_copy(0, rows, exact_pos)
     return vals, pos
 
 
-def _order(
-    torch: Any, vals: torch.Tensor, idx: torch.Tensor, largest: bool
+def _resolve_ties(
+    torch: Any, rows: torch.Tensor, vals: torch.Tensor, pos: torch.Tensor, largest: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact `kc` best columns of `rows: [r, width]`, given `topk`'s `(vals, pos): [r, kc]` whose cut is tied.
+
+    Every value strictly better than the kc-th value `t` is already in `topk`'s selection; the remaining places go
+    to the lowest columns holding `t`, found with a second `topk` over column numbers (no sort, no cumsum: sparse
+    or quantised embeddings tie on almost every row, so this path must be fast too). Rows whose threshold is NaN
+    (never equal to itself) fall back to a stable sort.
+    """
+    r, kc = vals.shape
+    threshold = vals[:, kc - 1 : kc]
+    better = vals > threshold if largest else vals < threshold  # [r, kc], a prefix of each row
+    need = kc - better.sum(dim=1, keepdim=True)  # >= 1: the threshold itself is in the selection
+    width = rows.shape[1]
+    columns = torch.arange(width, device=rows.device, dtype=torch.int32)
+    tied_columns = torch.where(rows == threshold, columns, width)  # untied columns sort last
+    n_need = int(need.max())
+    lowest, _ = torch.topk(tied_columns, n_need, dim=1, largest=False, sorted=True)  # [r, n_need], ascending
+    take = torch.arange(n_need, device=rows.device)[None, :] < need
+    if bool((lowest.masked_fill(~take, 0) >= width).any()):  # NaN threshold: not enough tied columns
+        exact_vals, exact_pos = torch.sort(rows, dim=1, descending=largest, stable=True)
+        return exact_vals[:, :kc], exact_pos[:, :kc]
+    keep = torch.cat([better, take], dim=1)  # exactly kc True per row
+    positions = torch.cat([pos, lowest.to(pos.dtype)], dim=1)[keep].view(r, kc)
+    return rows.gather(1, positions), positions
+
+
+def _order(torch: Any, vals: torch.Tensor, idx: torch.Tensor, largest: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Sort each row of `(vals, idx): [n, m]` by (value best first, index ascending) with two stable sorts."""
     idx, perm = torch.sort(idx, dim=1)
     vals = vals.gather(1, perm)
