@@ -10,6 +10,8 @@ Submodules (import the one you need; none imports torch or jax until it is used)
 - `repro_core.distributed`: torchrun initialisation, rank-aware seeding, rank-0 logging and writing.
 - `repro_core.cli`: the shared command-line plumbing (errors -> exit 2, `--json`, progress bars, logging).
 - `repro_core.report`: result records, JSON/Markdown writers and figures for reproductions.
+- `repro_core.testing`: the CLI and reproduction conventions, as checks each package's tests call.
+- `repro_core.umbrella`: the `repro` command (`repro reproduce` runs every package's quick reproduction).
 """
 
 from repro_core.__about__ import __version__
