@@ -1,11 +1,48 @@
-"""Crowdsourced truthfulness judgments on seven dimensions: quality control, aggregation and agreement (arXiv 2108.01222).
+"""Crowdsourced truthfulness judgments on seven dimensions: loading, quality control, aggregation and agreement
+(arXiv 2108.01222, Soprano et al., IP&M 2021).
 
-This is the package skeleton: the paper's implementation lands with issue #5.
+Main entry points: `load_ipm2021` / `load_csv` (a `CrowdData` of judgments, statements and workers),
+`simulate_crowd` / `simulate_answers` (seeded data with known truth), `run_qc` (the paper's quality checks),
+`krippendorff_alpha` (and `alpha_by_item`), `mean_aggregate`, `median_aggregate`, `majority_vote`, `DawidSkene`.
 """
 
 from truth_crowd.__about__ import __version__
+from truth_crowd.aggregation import DawidSkene, majority_vote, mean_aggregate, median_aggregate
+from truth_crowd.agreement import alpha_by_item, cohen_kappa, fleiss_kappa, krippendorff_alpha, krippendorff_alpha_ci
+from truth_crowd.describe import design_counts
+from truth_crowd.io import CrowdData, load_csv, load_ipm2021, load_sigir2020
+from truth_crowd.qc import run_qc
+from truth_crowd.schema import DIMENSIONS, ITEMS, LIKERT5, Scale, to_crowdkit, to_long, to_reliability_matrix
+from truth_crowd.simulate import simulate_answers, simulate_crowd
 
-__all__ = ["__version__", "PAPER"]
+__all__ = [
+    "DIMENSIONS",
+    "ITEMS",
+    "LIKERT5",
+    "PAPER",
+    "CrowdData",
+    "DawidSkene",
+    "Scale",
+    "__version__",
+    "alpha_by_item",
+    "cohen_kappa",
+    "design_counts",
+    "fleiss_kappa",
+    "krippendorff_alpha",
+    "krippendorff_alpha_ci",
+    "load_csv",
+    "load_ipm2021",
+    "load_sigir2020",
+    "majority_vote",
+    "mean_aggregate",
+    "median_aggregate",
+    "run_qc",
+    "simulate_answers",
+    "simulate_crowd",
+    "to_crowdkit",
+    "to_long",
+    "to_reliability_matrix",
+]
 
 #: The paper this distribution implements.
 PAPER = "arXiv:2108.01222"
