@@ -1,0 +1,199 @@
+"""Index directories: save a built `SearchEngine`, load it back without refitting, rebuild it when stale.
+
+Layout (nothing is pickled; every array is read with `allow_pickle=False`):
+
+```
+manifest.json            format, format_version, package version, corpus_sha256, n_docs, tokenizer / embedder ids,
+                         the IndexConfig, file list
+docs.jsonl.gz            the corpus rows (ours, `Declaration.to_dict("native")`)
+bm25_text.json           vocabulary (terms in column order) and scalars of the text channel
+bm25_text.npz            its idf and document lengths (np.savez)
+bm25_text.weights.npz    its [n_docs, n_terms] weight matrix (scipy.sparse.save_npz)
+bm25_name.*              the same for the name channel
+dense.npz                embedder idf (np.savez); dense.projection.npz its projection (save_npz)
+embeddings.npy           [n_docs, dim] float32 corpus vectors
+```
+
+`open_index(directory, corpus)` loads the directory when its manifest matches the corpus hash, the format version
+and the tokenizer/embedder ids of the requested config, and otherwise builds and saves a fresh index there.
+Files are written to a temporary sibling directory first and renamed into place, so a crash never leaves a
+half-written index that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from repro_core.errors import InputError
+
+from premise_search.__about__ import __version__
+from premise_search.bm25 import SparseBM25
+from premise_search.corpus import Declaration, corpus_sha256, read_jsonl, write_jsonl
+from premise_search.embed import HashingEmbedder
+from premise_search.retrieval import IndexConfig, SearchEngine
+from premise_search.tokenize import LeanTokenizer
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "default_index_dir",
+    "index_is_current",
+    "load_index",
+    "open_index",
+    "read_manifest",
+    "save_index",
+]
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "premise-search-index"
+FORMAT_VERSION = 1
+_MANIFEST = "manifest.json"
+
+
+def default_index_dir() -> Path:
+    """Where the embedded corpus's index is cached: `$PREMISE_SEARCH_INDEX_DIR`, else `$XDG_CACHE_HOME` or ~/.cache."""
+    explicit = os.environ.get("PREMISE_SEARCH_INDEX_DIR")
+    if explicit:
+        return Path(explicit)
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "premise-search" / "default-index"
+
+
+def _ids(config: IndexConfig) -> dict[str, str]:
+    return {"tokenizer": LeanTokenizer(config.tokenizer).id, "embedder": HashingEmbedder(config.embedder).id}
+
+
+def _save_bm25(model: SparseBM25, directory: Path, stem: str) -> None:
+    state = model.state()
+    meta = {"config": state["config"], "terms": state["terms"], "avgdl": state["avgdl"],
+            "average_idf": state["average_idf"]}
+    (directory / f"{stem}.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+    np.savez(directory / f"{stem}.npz", idf=state["idf"], doc_len=state["doc_len"])
+    sp.save_npz(directory / f"{stem}.weights.npz", state["weights"], compressed=False)
+
+
+def _load_bm25(directory: Path, stem: str) -> SparseBM25:
+    meta = json.loads((directory / f"{stem}.json").read_text(encoding="utf-8"))
+    with np.load(directory / f"{stem}.npz", allow_pickle=False) as arrays:
+        idf, doc_len = arrays["idf"], arrays["doc_len"]
+    weights = sp.load_npz(directory / f"{stem}.weights.npz")  # scipy loads with allow_pickle=False
+    return SparseBM25.from_state({**meta, "idf": idf, "doc_len": doc_len, "weights": weights})
+
+
+def save_index(engine: SearchEngine, directory: str | os.PathLike[str]) -> Path:
+    """Write `engine` to `directory` (replacing an index already there); returns the directory."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
+    try:
+        write_jsonl(engine.corpus, tmp / "docs.jsonl.gz")
+        _save_bm25(engine.text_bm25, tmp, "bm25_text")
+        _save_bm25(engine.name_bm25, tmp, "bm25_name")
+        state = engine.embedder.state()
+        np.savez(tmp / "dense.npz", idf=state["idf"])
+        sp.save_npz(tmp / "dense.projection.npz", state["projection"], compressed=True)
+        np.save(tmp / "embeddings.npy", np.ascontiguousarray(engine.embeddings, dtype=np.float32))
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "package_version": __version__,
+            "corpus_sha256": corpus_sha256(engine.corpus),
+            "n_docs": len(engine.corpus),
+            **_ids(engine.config),
+            "config": engine.config.to_dict(),
+            "files": sorted(p.name for p in tmp.iterdir()),
+        }
+        (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        os.chmod(tmp, 0o755)  # mkdtemp makes it 0700
+        if directory.exists():
+            if not (directory / _MANIFEST).is_file() and any(directory.iterdir()):
+                raise InputError("refusing to replace a non-empty directory that is not an index", path=directory)
+            shutil.rmtree(directory)
+        os.replace(tmp, directory)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    logger.info("saved an index of %d declarations to %s", len(engine.corpus), directory)
+    return directory
+
+
+def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
+    """The manifest of an index directory; `InputError` when missing, unreadable or not ours."""
+    path = Path(directory) / _MANIFEST
+    if not path.is_file():
+        raise InputError("not an index directory (no manifest.json)", path=directory)
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"manifest is not valid JSON ({exc.msg})", path=path, line=exc.lineno) from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise InputError(f"not a {FORMAT} manifest", path=path, field="format")
+    return manifest
+
+
+def index_is_current(
+    directory: str | os.PathLike[str], corpus: Sequence[Declaration] | None = None, config: IndexConfig | None = None
+) -> bool:
+    """True when `directory` holds an index of this format for `corpus` (if given) built with `config`'s ids."""
+    try:
+        manifest = read_manifest(directory)
+    except InputError:
+        return False
+    if manifest.get("format_version") != FORMAT_VERSION:
+        return False
+    if config is not None and any(manifest.get(key) != value for key, value in _ids(config).items()):
+        return False
+    return corpus is None or manifest.get("corpus_sha256") == corpus_sha256(corpus)
+
+
+def load_index(directory: str | os.PathLike[str], **engine_kwargs: Any) -> SearchEngine:
+    """Load a saved index (no refitting, no pickle). `engine_kwargs` go to `SearchEngine` (reranker, rrf_k, ...)."""
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise InputError(f"index format version {manifest.get('format_version')} is not {FORMAT_VERSION}; "
+                         "rebuild it with `premise-search index build`", path=directory, field="format_version")
+    config = IndexConfig.from_json(manifest["config"])
+    corpus = read_jsonl(directory / "docs.jsonl.gz")
+    text_bm25 = _load_bm25(directory, "bm25_text")
+    name_bm25 = _load_bm25(directory, "bm25_name")
+    with np.load(directory / "dense.npz", allow_pickle=False) as arrays:
+        idf = arrays["idf"]
+    projection = sp.load_npz(directory / "dense.projection.npz")
+    embedder = HashingEmbedder.from_state({"config": manifest["config"]["embedder"], "idf": idf,
+                                           "projection": projection})
+    embeddings = np.load(directory / "embeddings.npy", allow_pickle=False)
+    if embeddings.shape != (len(corpus), embedder.dim):
+        raise InputError(f"embeddings have shape {embeddings.shape}, expected ({len(corpus)}, {embedder.dim})",
+                         path=directory / "embeddings.npy")
+    return SearchEngine(corpus, config, text_bm25, name_bm25, embedder, embeddings, **engine_kwargs)
+
+
+def open_index(
+    directory: str | os.PathLike[str],
+    corpus: Sequence[Declaration],
+    config: IndexConfig | None = None,
+    *,
+    rebuild: bool = False,
+    **engine_kwargs: Any,
+) -> SearchEngine:
+    """Load the index in `directory` if it is current for `corpus` and `config`, else build it and save it there."""
+    config = config if config is not None else IndexConfig()
+    if not rebuild and index_is_current(directory, corpus, config):
+        logger.info("loading the index in %s", directory)
+        return load_index(directory, **engine_kwargs)
+    logger.info("building an index of %d declarations in %s", len(corpus), directory)
+    engine = SearchEngine.build(corpus, config, **engine_kwargs)
+    save_index(engine, directory)
+    return engine

@@ -1,0 +1,134 @@
+"""Search on a small corpus: channels, RRF, reranker, the dense embedder, and index directories (no pickle)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from premise_search.corpus import Declaration
+from premise_search.embed import HashingEmbedder, HashingEmbedderConfig
+from premise_search.index import index_is_current, load_index, open_index, read_manifest, save_index
+from premise_search.rerank import FeatureReranker
+from premise_search.retrieval import IndexConfig, SearchEngine, rrf_fuse
+
+CORPUS = [
+    Declaration("orderOf_dvd_card", "theorem", "Mathlib.GroupTheory.OrderOfElement",
+                "theorem orderOf_dvd_card [Fintype G] {x : G} : orderOf x ∣ Fintype.card G",
+                docstring="The order of an element divides the cardinality of the group."),
+    Declaration("Lattice", "class", "Mathlib.Order.Lattice",
+                "class Lattice (α : Type u) extends SemilatticeSup α, SemilatticeInf α",
+                docstring="A lattice is a join-semilattice which is also a meet-semilattice."),
+    Declaration("Nat.Prime.two_le", "theorem", "Mathlib.Data.Nat.Prime.Defs", "theorem Nat.Prime.two_le : p.Prime → 2 ≤ p"),
+    Declaration("Finset.sum_comm", "theorem", "Mathlib.Algebra.BigOperators.Basic",
+                "theorem Finset.sum_comm : ∑ x ∈ s, ∑ y ∈ t, f x y = ∑ y ∈ t, ∑ x ∈ s, f x y",
+                docstring="Sums can be swapped."),
+    Declaration("continuous_iff_isClosed", "theorem", "Mathlib.Topology.Continuous",
+                "theorem continuous_iff_isClosed : Continuous f ↔ ∀ s, IsClosed s → IsClosed (f ⁻¹' s)"),
+    Declaration("Denumerable", "class", "Mathlib.Logic.Denumerable", "class Denumerable (α : Type*) extends Encodable α",
+                docstring="A denumerable type is one which is (constructively) bijective with ℕ."),
+    Declaration("Lattice.old", "theorem", "Mathlib.Order.Lattice", "theorem Lattice.old : True", deprecated=True),
+    Declaration("Group.order", "def", "Mathlib.GroupTheory.Basic", "def Group.order (G : Type*) : ℕ"),
+]
+
+SMALL = IndexConfig(embedder=HashingEmbedderConfig(dim=64, n_features=4096))
+
+
+@pytest.fixture(scope="module")
+def engine() -> SearchEngine:
+    return SearchEngine.build(CORPUS, SMALL)
+
+
+@pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid", "name"])
+def test_each_mode_finds_the_obvious_target(engine: SearchEngine, mode: str) -> None:
+    queries = {"the order of an element divides the order of the group": "orderOf_dvd_card",
+               "continuous_iff_isClosed": "continuous_iff_isClosed", "denumerable type": "Denumerable"}
+    for query, target in queries.items():
+        if mode == "name" and " " in query and target == "orderOf_dvd_card":
+            continue  # the name channel sees names only
+        hits = engine.search(query, k=3, mode=mode)  # type: ignore[arg-type]
+        assert target in [h.name for h in hits], (mode, query, hits)
+
+
+def test_search_is_deterministic_and_batched(engine: SearchEngine) -> None:
+    queries = ["a poset with binary joins and meets", "sum swap", "2 ≤ p for a prime"]
+    batch = engine.search_batch(queries, 5, rerank=True)
+    again = SearchEngine.build(CORPUS, SMALL).search_batch(queries, 5, rerank=True)
+    assert [[(h.index, h.score) for h in r] for r in batch] == [[(h.index, h.score) for h in r] for r in again]
+    assert [h.name for h in batch[0]] == [h.name for h in engine.search(queries[0], 5, rerank=True)]
+    assert batch[0][0].name == "Lattice"
+    assert all(len(r) <= 5 for r in batch)
+
+
+def test_bad_arguments(engine: SearchEngine) -> None:
+    with pytest.raises(ValueError, match="mode"):
+        engine.search("x", mode="magic")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="k"):
+        engine.search("x", k=0)
+    with pytest.raises(ValueError, match="string"):
+        engine.search_batch("not a list")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="empty"):
+        SearchEngine.build([])
+
+
+def test_rrf() -> None:
+    fused = rrf_fuse([[1, 2, 3], [3, 1]], k=60)
+    assert [i for i, _ in fused] == [1, 3, 2]
+    assert fused[0][1] == pytest.approx(1 / 61 + 1 / 62)
+    assert [i for i, _ in rrf_fuse([[5], [4]])] == [4, 5]  # tie: lower id first
+    assert [i for i, _ in rrf_fuse([[1, 2], [2, 1]], weights=[1.0, 0.1])] == [1, 2]
+
+
+def test_feature_reranker() -> None:
+    reranker = FeatureReranker()
+    lattice, old = CORPUS[1], CORPUS[6]
+    order = reranker.rerank("Lattice", [old, lattice])
+    assert order[0][0] == 1  # exact name beats the retriever's first (deprecated) candidate
+    feats = reranker.features("theorem: sums can be swapped", [CORPUS[3], CORPUS[1]])
+    assert feats[0]["kind"] == 1.0 and feats[1]["kind"] == 0.0 and feats[1]["deprecated"] == 0.0
+
+
+def test_dense_embedder_is_normalised_and_fuzzy() -> None:
+    config = HashingEmbedderConfig(dim=128, n_features=8192)
+    emb = HashingEmbedder(config)
+    vectors = emb.fit_embed([["denumerable"], ["group", "order"], []])
+    np.testing.assert_allclose(np.linalg.norm(vectors[:2], axis=1), 1.0, rtol=1e-5)
+    assert not vectors[2].any()
+    q = emb.embed([["denumerability"]])[0]
+    assert q @ vectors[0] > 0.4 > abs(q @ vectors[1])
+    clone = HashingEmbedder.from_state(emb.state())
+    np.testing.assert_array_equal(clone.embed([["group"]]), emb.embed([["group"]]))
+    with pytest.raises(ValueError, match="dim"):
+        HashingEmbedderConfig(dim=0)
+
+
+def test_index_directory_round_trip_and_staleness(tmp_path: Path, engine: SearchEngine) -> None:
+    directory = save_index(engine, tmp_path / "idx")
+    manifest = read_manifest(directory)
+    assert manifest["format_version"] == 1 and manifest["n_docs"] == len(CORPUS)
+    assert manifest["tokenizer"].startswith("lean-v1") and manifest["embedder"].startswith("hashing-v1")
+    loaded = load_index(directory)
+    for q in ("order divides card", "lattice"):
+        assert [(h.index, h.score) for h in loaded.search(q, 5, rerank=True)] == [
+            (h.index, h.score) for h in engine.search(q, 5, rerank=True)]
+    assert index_is_current(directory, CORPUS, SMALL)
+    assert not index_is_current(directory, CORPUS[:-1], SMALL)
+    assert not index_is_current(directory, CORPUS, IndexConfig())
+    # arrays load with allow_pickle=False: an object array planted in the index is refused
+    np.save(directory / "embeddings.npy", np.array([object()], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match="pickle"):
+        load_index(directory)
+    rebuilt = open_index(directory, CORPUS[:-1], SMALL)  # stale -> rebuilt in place
+    assert len(rebuilt) == len(CORPUS) - 1 and read_manifest(directory)["n_docs"] == len(CORPUS) - 1
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "keep.txt").write_text("x")
+    with pytest.raises(ValueError, match="not an index"):
+        save_index(engine, tmp_path / "other")
+    manifest_path = directory / "manifest.json"
+    data = json.loads(manifest_path.read_text())
+    data["format_version"] = 99
+    manifest_path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="format version"):
+        load_index(directory)
