@@ -6,24 +6,31 @@ import json
 from pathlib import Path
 
 import pytest
-from repro_core.report import Verdict
-from repro_core.testing import check_package_cli, check_reproduction
 
 import ntk_permute
 from ntk_permute.cli import main
 from ntk_permute.reproduction import quick
+from repro_core.report import Verdict
+from repro_core.testing import check_package_cli, check_reproduction
 
 
 def test_cli_conventions(tmp_path: Path) -> None:
     check_package_cli("ntk-permute", main, tmp_path)
 
 
-def test_quick_reproduction_reproduces_the_analytic_claims(tmp_path: Path) -> None:
+def test_quick_reproduction_reproduces_the_claims(tmp_path: Path) -> None:
     results = check_reproduction("ntk-permute", quick, tmp_path)
-    assert len(results) >= 10
-    failed = [r for r in results if r.verdict is not Verdict.REPRODUCED]
+    assert len(results) >= 20
+    # Figure 1 compares one trained pool with the official single-trial first-passage value: it may differ.
+    failed = [
+        r
+        for r in results
+        if r.verdict not in (Verdict.REPRODUCED, Verdict.MEASURED)
+        and not (r.verdict is Verdict.DIFFERS and r.claim.startswith("Figure 1"))
+    ]
     assert not failed, failed
-    assert {r.our_value for r in results if r.metric == "M"} == {944, 152, 284, 46}
+    assert (tmp_path / "ntk-permute-figure1.png").is_file()
+    assert {r.our_value for r in results if r.metric == "M" and "ensemble size M" in r.claim} == {944, 152, 284, 46}
     assert ntk_permute.PAPER.startswith("arXiv:")
 
 
@@ -45,8 +52,9 @@ def test_analytic_exhaustive(capsys: pytest.CaptureFixture[str]) -> None:
     out = _json(capsys, ["analytic", "--k", "6", "--exhaustive", "--perms", "3", "--json"])
     assert isinstance(out, dict)
     assert out["ntk"]["n_exact"] == [63, 63, 63] and out["nngp"]["all_exact"] is True
-    strict = _json(capsys, ["analytic", "--k", "6", "--exhaustive", "--eps", "0", "--t", "120", "--kind", "ntk",
-                            "--json"])
+    strict = _json(
+        capsys, ["analytic", "--k", "6", "--exhaustive", "--eps", "0", "--t", "120", "--kind", "ntk", "--json"]
+    )
     assert isinstance(strict, dict) and strict["ntk"]["n_exact"] == [57]  # the 6 training inputs fail
 
 

@@ -80,8 +80,14 @@ def test_bit_failure_and_ratios() -> None:
     assert bits.off[0] == pytest.approx(0.0174, abs=5e-4)
     assert np.all(bits.on < 1e-30)
     assert single_input_failure(8, 1, 1) == 0.0
-    for k, kind, ratio in ((8, "ntk", 63.7), (10, "ntk", 67.2), (30, "ntk", 117.5), (256, "ntk", 748.6),
-                           (8, "nngp", 10.2), (30, "nngp", 26.5)):
+    for k, kind, ratio in (
+        (8, "ntk", 63.7),
+        (10, "ntk", 67.2),
+        (30, "ntk", 117.5),
+        (256, "ntk", 748.6),
+        (8, "nngp", 10.2),
+        (30, "nngp", 26.5),
+    ):
         value, level, bit = worst_ratio(k, kind=kind)  # type: ignore[arg-type]
         assert (level, bit) == (2, "off") and value == pytest.approx(ratio, abs=0.05)
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from repro_core.seeding import numpy_rng
 
 from ntk_permute.closed_form import m_form, sign_margin
 from ntk_permute.exhaustive import (
@@ -20,35 +20,58 @@ from ntk_permute.exhaustive import (
     recover_permutation_gp,
 )
 from ntk_permute.gp import apply_permutation, gp_predict, permutation_matrix, random_permutation
+from repro_core.seeding import numpy_rng
 
 # Spec 6.1 (neural-tangents 0.6.5 = closed form): (k, kind, b_std) -> (x1 = (1,1,0..)/√2: on, off, var),
 # (x2 = (1,1,1,0..)/√3: on, off, var), cov(x1, x2).
 GOLDEN = {
     (4, "ntk", 0.0): (
-        (0.5590552130, -0.0162168640, 0.0166311595), (0.4076287080, -0.0354734284, 0.0242153611), 0.0123728887
+        (0.5590552130, -0.0162168640, 0.0166311595),
+        (0.4076287080, -0.0354734284, 0.0242153611),
+        0.0123728887,
     ),
     (4, "nngp", 0.0): (
-        (0.5952180241, -0.0459813565, 0.0162507925), (0.4204861376, -0.0832247976, 0.0239754508), 0.0122098221
+        (0.5952180241, -0.0459813565, 0.0162507925),
+        (0.4204861376, -0.0832247976, 0.0239754508),
+        0.0122098221,
     ),
     (8, "ntk", 0.0): (
-        (0.5639386392, -0.0113334378, 0.0081849646), (0.4183109133, -0.0247912230, 0.0115797307), 0.0059229104
+        (0.5639386392, -0.0113334378, 0.0081849646),
+        (0.4183109133, -0.0247912230, 0.0115797307),
+        0.0059229104,
     ),
     (8, "nngp", 0.0): (
-        (0.6133537778, -0.0278456028, 0.0079071909), (0.4533112768, -0.0503996584, 0.0112728879), 0.0057099662
+        (0.6133537778, -0.0278456028, 0.0079071909),
+        (0.4533112768, -0.0503996584, 0.0112728879),
+        0.0057099662,
     ),
     (4, "ntk", 0.5): (
-        (0.5550503455, -0.0432694598, 0.0134241163), (0.3801548215, -0.0909428333, 0.0226611696), 0.0119178876
+        (0.5550503455, -0.0432694598, 0.0134241163),
+        (0.3801548215, -0.0909428333, 0.0226611696),
+        0.0119178876,
     ),
 }
 
 # Spec 6.1 full k = 8 tables (6 significant digits): m -> (mu_on, mu_off, variance).
 TABLE_K8 = {
-    "ntk": {2: (0.563939, -0.011333, 8.185e-3), 3: (0.418311, -0.024791, 1.158e-2), 4: (0.334610, -0.036457, 1.402e-2),
-            5: (0.277600, -0.046842, 1.610e-2), 6: (0.234982, -0.056279, 1.803e-2), 7: (0.201186, -0.064984, 1.988e-2),
-            8: (0.173276, None, 2.169e-2)},
-    "nngp": {2: (0.613354, -0.027846, 7.907e-3), 3: (0.453311, -0.050400, 1.127e-2), 4: (0.356839, -0.069584, 1.371e-2),
-             5: (0.288996, -0.086546, 1.580e-2), 6: (0.237011, -0.101909, 1.773e-2), 7: (0.194942, -0.116053, 1.958e-2),
-             8: (0.159594, None, 2.139e-2)},
+    "ntk": {
+        2: (0.563939, -0.011333, 8.185e-3),
+        3: (0.418311, -0.024791, 1.158e-2),
+        4: (0.334610, -0.036457, 1.402e-2),
+        5: (0.277600, -0.046842, 1.610e-2),
+        6: (0.234982, -0.056279, 1.803e-2),
+        7: (0.201186, -0.064984, 1.988e-2),
+        8: (0.173276, None, 2.169e-2),
+    },
+    "nngp": {
+        2: (0.613354, -0.027846, 7.907e-3),
+        3: (0.453311, -0.050400, 1.127e-2),
+        4: (0.356839, -0.069584, 1.371e-2),
+        5: (0.288996, -0.086546, 1.580e-2),
+        6: (0.237011, -0.101909, 1.773e-2),
+        7: (0.194942, -0.116053, 1.958e-2),
+        8: (0.159594, None, 2.139e-2),
+    },
 }
 
 
@@ -124,7 +147,7 @@ def test_finite_time_limits() -> None:
     np.testing.assert_allclose(late.variance, end.variance, atol=1e-12)
     # The mean moves monotonically towards the target on the training inputs.
     on_curve = [m_form(k, 1, t=t).mu_on[0] for t in (0.0, 10.0, 50.0, 200.0)]
-    assert all(a < b for a, b in zip(on_curve, on_curve[1:], strict=False)) and on_curve[-1] < 1.0
+    assert all(a < b for a, b in itertools.pairwise(on_curve)) and on_curve[-1] < 1.0
 
 
 def test_sign_rule_margins() -> None:
@@ -175,7 +198,11 @@ def test_exhaustive_recovery_unnormalised(b_std: float) -> None:
     for k in range(1, 11):
         for kind in ("ntk", "nngp"):
             result = exhaustive_check(
-                k, _perms(k, 5), kind=kind, b_std=b_std, normalise=False  # type: ignore[arg-type]
+                k,
+                _perms(k, 5),
+                kind=kind,
+                b_std=b_std,
+                normalise=False,  # type: ignore[arg-type]
             )
             assert result.all_exact, (k, kind, b_std, result)
 

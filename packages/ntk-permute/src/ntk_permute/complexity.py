@@ -100,9 +100,7 @@ def _statistics(k: int, kind: GPKind, w_std: float, b_std: float) -> MForm:
     return form
 
 
-def bit_failure(
-    k: int, n_members: int, *, kind: GPKind = "ntk", w_std: float = 1.0, b_std: float = 0.0
-) -> BitFailure:
+def bit_failure(k: int, n_members: int, *, kind: GPKind = "ntk", w_std: float = 1.0, b_std: float = 0.0) -> BitFailure:
     """Per-bit failure probabilities for every level m = 2..k (m = 1 never fails) of an M-member ensemble."""
     n_members = _check_members(n_members)
     if k < 2:
@@ -200,9 +198,7 @@ def ensemble_size_single(
     )
 
 
-def ensemble_size_all(
-    k: int, delta: float, *, kind: GPKind = "ntk", w_std: float = 1.0, b_std: float = 0.0
-) -> int:
+def ensemble_size_all(k: int, delta: float, *, kind: GPKind = "ntk", w_std: float = 1.0, b_std: float = 0.0) -> int:
     """Smallest M whose m-stratified union bound over all 2^k − 1 inputs is <= δ (O(k) per evaluation, any k)."""
     delta = _check_delta(delta)
     if k < 2:
@@ -227,9 +223,7 @@ def worst_ratio(k: int, *, kind: GPKind = "ntk", w_std: float = 1.0, b_std: floa
     return float(on[i]), int(form.m[i]), "on"
 
 
-def ensemble_size_crude(
-    k: int, delta: float, *, kind: GPKind = "ntk", w_std: float = 1.0, b_std: float = 0.0
-) -> int:
+def ensemble_size_crude(k: int, delta: float, *, kind: GPKind = "ntk", w_std: float = 1.0, b_std: float = 0.0) -> int:
     """The crude all-input bound ``⌈2 r ln(k·2^k/δ)⌉`` with r the worst σ²/μ² (grows like k²)."""
     delta = _check_delta(delta)
     if k < 2:

@@ -98,7 +98,11 @@ def recover_permutation_gp(
     """Train the `kind` GP on ``{(e_j, P e_j)}``, evaluate its mean at the e_j and recover π (or None)."""
     perm = check_permutation(perm)
     prediction = gp_predict(
-        perm, np.eye(perm.size), kind=kind, compute_cov=False, **gp_options  # type: ignore[arg-type]
+        perm,
+        np.eye(perm.size),
+        kind=kind,
+        compute_cov=False,
+        **gp_options,  # type: ignore[arg-type]
     )
     return recover_permutation(prediction.mean, eps)
 

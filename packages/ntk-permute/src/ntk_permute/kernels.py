@@ -21,6 +21,7 @@ import math
 from typing import Literal
 
 import numpy as np
+
 from repro_core.kernels import kappa0, kappa1, relu_nngp_ntk
 
 __all__ = [
