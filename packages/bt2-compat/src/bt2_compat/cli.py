@@ -1,34 +1,366 @@
-"""The `bt2-compat` command line."""
+"""The `bt2-compat` command line: train the old and new models, evaluate cross-model retrieval, run experiments."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
-from repro_core.cli import make_parser, run_main
-from repro_core.umbrella import add_reproduce_command, reproduce_package
+import torch
 
 from bt2_compat.__about__ import __version__
+from bt2_compat.data import class_subset, load_dataset
+from bt2_compat.evaluate import METRICS, compatibility, embed
+from bt2_compat.experiment import NEW_METHODS, ExperimentConfig, run_experiment
+from bt2_compat.io import load_model, save_model
+from bt2_compat.models import BACKBONES, ModelConfig, build_model
 from bt2_compat.reproduction import quick
+from bt2_compat.train import SCHEDULES, TrainConfig, train_model
+from repro_core.cli import common_options, emit, make_parser, run_main
+from repro_core.errors import ConfigError, ReproError
+from repro_core.umbrella import add_reproduce_command, reproduce_package
 
 __all__ = ["build_parser", "main"]
 
-DESCRIPTION = """BT^2: backward-compatible embedding training with an orthonormal basis transformation (arXiv 2211.03989).
+DESCRIPTION = """BT^2: backward-compatible embedding training with an orthonormal basis transformation
+(arXiv 2211.03989), with the independent, BCT and L2-regression baselines.
 
-Package skeleton: the implementation lands with issue #6."""
+commands:
+  train-old    train the old model on the first --old-classes classes
+  train-new    train a new model on all classes: --method independent | bct | l2 | bt2
+  evaluate     leave-one-out retrieval: query model vs gallery model (first min(d) dims), and the criterion
+  train        the whole experiment (old, independent, BCT, L2, BT^2) and the compatibility table
+  reproduce    this package's quick reproduction on digits (also run by `repro reproduce`)
+
+Typical session:
+  bt2-compat train-old --out old.pt
+  bt2-compat train-new --method independent --old old.pt --out ind.pt
+  bt2-compat train-new --method bt2 --old old.pt --new-prime ind.pt --out bt2.pt
+  bt2-compat evaluate --query bt2.pt --gallery old.pt"""
+
+
+def _data_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("data")
+    group.add_argument("--data", default="digits", help="digits (bundled in scikit-learn) or synthetic[:<classes>]")
+    group.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic task (default: 0)")
+    group.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (default: 1, the fastest for these small models)"
+    )
+    group.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+
+
+def _train_options(parser: argparse.ArgumentParser, *, run_dir: bool = True) -> None:
+    group = parser.add_argument_group("training")
+    group.add_argument("--seed", type=int, default=0, help="init and data-order seed (default: 0)")
+    group.add_argument("--epochs", type=int, default=60, help="default: 60")
+    group.add_argument("--batch-size", type=int, default=64, help="default: 64")
+    group.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
+    group.add_argument("--weight-decay", type=float, default=3e-5, help="default: 3e-5")
+    group.add_argument("--schedule", choices=SCHEDULES, default="cosine", help="LR schedule (default: cosine)")
+    group.add_argument("--warmup-epochs", type=int, default=0, help="linear warm-up epochs (default: 0)")
+    if run_dir:
+        group.add_argument(
+            "--run-dir",
+            type=Path,
+            default=None,
+            help="checkpoint every epoch here and resume from the latest checkpoint found",
+        )
+
+
+def _model_options(parser: argparse.ArgumentParser, hidden: list[int]) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--backbone", choices=BACKBONES, default="mlp", help="default: mlp")
+    group.add_argument("--hidden", type=int, nargs="+", default=hidden, help=f"MLP hidden widths (default: {hidden})")
+    group.add_argument("--embedding-dim", type=int, default=32, help="embedding dim / BT^2's d_new (default: 32)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = make_parser("bt2-compat", DESCRIPTION, __version__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    old = commands.add_parser(
+        "train-old",
+        parents=[common_options()],
+        help="train the old model",
+        description="Train the old model on the training samples of the first --old-classes "
+        "classes (its classifier keeps all classes, as in the paper).",
+    )
+    old.add_argument("--out", type=Path, required=True, help="model file to write")
+    old.add_argument("--old-classes", type=int, default=5, help="labels below this are old (default: 5)")
+    _data_options(old)
+    _train_options(old)
+    _model_options(old, [128])
+
+    new = commands.add_parser(
+        "train-new",
+        parents=[common_options()],
+        help="train a new model by one method",
+        description="Train a new model on all classes. independent: classification only; "
+        "bct: + alpha x influence loss with the old class means; l2: + weight x "
+        "||phi_new[:d_old] - phi_old||^2; bt2: BT^2 stage 2 with the old model "
+        "and an independent new model (--new-prime) as teachers.",
+    )
+    new.add_argument("--method", choices=NEW_METHODS, required=True)
+    new.add_argument("--old", type=Path, default=None, help="old model file (bct, l2, bt2)")
+    new.add_argument("--new-prime", type=Path, default=None, help="independent new model file (bt2)")
+    new.add_argument("--out", type=Path, required=True, help="model file to write")
+    _data_options(new)
+    _train_options(new)
+    _model_options(new, [256, 256])
+    losses = new.add_argument_group("losses")
+    losses.add_argument("--alpha", type=float, default=1.0, help="BCT influence weight (default: 1; paper: 10)")
+    losses.add_argument("--l2-weight", type=float, default=10.0, help="L2 regression weight (default: 10)")
+    losses.add_argument(
+        "--lambdas",
+        type=float,
+        nargs=3,
+        default=[1.0, 10.0, 5.0],
+        metavar=("L1", "L2", "L3"),
+        help="BT^2: new' match, influence, old match (default: 1 10 5)",
+    )
+    losses.add_argument(
+        "--influence-scale", type=float, default=16.0, help="logit scale of the influence CE (default: 16; BT-2: 1)"
+    )
+    losses.add_argument("--extra-dims", type=int, default=8, help="BT^2's k (default: 8)")
+    losses.add_argument("--C", dest="scale_c", type=float, default=2.0, help="BT^2's constant C (default: 2)")
+
+    ev = commands.add_parser(
+        "evaluate",
+        parents=[common_options()],
+        help="cross-model retrieval and the criterion",
+        description="Leave-one-out retrieval on the test split: query embeddings from --query, "
+        "gallery embeddings from --gallery, both cut to their first min(d) dims. "
+        "Reports query/gallery, gallery/gallery and query/query, and the criterion "
+        "M(query/gallery) > M(gallery/gallery).",
+    )
+    ev.add_argument("--query", type=Path, required=True, help="new model file")
+    ev.add_argument("--gallery", type=Path, required=True, help="old model file")
+    ev.add_argument("--metric", choices=METRICS, default="cosine", help="default: cosine (after truncation)")
+    _data_options(ev)
+
+    run = commands.add_parser(
+        "train",
+        parents=[common_options()],
+        help="the whole experiment and its table",
+        description="Train the old model and every --methods new model, for each seed, then "
+        "print the compatibility table (mAP, top-1, top-5) and the criteria.",
+    )
+    run.add_argument("--data", default="digits", help="digits or synthetic[:<classes>]")
+    run.add_argument("--old-classes", type=int, default=5, help="default: 5")
+    run.add_argument("--methods", nargs="+", choices=NEW_METHODS, default=list(NEW_METHODS))
+    run.add_argument("--seeds", type=int, nargs="+", default=[0], help="experiment seeds (default: 0)")
+    run.add_argument(
+        "--preset",
+        choices=["digits", "paper"],
+        default="digits",
+        help="digits: spec 6.4's small-scale settings; paper: BCT alpha 10, influence scale 1",
+    )
+    run.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
+    run.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
+
     add_reproduce_command(commands)
     return parser
+
+
+def _set_threads(args: argparse.Namespace) -> None:
+    if args.threads < 1:
+        raise ConfigError(f"--threads: expected a positive integer, got {args.threads}")
+    torch.set_num_threads(args.threads)
+
+
+def _train_config(args: argparse.Namespace, method: str, **extra: Any) -> TrainConfig:
+    return TrainConfig(
+        method=method,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        schedule=args.schedule,
+        warmup_epochs=args.warmup_epochs,
+        seed=args.seed,
+        **extra,
+    )
+
+
+def _check_backbone(args: argparse.Namespace, x: Any) -> None:
+    if args.backbone == "resnet18" and x.ndim != 4:
+        raise ConfigError(f"--backbone resnet18: needs image data [n, C, H, W]; {args.data} is {x.ndim - 1}-D vectors")
+
+
+def _train_old(args: argparse.Namespace) -> dict[str, Any]:
+    data = load_dataset(args.data, seed=args.data_seed)
+    _check_backbone(args, data.x_train)
+    x, y = class_subset(data.x_train, data.y_train, args.old_classes)
+    config = ModelConfig(
+        backbone=args.backbone,
+        in_features=data.in_features,
+        hidden=tuple(args.hidden),
+        embedding_dim=args.embedding_dim,
+        num_classes=data.num_classes,
+        in_channels=data.x_train.shape[1] if data.x_train.ndim == 4 else 3,
+    )
+    train_cfg = _train_config(args, "independent")
+    result = train_model(
+        build_model(config, args.seed),
+        x,
+        y,
+        train_cfg,
+        run_dir=args.run_dir,
+        device=args.device,
+        show_progress=True,
+        desc="old",
+    )
+    meta = {
+        "role": "old",
+        "method": "independent",
+        "data": args.data,
+        "data_seed": args.data_seed,
+        "old_classes": args.old_classes,
+        "train_config": train_cfg.to_dict(),
+    }
+    save_model(args.out, result.model, config, meta)
+    return {"out": args.out, "final_loss": result.losses[-1], "n_train": len(y), **meta}
+
+
+def _train_new(args: argparse.Namespace) -> dict[str, Any]:
+    data = load_dataset(args.data, seed=args.data_seed)
+    _check_backbone(args, data.x_train)
+    old_model = new_prime = None
+    if args.method != "independent":
+        if args.old is None:
+            raise ConfigError(f"--old: required by --method {args.method}")
+        old_model, _, _ = load_model(args.old)
+    if args.method == "bt2":
+        if args.new_prime is None:
+            raise ConfigError("--new-prime: required by --method bt2 (train one with --method independent)")
+        new_prime, _, _ = load_model(args.new_prime)
+    kind = "bt2" if args.method == "bt2" else "embedding"
+    config = ModelConfig(
+        kind=kind,
+        backbone=args.backbone,
+        in_features=data.in_features,
+        hidden=tuple(args.hidden),
+        embedding_dim=args.embedding_dim,
+        num_classes=data.num_classes,
+        old_dim=old_model.embedding_dim if old_model is not None else args.embedding_dim,
+        extra_dims=args.extra_dims,
+        scale_c=args.scale_c,
+    )
+    train_cfg = _train_config(
+        args,
+        args.method,
+        bct_alpha=args.alpha,
+        l2_weight=args.l2_weight,
+        lambdas=tuple(args.lambdas),
+        influence_scale=args.influence_scale,
+    )
+    result = train_model(
+        build_model(config, args.seed),
+        data.x_train,
+        data.y_train,
+        train_cfg,
+        old_model=old_model,
+        new_prime_model=new_prime,
+        num_classes=data.num_classes,
+        run_dir=args.run_dir,
+        device=args.device,
+        show_progress=True,
+        desc=args.method,
+    )
+    meta = {
+        "role": "new",
+        "method": args.method,
+        "data": args.data,
+        "data_seed": args.data_seed,
+        "train_config": train_cfg.to_dict(),
+    }
+    save_model(args.out, result.model, config, meta)
+    return {"out": args.out, "final_loss": result.losses[-1], "n_train": len(data.y_train), **meta}
+
+
+def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    data = load_dataset(args.data, seed=args.data_seed)
+    query, _, _ = load_model(args.query)
+    gallery, _, _ = load_model(args.gallery)
+    embeddings = {
+        "query": embed(query, data.x_test, device=args.device),
+        "gallery": embed(gallery, data.x_test, device=args.device),
+    }
+    pairs = [("gallery", "gallery"), ("query", "gallery"), ("query", "query")]
+    table = compatibility(embeddings, data.y_test, pairs, metric=args.metric)
+    criterion = {k: table.criterion("query", "gallery", k) for k in ("top1", "top5", "mAP")}
+    return {
+        "query": args.query,
+        "gallery": args.gallery,
+        "n_test": len(data.y_test),
+        "cells": table.cells,
+        "dims": {"query": embeddings["query"].shape[1], "gallery": embeddings["gallery"].shape[1]},
+        "criterion": criterion,
+    }
+
+
+def _human_cells(cells: dict[str, dict[str, float]]) -> list[str]:
+    lines = [f"{'query/gallery':<26} {'top1':>6} {'top5':>6} {'mAP':>6}"]
+    for name, cell in cells.items():
+        lines.append(f"{name:<26} {cell['top1']:>6.1f} {cell['top5']:>6.1f} {cell['mAP']:>6.1f}")
+    return lines
+
+
+def _human_evaluate(result: dict[str, Any]) -> str:
+    lines = _human_cells(result["cells"])
+    crit = result["criterion"]
+    lines.append(
+        "criterion M(query/gallery) > M(gallery/gallery): "
+        + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in crit.items())
+    )
+    return "\n".join(lines)
+
+
+def _run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    rows = []
+    for seed in args.seeds:
+        config = getattr(ExperimentConfig, args.preset)(seed=seed)
+        config = replace(config, data=args.data, old_classes=args.old_classes, methods=tuple(args.methods))
+        if args.epochs is not None:
+            config = replace(config, train=replace(config.train, epochs=args.epochs))
+        rows.append(run_experiment(config, show_progress=True).to_dict())
+    return rows
+
+
+def _human_run(rows: list[dict[str, Any]]) -> str:
+    lines: list[str] = []
+    for row in rows:
+        lines.append(f"seed {row['config']['seed']} ({row['seconds']:.0f} s)")
+        lines += _human_cells(row["cells"])
+        for method, crit in row["criteria"].items():
+            lines.append(
+                f"  {method}/old > old/old: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in crit.items())
+            )
+    return "\n".join(lines)
 
 
 def _main(args: argparse.Namespace) -> int:
     if args.command == "reproduce":
         return reproduce_package("bt2-compat", quick, args)
-    raise AssertionError(f"unhandled command {args.command!r}")  # argparse rejects unknown commands first
+    _set_threads(args)
+    try:
+        if args.command == "train-old":
+            emit(_train_old(args), as_json=args.json)
+        elif args.command == "train-new":
+            emit(_train_new(args), as_json=args.json)
+        elif args.command == "evaluate":
+            emit(_evaluate(args), as_json=args.json, human=_human_evaluate)
+        elif args.command == "train":
+            emit(_run(args), as_json=args.json, human=_human_run)
+        else:
+            raise AssertionError(f"unhandled command {args.command!r}")  # argparse rejects unknown commands first
+    except ReproError:
+        raise
+    except ValueError as exc:  # library argument checks name the argument
+        raise ConfigError(str(exc)) from exc
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

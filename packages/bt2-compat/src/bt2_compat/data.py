@@ -1,0 +1,122 @@
+"""Offline data: scikit-learn's bundled digits, a seeded synthetic generator, and the class-split protocol.
+
+Backward-compatible training simulates a model update by growing the class set: the old model is trained on the
+first `old_classes` labels of the training split, the new models on all of them, and retrieval is evaluated on the
+test split with every class (spec 2.1, 3). Splits are stratified and seeded, so a run is reproducible.
+
+- `digits`: `sklearn.datasets.load_digits` reads the 1,797 8x8 images bundled inside scikit-learn (no network);
+  pixels 0..16 are scaled to [0, 1] and flattened to 64 features; 10 classes.
+- `synthetic`: class centres `c_y ~ N(0, I_latent)`, samples `z = c_y + noise * eps`, features
+  `x = tanh(A2 tanh(A1 z)) + 0.05 eps'` with random Gaussian `A1, A2`; any number of classes, no scikit-learn.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from repro_core.errors import ConfigError
+from repro_core.seeding import numpy_rng
+
+__all__ = ["DATASETS", "Dataset", "class_subset", "load_dataset", "load_digits", "make_synthetic", "stratified_split"]
+
+#: Dataset names accepted by `load_dataset` ("synthetic" also as "synthetic:<classes>").
+DATASETS = ("digits", "synthetic")
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A train/test split. `x_*: [n, ...]` float32, `y_*: [n]` int64 labels in `[0, num_classes)`."""
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+
+    @property
+    def in_features(self) -> int:
+        """Flattened input width."""
+        return int(np.prod(self.x_train.shape[1:]))
+
+
+def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train indices, test indices), each class split `round(test_fraction * n_class)` to test; both sorted."""
+    if not 0.0 < test_fraction < 1.0:
+        raise ConfigError(f"test_fraction: expected a value in (0, 1), got {test_fraction!r}")
+    rng = numpy_rng(seed, "bt2-compat", "split")
+    train, test = [], []
+    for cls in np.unique(labels):
+        idx = np.flatnonzero(labels == cls)
+        idx = idx[rng.permutation(len(idx))]
+        n_test = round(test_fraction * len(idx))
+        test.append(idx[:n_test])
+        train.append(idx[n_test:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+
+
+def load_digits(test_fraction: float = 0.3, split_seed: int = 0) -> Dataset:
+    """scikit-learn's bundled digits (spec 3): 64 features in [0, 1], 10 classes, stratified 70/30 split."""
+    from sklearn.datasets import load_digits as _sk_load_digits
+
+    bunch = _sk_load_digits()
+    x = (np.asarray(bunch.data, dtype=np.float32) / 16.0).reshape(len(bunch.target), -1)
+    y = np.asarray(bunch.target, dtype=np.int64)
+    train, test = stratified_split(y, test_fraction, split_seed)
+    return Dataset("digits", x[train], y[train], x[test], y[test], 10)
+
+
+def make_synthetic(
+    num_classes: int = 40,
+    per_class: int = 100,
+    *,
+    latent_dim: int = 16,
+    dim: int = 64,
+    noise: float = 1.0,
+    test_fraction: float = 0.3,
+    seed: int = 0,
+) -> Dataset:
+    """A seeded nonlinear classification task (module docstring) with `num_classes * per_class` samples."""
+    for name, value, low in (
+        ("num_classes", num_classes, 2),
+        ("per_class", per_class, 2),
+        ("latent_dim", latent_dim, 1),
+        ("dim", dim, 1),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigError(f"{name}: expected an integer >= {low}, got {value!r}")
+    if not noise >= 0:
+        raise ConfigError(f"noise: expected >= 0, got {noise!r}")
+    rng = numpy_rng(seed, "bt2-compat", "synthetic")
+    centres = rng.standard_normal((num_classes, latent_dim))
+    a1 = rng.standard_normal((latent_dim, 2 * latent_dim)) / np.sqrt(latent_dim)
+    a2 = rng.standard_normal((2 * latent_dim, dim)) / np.sqrt(2 * latent_dim)
+    y = np.repeat(np.arange(num_classes, dtype=np.int64), per_class)
+    z = centres[y] + noise * rng.standard_normal((len(y), latent_dim))
+    x = np.tanh(np.tanh(z @ a1) @ a2) + 0.05 * rng.standard_normal((len(y), dim))
+    train, test = stratified_split(y, test_fraction, seed)
+    x = x.astype(np.float32)
+    return Dataset(f"synthetic:{num_classes}", x[train], y[train], x[test], y[test], num_classes)
+
+
+def load_dataset(spec: str, *, seed: int = 0) -> Dataset:
+    """`"digits"` or `"synthetic"` / `"synthetic:<classes>"` (the synthetic task is drawn from `seed`)."""
+    if spec == "digits":
+        return load_digits(split_seed=0)
+    match = re.fullmatch(r"synthetic(?::(\d+))?", spec)
+    if match:
+        return make_synthetic(int(match.group(1) or 40), seed=seed)
+    raise ConfigError(f"data: expected 'digits' or 'synthetic[:<classes>]', got {spec!r}")
+
+
+def class_subset(x: np.ndarray, y: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """The samples whose label is `< n_classes` (the old model's training data, as ml-fct's `SubImageFolder`)."""
+    if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 1:
+        raise ConfigError(f"old_classes: expected a positive integer, got {n_classes!r}")
+    keep = y < n_classes
+    if not keep.any():
+        raise ConfigError(f"old_classes: no sample has a label below {n_classes}")
+    return x[keep], y[keep]
