@@ -23,8 +23,13 @@ from premise_search.corpus import read_jsonl, write_jsonl
 
 HERE = Path(__file__).resolve().parent
 TARGET = HERE.parent / "src" / "premise_search" / "data"
-BENCHMARK_FILES = ("MathlibQR.json", "MathlibQR_shared171.json", "MathlibMPR.json", "MathlibMPR_Prop_ids.txt",
-                   "LICENSE")
+BENCHMARK_FILES = (
+    "MathlibQR.json",
+    "MathlibQR_shared171.json",
+    "MathlibMPR.json",
+    "MathlibMPR_Prop_ids.txt",
+    "LICENSE",
+)
 
 
 def main() -> None:
@@ -42,8 +47,10 @@ def main() -> None:
     TARGET.mkdir(parents=True, exist_ok=True)
     out = write_jsonl(subset, TARGET / "mathlib-subset.jsonl.gz")
     covered = len({d.name for d in subset} & targets)
-    print(f"{out}: {len(subset)} rows from {len(modules)} modules, {out.stat().st_size} bytes; "
-          f"{covered}/{len(targets)} benchmark names present")
+    print(
+        f"{out}: {len(subset)} rows from {len(modules)} modules, {out.stat().st_size} bytes; "
+        f"{covered}/{len(targets)} benchmark names present"
+    )
     (TARGET / "lsv2-benchmark").mkdir(exist_ok=True)
     for name in BENCHMARK_FILES:
         shutil.copyfile(bench / name, TARGET / "lsv2-benchmark" / name)

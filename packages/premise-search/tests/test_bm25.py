@@ -12,17 +12,18 @@ from premise_search.bm25 import BM25Config, SparseBM25, reference_scores, top_k_
 pytest.importorskip("rank_bm25", reason="rank-bm25 is the reference scorer")
 
 _TOKENS = st.sampled_from([f"t{i}" for i in range(8)])
-_CORPORA = st.lists(st.lists(_TOKENS, min_size=0, max_size=7), min_size=3, max_size=12).filter(
-    lambda docs: any(docs)
-)
+_CORPORA = st.lists(st.lists(_TOKENS, min_size=0, max_size=7), min_size=3, max_size=12).filter(lambda docs: any(docs))
 
 
 @settings(max_examples=150)
-@given(corpus=_CORPORA, query=st.lists(st.one_of(_TOKENS, st.just("unseen")), min_size=0, max_size=6),
-       k1=st.sampled_from([0.5, 1.2, 1.5, 2.0]), b=st.sampled_from([0.0, 0.5, 0.75, 1.0]),
-       epsilon=st.sampled_from([0.0, 0.25, 1.0]))
-def test_scores_equal_rank_bm25(corpus: list[list[str]], query: list[str], k1: float, b: float,
-                                epsilon: float) -> None:
+@given(
+    corpus=_CORPORA,
+    query=st.lists(st.one_of(_TOKENS, st.just("unseen")), min_size=0, max_size=6),
+    k1=st.sampled_from([0.5, 1.2, 1.5, 2.0]),
+    b=st.sampled_from([0.0, 0.5, 0.75, 1.0]),
+    epsilon=st.sampled_from([0.0, 0.25, 1.0]),
+)
+def test_scores_equal_rank_bm25(corpus: list[list[str]], query: list[str], k1: float, b: float, epsilon: float) -> None:
     config = BM25Config(k1=k1, b=b, epsilon=epsilon)
     ours = SparseBM25(config).fit(corpus).get_scores(query)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -38,8 +39,12 @@ def test_negative_idf_gets_epsilon_times_mean_idf() -> None:
     model = SparseBM25().fit(corpus)
     raw = np.log(4 - np.array([3, 1, 1, 1, 1]) + 0.5) - np.log(np.array([3, 1, 1, 1, 1]) + 0.5)
     assert model.idf_[model.vocabulary_["common"]] == pytest.approx(0.25 * raw.mean(), abs=1e-12)
-    np.testing.assert_allclose(model.get_scores(["common", "a", "common"]),
-                               reference_scores(corpus, ["common", "a", "common"]), atol=1e-9, rtol=0)
+    np.testing.assert_allclose(
+        model.get_scores(["common", "a", "common"]),
+        reference_scores(corpus, ["common", "a", "common"]),
+        atol=1e-9,
+        rtol=0,
+    )
     assert model.get_scores(["common"])[3] == 0.0
 
 

@@ -6,14 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
-from repro_core.report import Verdict
-from repro_core.testing import check_package_cli, check_reproduction
 
 import premise_search
 from premise_search.cli import main
 from premise_search.corpus import Declaration, write_jsonl
 from premise_search.reproduction import quick
 from premise_search.retrieval import SearchEngine
+from repro_core.report import Verdict
+from repro_core.testing import check_package_cli, check_reproduction
 
 
 def test_cli_conventions(tmp_path: Path) -> None:
@@ -33,11 +33,20 @@ def test_quick_reproduction_measures_the_standard_mode(tmp_path: Path) -> None:
 
 
 CORPUS = [
-    Declaration("orderOf_dvd_card", "theorem", "Mathlib.GroupTheory.OrderOfElement",
-                "theorem orderOf_dvd_card [Fintype G] {x : G} : orderOf x ∣ Fintype.card G",
-                docstring="The order of an element divides the cardinality of the group."),
-    Declaration("Lattice", "class", "Mathlib.Order.Lattice", "class Lattice (α : Type u)",
-                docstring="A lattice is a join-semilattice which is also a meet-semilattice."),
+    Declaration(
+        "orderOf_dvd_card",
+        "theorem",
+        "Mathlib.GroupTheory.OrderOfElement",
+        "theorem orderOf_dvd_card [Fintype G] {x : G} : orderOf x ∣ Fintype.card G",
+        docstring="The order of an element divides the cardinality of the group.",
+    ),
+    Declaration(
+        "Lattice",
+        "class",
+        "Mathlib.Order.Lattice",
+        "class Lattice (α : Type u)",
+        docstring="A lattice is a join-semilattice which is also a meet-semilattice.",
+    ),
     Declaration("Nat.Prime.two_le", "theorem", "Mathlib.Data.Nat.Prime.Defs", "theorem Nat.Prime.two_le : 2 ≤ p"),
 ]
 
@@ -70,8 +79,12 @@ def test_eval_on_a_small_corpus(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 @pytest.mark.parametrize(
     "argv",
-    [["search", "x", "-k", "0", "--corpus", "MISSING.jsonl"], ["search", "x", "--corpus", "MISSING.jsonl"],
-     ["index", "info", "--index", "no-such-index"], ["index", "build", "--corpus", "MISSING.jsonl"]],
+    [
+        ["search", "x", "-k", "0", "--corpus", "MISSING.jsonl"],
+        ["search", "x", "--corpus", "MISSING.jsonl"],
+        ["index", "info", "--index", "no-such-index"],
+        ["index", "build", "--corpus", "MISSING.jsonl"],
+    ],
 )
 def test_bad_input_exits_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == 2

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-from repro_core.errors import InputError
 
 from premise_search.corpus import (
     Declaration,
@@ -19,10 +18,19 @@ from premise_search.corpus import (
 )
 from premise_search.evaluation import load_mathlib_mpr, load_mathlib_qr
 from premise_search.scanner import scan_lean_file, scan_lean_source
+from repro_core.errors import InputError
 
-LSV2_ROW = {"name": ["Finset", "sum_image"], "module_name": ["Mathlib", "Algebra", "BigOperators"],
-            "kind": "definition", "type": "∀ ...", "index": 7, "signature": "(s : Finset α)", "value": None,
-            "informal_name": "Sum over an image", "informal_description": "The sum over the image ..."}
+LSV2_ROW = {
+    "name": ["Finset", "sum_image"],
+    "module_name": ["Mathlib", "Algebra", "BigOperators"],
+    "kind": "definition",
+    "type": "∀ ...",
+    "index": 7,
+    "signature": "(s : Finset α)",
+    "value": None,
+    "informal_name": "Sum over an image",
+    "informal_description": "The sum over the image ...",
+}
 
 
 def test_lsv2_rows_read_and_write_back() -> None:
@@ -35,9 +43,12 @@ def test_lsv2_rows_read_and_write_back() -> None:
 
 
 def test_jsonl_round_trip(tmp_path: Path) -> None:
-    decls = [Declaration("A.b", "theorem", "M.N", "theorem A.b : True", docstring="doc", line=3, deprecated=True,
-                         deps=("C",)),
-             Declaration.from_dict(LSV2_ROW)]
+    decls = [
+        Declaration(
+            "A.b", "theorem", "M.N", "theorem A.b : True", docstring="doc", line=3, deprecated=True, deps=("C",)
+        ),
+        Declaration.from_dict(LSV2_ROW),
+    ]
     for name in ("c.jsonl", "c.jsonl.gz"):
         path = write_jsonl(decls, tmp_path / name)
         assert read_jsonl(path) == decls
@@ -53,9 +64,13 @@ def test_jsonl_round_trip(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("line", "field"),
-    [("{not json", None), ('{"kind": "theorem"}', "name"), ('{"name": "x"}', "kind"),
-     ('{"name": "x", "kind": "def", "line": "3"}', "line"), ('{"name": "x", "kind": "def", "docstring": 5}',
-                                                            "docstring")],
+    [
+        ("{not json", None),
+        ('{"kind": "theorem"}', "name"),
+        ('{"name": "x"}', "kind"),
+        ('{"name": "x", "kind": "def", "line": "3"}', "line"),
+        ('{"name": "x", "kind": "def", "docstring": 5}', "docstring"),
+    ],
 )
 def test_bad_rows_name_line_and_field(tmp_path: Path, line: str, field: str | None) -> None:
     path = tmp_path / "bad.jsonl"
@@ -88,7 +103,7 @@ def test_embedded_corpus_is_the_documented_subset(shared_data: Path) -> None:
         assert json.loads(handle.readline())["source"].startswith("mathlib4@")
 
 
-LEAN = '''/-
+LEAN = """/-
 Copyright notice. theorem not_a_decl : True
 -/
 import Mathlib.Order.Basic
@@ -128,14 +143,21 @@ end Basic
 end Foo.Bar
 
 theorem outside : 1 = 1 := rfl
-'''
+"""
 
 
 def test_scanner_reads_scopes_docstrings_and_signatures() -> None:
     decls = scan_lean_source(LEAN, "Mathlib.Test", source="test")
     by_name = {d.name: d for d in decls}
-    assert list(by_name) == ["Foo.Bar.Lattice", "Foo.Bar.sup_comm", "top_thing", "Foo.Bar.instInhabitedFoo",
-                             "Foo.Bar.myDef", "Foo.Bar.Point", "outside"]
+    assert list(by_name) == [
+        "Foo.Bar.Lattice",
+        "Foo.Bar.sup_comm",
+        "top_thing",
+        "Foo.Bar.instInhabitedFoo",
+        "Foo.Bar.myDef",
+        "Foo.Bar.Point",
+        "outside",
+    ]
     lattice = by_name["Foo.Bar.Lattice"]
     assert lattice.kind == "class" and lattice.docstring == "A lattice.\nSecond line."
     assert lattice.signature == "class Lattice (α : Type u) extends SemilatticeSup α, SemilatticeInf α"

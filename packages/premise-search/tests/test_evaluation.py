@@ -35,8 +35,11 @@ def test_single_relevant_unit_cases() -> None:
 
 
 def test_premise_group_unit_cases() -> None:
-    groups = [PremiseGroup("original", ("A", "B")), PremiseGroup("original", ("C",)),
-              PremiseGroup("alternative", ("D",))]
+    groups = [
+        PremiseGroup("original", ("A", "B")),
+        PremiseGroup("original", ("C",)),
+        PremiseGroup("alternative", ("D",)),
+    ]
     assert recall_group_at_k(["B", "X", "D"], groups, 3) == pytest.approx(2 / 3)
     assert covered_at_k(["B", "X", "D"], groups, 3) == 1.0
     assert recall_group_at_k(["B", "C"], groups, 3) == pytest.approx(2 / 3)

@@ -15,20 +15,43 @@ from premise_search.rerank import FeatureReranker
 from premise_search.retrieval import IndexConfig, SearchEngine, rrf_fuse
 
 CORPUS = [
-    Declaration("orderOf_dvd_card", "theorem", "Mathlib.GroupTheory.OrderOfElement",
-                "theorem orderOf_dvd_card [Fintype G] {x : G} : orderOf x ∣ Fintype.card G",
-                docstring="The order of an element divides the cardinality of the group."),
-    Declaration("Lattice", "class", "Mathlib.Order.Lattice",
-                "class Lattice (α : Type u) extends SemilatticeSup α, SemilatticeInf α",
-                docstring="A lattice is a join-semilattice which is also a meet-semilattice."),
-    Declaration("Nat.Prime.two_le", "theorem", "Mathlib.Data.Nat.Prime.Defs", "theorem Nat.Prime.two_le : p.Prime → 2 ≤ p"),
-    Declaration("Finset.sum_comm", "theorem", "Mathlib.Algebra.BigOperators.Basic",
-                "theorem Finset.sum_comm : ∑ x ∈ s, ∑ y ∈ t, f x y = ∑ y ∈ t, ∑ x ∈ s, f x y",
-                docstring="Sums can be swapped."),
-    Declaration("continuous_iff_isClosed", "theorem", "Mathlib.Topology.Continuous",
-                "theorem continuous_iff_isClosed : Continuous f ↔ ∀ s, IsClosed s → IsClosed (f ⁻¹' s)"),
-    Declaration("Denumerable", "class", "Mathlib.Logic.Denumerable", "class Denumerable (α : Type*) extends Encodable α",
-                docstring="A denumerable type is one which is (constructively) bijective with ℕ."),
+    Declaration(
+        "orderOf_dvd_card",
+        "theorem",
+        "Mathlib.GroupTheory.OrderOfElement",
+        "theorem orderOf_dvd_card [Fintype G] {x : G} : orderOf x ∣ Fintype.card G",
+        docstring="The order of an element divides the cardinality of the group.",
+    ),
+    Declaration(
+        "Lattice",
+        "class",
+        "Mathlib.Order.Lattice",
+        "class Lattice (α : Type u) extends SemilatticeSup α, SemilatticeInf α",
+        docstring="A lattice is a join-semilattice which is also a meet-semilattice.",
+    ),
+    Declaration(
+        "Nat.Prime.two_le", "theorem", "Mathlib.Data.Nat.Prime.Defs", "theorem Nat.Prime.two_le : p.Prime → 2 ≤ p"
+    ),
+    Declaration(
+        "Finset.sum_comm",
+        "theorem",
+        "Mathlib.Algebra.BigOperators.Basic",
+        "theorem Finset.sum_comm : ∑ x ∈ s, ∑ y ∈ t, f x y = ∑ y ∈ t, ∑ x ∈ s, f x y",
+        docstring="Sums can be swapped.",
+    ),
+    Declaration(
+        "continuous_iff_isClosed",
+        "theorem",
+        "Mathlib.Topology.Continuous",
+        "theorem continuous_iff_isClosed : Continuous f ↔ ∀ s, IsClosed s → IsClosed (f ⁻¹' s)",
+    ),
+    Declaration(
+        "Denumerable",
+        "class",
+        "Mathlib.Logic.Denumerable",
+        "class Denumerable (α : Type*) extends Encodable α",
+        docstring="A denumerable type is one which is (constructively) bijective with ℕ.",
+    ),
     Declaration("Lattice.old", "theorem", "Mathlib.Order.Lattice", "theorem Lattice.old : True", deprecated=True),
     Declaration("Group.order", "def", "Mathlib.GroupTheory.Basic", "def Group.order (G : Type*) : ℕ"),
 ]
@@ -43,8 +66,11 @@ def engine() -> SearchEngine:
 
 @pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid", "name"])
 def test_each_mode_finds_the_obvious_target(engine: SearchEngine, mode: str) -> None:
-    queries = {"the order of an element divides the order of the group": "orderOf_dvd_card",
-               "continuous_iff_isClosed": "continuous_iff_isClosed", "denumerable type": "Denumerable"}
+    queries = {
+        "the order of an element divides the order of the group": "orderOf_dvd_card",
+        "continuous_iff_isClosed": "continuous_iff_isClosed",
+        "denumerable type": "Denumerable",
+    }
     for query, target in queries.items():
         if mode == "name" and " " in query and target == "orderOf_dvd_card":
             continue  # the name channel sees names only
@@ -112,7 +138,8 @@ def test_index_directory_round_trip_and_staleness(tmp_path: Path, engine: Search
     loaded = load_index(directory)
     for q in ("order divides card", "lattice"):
         assert [(h.index, h.score) for h in loaded.search(q, 5, rerank=True)] == [
-            (h.index, h.score) for h in engine.search(q, 5, rerank=True)]
+            (h.index, h.score) for h in engine.search(q, 5, rerank=True)
+        ]
     assert index_is_current(directory, CORPUS, SMALL)
     assert not index_is_current(directory, CORPUS[:-1], SMALL)
     assert not index_is_current(directory, CORPUS, IndexConfig())

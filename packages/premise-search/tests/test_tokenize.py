@@ -10,8 +10,7 @@ from premise_search.tokenize import LeanTokenizer, TokenizerConfig, split_identi
 
 
 def test_split_identifier() -> None:
-    assert split_identifier("IsCompact.image_of_continuousOn") == (
-        "is", "compact", "image", "of", "continuous", "on")
+    assert split_identifier("IsCompact.image_of_continuousOn") == ("is", "compact", "image", "of", "continuous", "on")
     assert split_identifier("HTTPServer") == ("http", "server")
     assert split_identifier("orderOf_dvd_card") == ("order", "of", "dvd", "card")
     assert split_identifier("T2Space") == ("t", "2", "space")
@@ -20,10 +19,17 @@ def test_split_identifier() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("a ∣ b", {"dvd"}), ("x ≤ y", {"le"}), ("x⁻¹", {"inv"}), ("∑ i ∈ s, f i", {"sum", "mem"}),
-        ("f ⁻¹' s", {"preimage"}), ("a ⊔ b ⊓ c", {"sup", "inf"}), (r"$a \mid b$", {"dvd"}),
-        (r"$x \in \mathbb{R}$", {"mem", "real"}), ("less than or equal to", {"le"}),
-        ("if and only if", {"iff"}), ("the order divides the group", {"divide", "dvd", "group"}),
+        ("a ∣ b", {"dvd"}),
+        ("x ≤ y", {"le"}),
+        ("x⁻¹", {"inv"}),
+        ("∑ i ∈ s, f i", {"sum", "mem"}),
+        ("f ⁻¹' s", {"preimage"}),
+        ("a ⊔ b ⊓ c", {"sup", "inf"}),
+        (r"$a \mid b$", {"dvd"}),
+        (r"$x \in \mathbb{R}$", {"mem", "real"}),
+        ("less than or equal to", {"le"}),
+        ("if and only if", {"iff"}),
+        ("the order divides the group", {"divide", "dvd", "group"}),
     ],
 )
 def test_math_words(text: str, expected: set[str]) -> None:

@@ -48,36 +48,56 @@ def main() -> int:
     truth = rng.integers(-2, 3, n_units)
     matrix = np.clip(truth[None, :] + rng.integers(-1, 2, (10, n_units)), -2, 2).astype(float)
     for level in ("interval", "ordinal"):
-        ours, t, mem = _measure(lambda level=level: krippendorff_alpha(matrix, level=level,
-                                                                        value_domain=[-2, -1, 0, 1, 2]))
+        ours, t, mem = _measure(
+            lambda level=level: krippendorff_alpha(matrix, level=level, value_domain=[-2, -1, 0, 1, 2])
+        )
         rows.append({"task": f"alpha {level}", "impl": "truth-crowd", "seconds": t, "peak_mib": mem, "value": ours})
         try:
             import krippendorff
         except ImportError:
-            rows.append({"task": f"alpha {level}", "impl": "krippendorff", "seconds": None, "peak_mib": None,
-                         "value": "not installed"})
+            rows.append(
+                {
+                    "task": f"alpha {level}",
+                    "impl": "krippendorff",
+                    "seconds": None,
+                    "peak_mib": None,
+                    "value": "not installed",
+                }
+            )
         else:
-            ref, t, mem = _measure(lambda level=level: krippendorff.alpha(
-                matrix, level_of_measurement=level, value_domain=[-2, -1, 0, 1, 2]))
-            rows.append({"task": f"alpha {level}", "impl": "krippendorff", "seconds": t, "peak_mib": mem,
-                         "value": float(ref)})
+            ref, t, mem = _measure(
+                lambda level=level: krippendorff.alpha(
+                    matrix, level_of_measurement=level, value_domain=[-2, -1, 0, 1, 2]
+                )
+            )
+            rows.append(
+                {"task": f"alpha {level}", "impl": "krippendorff", "seconds": t, "peak_mib": mem, "value": float(ref)}
+            )
 
-    sim = simulate_answers(n_tasks=args.judgments // 5, n_workers=200, n_labels=3, answers_per_task=5,
-                           seed=args.seed)
+    sim = simulate_answers(n_tasks=args.judgments // 5, n_workers=200, n_labels=3, answers_per_task=5, seed=args.seed)
     model, t, mem = _measure(lambda: DawidSkene(n_iter=100, tol=1e-5).fit(sim.answers))
     accuracy = float((model.labels_.reindex(sim.truth.index) == sim.truth).mean())
-    rows.append({"task": "dawid-skene", "impl": "truth-crowd", "seconds": t, "peak_mib": mem,
-                 "value": f"acc {accuracy:.4f}, {model.n_iter_} iter"})
+    rows.append(
+        {
+            "task": "dawid-skene",
+            "impl": "truth-crowd",
+            "seconds": t,
+            "peak_mib": mem,
+            "value": f"acc {accuracy:.4f}, {model.n_iter_} iter",
+        }
+    )
     try:
         from crowdkit.aggregation import DawidSkene as CrowdKitDS
     except ImportError:
-        rows.append({"task": "dawid-skene", "impl": "crowd-kit", "seconds": None, "peak_mib": None,
-                     "value": "not installed"})
+        rows.append(
+            {"task": "dawid-skene", "impl": "crowd-kit", "seconds": None, "peak_mib": None, "value": "not installed"}
+        )
     else:
         labels, t, mem = _measure(lambda: CrowdKitDS(n_iter=100, tol=1e-5).fit_predict(sim.answers))
         accuracy = float((labels.reindex(sim.truth.index) == sim.truth).mean())
-        rows.append({"task": "dawid-skene", "impl": "crowd-kit", "seconds": t, "peak_mib": mem,
-                     "value": f"acc {accuracy:.4f}"})
+        rows.append(
+            {"task": "dawid-skene", "impl": "crowd-kit", "seconds": t, "peak_mib": mem, "value": f"acc {accuracy:.4f}"}
+        )
 
     if args.json:
         json.dump({"judgments": args.judgments, "rows": rows}, sys.stdout, indent=2)

@@ -27,8 +27,20 @@ def test_mean_and_median() -> None:
 
 def test_majority_vote_tie_rules() -> None:
     # Task t: 2 votes each for 2 and -1 (2 seen first); task u: 1 vote each for 1, 0, -2 (in that order).
-    answers = _answers([("a", "t", 2), ("b", "t", -1), ("c", "t", 2), ("d", "t", -1),
-                        ("e", "u", 1), ("f", "u", 0), ("g", "u", -2), ("h", "v", 0), ("i", "v", 0), ("j", "v", 1)])
+    answers = _answers(
+        [
+            ("a", "t", 2),
+            ("b", "t", -1),
+            ("c", "t", 2),
+            ("d", "t", -1),
+            ("e", "u", 1),
+            ("f", "u", 0),
+            ("g", "u", -2),
+            ("h", "v", 0),
+            ("i", "v", 0),
+            ("j", "v", 1),
+        ]
+    )
     assert majority_vote(answers, tie_break="lowest").to_dict() == {"t": -1, "u": -2, "v": 0}
     assert majority_vote(answers, tie_break="highest").to_dict() == {"t": 2, "u": 1, "v": 0}
     assert majority_vote(answers, tie_break="median").to_dict() == {"t": -1, "u": 0, "v": 0}
@@ -57,8 +69,9 @@ def test_dawid_skene_beats_majority_vote_and_recovers_reliabilities() -> None:
         sim = simulate_answers(n_tasks=300, n_workers=40, n_labels=3, answers_per_task=5, seed=seed)
         model = DawidSkene().fit(sim.answers)
         ds = float((model.labels_.reindex(sim.truth.index) == sim.truth).mean())
-        mv = float((majority_vote(sim.answers, tie_break="random", seed=seed).reindex(sim.truth.index)
-                    == sim.truth).mean())
+        mv = float(
+            (majority_vote(sim.answers, tie_break="random", seed=seed).reindex(sim.truth.index) == sim.truth).mean()
+        )
         gains.append(ds - mv)
         skills = model.skills_.reindex(sim.worker_accuracy.index)
         correlations.append(float(np.corrcoef(skills, sim.worker_accuracy)[0, 1]))
@@ -80,8 +93,9 @@ def test_dawid_skene_spammers_get_flat_confusion() -> None:
 
 
 def test_dawid_skene_string_labels_and_perfect_workers() -> None:
-    answers = _answers([(w, t, lab) for t, lab in (("t1", "yes"), ("t2", "no"), ("t3", "yes"))
-                        for w in ("a", "b", "c")])
+    answers = _answers(
+        [(w, t, lab) for t, lab in (("t1", "yes"), ("t2", "no"), ("t3", "yes")) for w in ("a", "b", "c")]
+    )
     assert DawidSkene().fit_predict(answers).to_dict() == {"t1": "yes", "t2": "no", "t3": "yes"}
     proba = DawidSkene().fit_predict_proba(answers)
     assert list(proba.columns) == ["no", "yes"] and proba.loc["t2", "no"] > 0.99

@@ -55,7 +55,8 @@ def test_alpha_equals_krippendorff_package(level: str) -> None:
     matrix = rng.normal(size=(6, 40)).round(2) + 3.0
     matrix[rng.random(matrix.shape) < 0.3] = np.nan
     assert krippendorff_alpha(matrix, level=level) == pytest.approx(
-        krippendorff.alpha(matrix, level_of_measurement=level), abs=1e-9)
+        krippendorff.alpha(matrix, level_of_measurement=level), abs=1e-9
+    )
     assert checked > 40
 
 
@@ -82,9 +83,11 @@ def test_alpha_equals_krippendorff_on_ipm_data(shared_data: Path) -> None:
 def test_textbook_example() -> None:
     """Krippendorff's own example (as in the reference package's docstring): nominal 0.691358, interval 0.810845."""
     nan = np.nan
-    data = [[nan, nan, nan, nan, nan, 3, 4, 1, 2, 1, 1, 3, 3, nan, 3],
-            [1, nan, 2, 1, 3, 3, 4, 3, nan, nan, nan, nan, nan, nan, nan],
-            [nan, nan, 2, 1, 3, 4, 4, nan, 2, 1, 1, 3, 3, nan, 4]]
+    data = [
+        [nan, nan, nan, nan, nan, 3, 4, 1, 2, 1, 1, 3, 3, nan, 3],
+        [1, nan, 2, 1, 3, 3, 4, 3, nan, nan, nan, nan, nan, nan, nan],
+        [nan, nan, 2, 1, 3, 4, 4, nan, 2, 1, 1, 3, 3, nan, 4],
+    ]
     assert krippendorff_alpha(data, level="nominal") == pytest.approx(0.691358, abs=1e-6)
     assert krippendorff_alpha(data, level="interval") == pytest.approx(0.810845, abs=1e-6)
 
@@ -93,8 +96,12 @@ _matrices = st.integers(0, 2**32 - 1).map(lambda seed: _random_matrix(np.random.
 
 
 @settings(max_examples=60)
-@given(seed=st.integers(0, 2**32 - 1), n_raters=st.integers(2, 8), n_units=st.integers(2, 30),
-       level=st.sampled_from(LEVELS))
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_raters=st.integers(2, 8),
+    n_units=st.integers(2, 30),
+    level=st.sampled_from(LEVELS),
+)
 def test_alpha_is_one_for_perfect_agreement(seed: int, n_raters: int, n_units: int, level: str) -> None:
     rng = np.random.default_rng(seed)
     truth = rng.integers(-2, 3, n_units).astype(float)
@@ -114,9 +121,14 @@ def test_alpha_is_invariant_to_relabelling_workers_and_statements(matrix: np.nda
     assert (np.isnan(a) and np.isnan(b)) or a == pytest.approx(b, abs=1e-12)
     # The long form with arbitrary worker/statement names gives the same value.
     workers, units = np.nonzero(~np.isnan(matrix))
-    frame = pd.DataFrame({"worker_id": [f"w{rng.integers(10**6)}_{w}" for w in workers],
-                          "statement_id": [f"s{u}" for u in units], "dataset": "x",
-                          "ot": matrix[workers, units]})
+    frame = pd.DataFrame(
+        {
+            "worker_id": [f"w{rng.integers(10**6)}_{w}" for w in workers],
+            "statement_id": [f"s{u}" for u in units],
+            "dataset": "x",
+            "ot": matrix[workers, units],
+        }
+    )
     if len(frame):
         table = alpha_by_item(frame, ["ot"], levels=(level,), by=None, value_domain=None)
         c = float(table["alpha"].iloc[0])
@@ -145,8 +157,9 @@ def test_fleiss_and_cohen_kappa_match_statsmodels() -> None:
 
     rng = np.random.default_rng(3)
     ratings = rng.integers(0, 4, size=(50, 6))  # 50 tasks x 6 raters
-    answers = pd.DataFrame({"task": np.repeat(np.arange(50), 6), "worker": np.tile(np.arange(6), 50),
-                            "label": ratings.reshape(-1)})
+    answers = pd.DataFrame(
+        {"task": np.repeat(np.arange(50), 6), "worker": np.tile(np.arange(6), 50), "label": ratings.reshape(-1)}
+    )
     table, _ = aggregate_raters(ratings)
     assert fleiss_kappa(answers) == pytest.approx(sm_fleiss(table), abs=1e-12)
     assert fleiss_kappa(answers, method="randolph") == pytest.approx(sm_fleiss(table, method="randolph"), abs=1e-12)
@@ -158,6 +171,7 @@ def test_fleiss_and_cohen_kappa_match_statsmodels() -> None:
     confusion = np.zeros((4, 4))
     np.add.at(confusion, (a, b), 1)
     assert cohen_kappa(a, b) == pytest.approx(cohens_kappa(confusion).kappa, abs=1e-12)
-    assert cohen_kappa(a, b, weights="quadratic") == pytest.approx(cohens_kappa(confusion, wt="quadratic").kappa,
-                                                                   abs=1e-12)
+    assert cohen_kappa(a, b, weights="quadratic") == pytest.approx(
+        cohens_kappa(confusion, wt="quadratic").kappa, abs=1e-12
+    )
     assert cohen_kappa(a, a) == pytest.approx(1.0)

@@ -39,7 +39,8 @@ def test_quick_reproduction_measures_claims(tmp_path: Path) -> None:
     design = [by_claim[claim] for claim, _, _ in DESIGN_CLAIMS]
     # Real data present: every design count reproduced; absent: pending, with the reason.
     assert all(r.verdict is Verdict.REPRODUCED for r in design) or all(
-        r.verdict is Verdict.PENDING and "not found" in r.note for r in design)
+        r.verdict is Verdict.PENDING and "not found" in r.note for r in design
+    )
 
 
 def test_subcommands_json_on_simulated_data(tmp_path: Path) -> None:
@@ -53,8 +54,19 @@ def test_subcommands_json_on_simulated_data(tmp_path: Path) -> None:
     summary = {r["check"]: r for r in json.loads(out)["summary"]}
     assert set(summary) == {"completeness", "gold", "time", "tries", "url_domain"}
 
-    code, out, err = _run(["agreement", "--simulate", "--levels", "interval", "--items", "overall_truthfulness",
-                           "--bootstrap", "20", "--json"])
+    code, out, err = _run(
+        [
+            "agreement",
+            "--simulate",
+            "--levels",
+            "interval",
+            "--items",
+            "overall_truthfulness",
+            "--bootstrap",
+            "20",
+            "--json",
+        ]
+    )
     assert code == 0, err
     rows = json.loads(out)["alpha"]
     assert {r["group"] for r in rows} == {"politifact", "abc", "ALL"}
@@ -71,9 +83,26 @@ def test_subcommands_json_on_simulated_data(tmp_path: Path) -> None:
 def test_generic_long_csv_with_column_mapping(tmp_path: Path) -> None:
     path = tmp_path / "answers.csv"
     path.write_text("WorkerId,Task,Item,Answer\nw1,s1,ot,2\nw2,s1,ot,1\nw1,s2,ot,-2\nw2,s2,ot,-1\n")
-    code, out, err = _run(["aggregate", "--data", str(path), "--format", "long", "--map", "worker_id=WorkerId",
-                           "--map", "statement_id=Task", "--map", "item=Item", "--map", "value=Answer",
-                           "--item", "ot", "--json"])
+    code, out, err = _run(
+        [
+            "aggregate",
+            "--data",
+            str(path),
+            "--format",
+            "long",
+            "--map",
+            "worker_id=WorkerId",
+            "--map",
+            "statement_id=Task",
+            "--map",
+            "item=Item",
+            "--map",
+            "value=Answer",
+            "--item",
+            "ot",
+            "--json",
+        ]
+    )
     assert code == 0, err
     values = {r["statement_id"]: r["value"] for r in json.loads(out)["aggregates"]}
     assert values == {"s1": 1.5, "s2": -1.5}

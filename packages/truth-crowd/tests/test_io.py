@@ -78,9 +78,15 @@ def test_drop_broken_removes_exactly_dem_barelytrue_doc7(ipm_path: Path) -> None
 def test_reduced_16_column_release_loads(ipm_path: Path, tmp_path: Path) -> None:
     """The upstream HEAD copy keeps 16 columns and the 1,800 non-gold-name rows (unit_114 included)."""
     full = pd.read_csv(ipm_path)
-    columns = ["unit_id", "doc_index", "doc_name", "doc_statement", "doc_ground_truth_abc_label",
-               "doc_ground_truth_politifact_label", "doc_source"] + [
-        c for c in full.columns if c.endswith("_value") and c.startswith("doc_") and "ground" not in c]
+    columns = [
+        "unit_id",
+        "doc_index",
+        "doc_name",
+        "doc_statement",
+        "doc_ground_truth_abc_label",
+        "doc_ground_truth_politifact_label",
+        "doc_source",
+    ] + [c for c in full.columns if c.endswith("_value") and c.startswith("doc_") and "ground" not in c]
     reduced = full.loc[~full["doc_name"].isin(["HIGH", "LOW"]), columns]
     assert reduced.shape == (1800, 16)
     path = tmp_path / "head.csv"
@@ -106,9 +112,19 @@ def test_expert_level_tokens() -> None:
 
 
 _HEADER = "unit_id,doc_index,doc_name,doc_source," + ",".join(
-    f"doc_{stem}_value" for stem in ("overall-truthfulness", "confidence", "correctness", "neutrality",
-                                     "comprehensibility", "precision", "completeness", "speaker's-trustworthiness",
-                                     "informativeness"))
+    f"doc_{stem}_value"
+    for stem in (
+        "overall-truthfulness",
+        "confidence",
+        "correctness",
+        "neutrality",
+        "comprehensibility",
+        "precision",
+        "completeness",
+        "speaker's-trustworthiness",
+        "informativeness",
+    )
+)
 
 
 def _ipm_text(rows: list[str]) -> io.StringIO:
@@ -117,16 +133,19 @@ def _ipm_text(rows: list[str]) -> io.StringIO:
     return buffer
 
 
-@pytest.mark.parametrize(("row", "line", "field"), [
-    ("u1,0,DEM_LIE_doc1,politifact,3,0,0,0,0,0,0,0,0", 3, "doc_overall-truthfulness_value"),
-    ("u1,0,DEM_LIE_doc1,politifact,x,0,0,0,0,0,0,0,0", 3, "doc_overall-truthfulness_value"),
-    ("u1,0,DEM_LIE_doc1,politifact,0.5,0,0,0,0,0,0,0,0", 3, "doc_overall-truthfulness_value"),
-    ("u1,0,DEM_LIE_doc1,somewhere,0,0,0,0,0,0,0,0,0", 3, "doc_source"),
-    ("u1,0,DEM_WRONG_doc1,politifact,0,0,0,0,0,0,0,0,0", 3, "doc_name"),
-    ("u1,-1,DEM_LIE_doc2,politifact,0,0,0,0,0,0,0,0,0", 3, "doc_index"),
-    ("u0,1,DEM_LIE_doc1,politifact,0,0,0,0,0,0,0,0,0", 3, "statement_id"),
-    (",1,DEM_LIE_doc2,politifact,0,0,0,0,0,0,0,0,0", 3, "unit_id"),
-])
+@pytest.mark.parametrize(
+    ("row", "line", "field"),
+    [
+        ("u1,0,DEM_LIE_doc1,politifact,3,0,0,0,0,0,0,0,0", 3, "doc_overall-truthfulness_value"),
+        ("u1,0,DEM_LIE_doc1,politifact,x,0,0,0,0,0,0,0,0", 3, "doc_overall-truthfulness_value"),
+        ("u1,0,DEM_LIE_doc1,politifact,0.5,0,0,0,0,0,0,0,0", 3, "doc_overall-truthfulness_value"),
+        ("u1,0,DEM_LIE_doc1,somewhere,0,0,0,0,0,0,0,0,0", 3, "doc_source"),
+        ("u1,0,DEM_WRONG_doc1,politifact,0,0,0,0,0,0,0,0,0", 3, "doc_name"),
+        ("u1,-1,DEM_LIE_doc2,politifact,0,0,0,0,0,0,0,0,0", 3, "doc_index"),
+        ("u0,1,DEM_LIE_doc1,politifact,0,0,0,0,0,0,0,0,0", 3, "statement_id"),
+        (",1,DEM_LIE_doc2,politifact,0,0,0,0,0,0,0,0,0", 3, "unit_id"),
+    ],
+)
 def test_ipm_loader_names_line_and_field(row: str, line: int, field: str) -> None:
     good = "u0,0,DEM_LIE_doc1,politifact,0,0,0,0,0,0,0,0,0"
     with pytest.raises(InputError) as info:
@@ -150,8 +169,9 @@ def test_missing_columns_and_ragged_rows() -> None:
 
 def test_generic_loader_long_and_wide() -> None:
     long = io.StringIO("w,s,i,v,t\nA,s1,ot,2,3.5\nB,s1,ot,-1,4\nA,s2,ot,0,1\nA,s1,conf,1,3.5\n")
-    data = load_csv(long, columns={"worker_id": "w", "statement_id": "s", "item": "i", "value": "v",
-                                   "time_elapsed_s": "t"})
+    data = load_csv(
+        long, columns={"worker_id": "w", "statement_id": "s", "item": "i", "value": "v", "time_elapsed_s": "t"}
+    )
     assert data.items == ("ot", "conf") and len(data.judgments) == 3
     assert data.judgments.set_index(["worker_id", "statement_id"]).loc[("B", "s1"), "conf"] is pd.NA
     wide = io.StringIO("worker_id,statement_id,ot,conf\nA,s1,2,1\nB,s1,-1,\n")
@@ -165,8 +185,9 @@ def test_generic_loader_long_and_wide() -> None:
 
 
 def test_conversions_between_layouts() -> None:
-    wide = pd.DataFrame({"worker_id": ["a", "b", "a"], "statement_id": ["s", "s", "t"],
-                         "ot": pd.array([1, 2, None], dtype="Int8")})
+    wide = pd.DataFrame(
+        {"worker_id": ["a", "b", "a"], "statement_id": ["s", "s", "t"], "ot": pd.array([1, 2, None], dtype="Int8")}
+    )
     long = to_long(wide, ["ot"])
     assert len(long) == 2 and list(long.columns[:4]) == ["worker_id", "statement_id", "item", "value"]
     validate_long(long)
@@ -177,8 +198,10 @@ def test_conversions_between_layouts() -> None:
 
 
 _CSV_TEXT = st.text(alphabet=st.sampled_from(list('ab,"\n\r -.0123x_\x00é')), max_size=120)
-_CSV_ROWS = st.lists(st.lists(st.sampled_from(["", "1", "-2", "2.5", "x", "w1", "s1", "ot", '"q"', "1e9"]),
-                              min_size=4, max_size=4), max_size=6)
+_CSV_ROWS = st.lists(
+    st.lists(st.sampled_from(["", "1", "-2", "2.5", "x", "w1", "s1", "ot", '"q"', "1e9"]), min_size=4, max_size=4),
+    max_size=6,
+)
 
 
 @settings(max_examples=150)

@@ -35,8 +35,9 @@ def test_each_check_flags_exactly_the_planted_workers(planted: tuple[CrowdData, 
     assert failed["time"] == set(truth.index[truth["planted_too_fast"]])
     assert failed["completeness"] == set(truth.index[truth["planted_missing"]])
     assert "tries" not in failed and "url_domain" not in failed
-    assert set(report.failed_workers) == set(truth.index[truth[["planted_gold_fail", "planted_too_fast",
-                                                                "planted_missing"]].any(axis=1)])
+    assert set(report.failed_workers) == set(
+        truth.index[truth[["planted_gold_fail", "planted_too_fast", "planted_missing"]].any(axis=1)]
+    )
     reasons = report.failures.set_index("check")["reason"]
     assert reasons["gold"].str.contains("LOW = .* not < HIGH", regex=True).all()
     assert reasons["time"].str.contains("under 2s on").all()
@@ -54,8 +55,11 @@ def test_check_options_and_custom_checks(planted: tuple[CrowdData, pd.DataFrame]
     assert CompletenessCheck(items=["overall_truthfulness"])(data).passed.all()
     assert TriesCheck(max_tries=1)(data).passed.sum() < len(data.workers)
     assert UrlDomainCheck(blocked=("wikipedia",))(data).passed.sum() < len(data.judgments)
-    straight = CustomCheck("straight_lining", lambda d: d.judgments[["correctness", "neutrality", "precision"]]
-                           .nunique(axis=1) > 1, reason="same value on three dimensions")
+    straight = CustomCheck(
+        "straight_lining",
+        lambda d: d.judgments[["correctness", "neutrality", "precision"]].nunique(axis=1) > 1,
+        reason="same value on three dimensions",
+    )
     report = run_qc(data, [GoldCheck(), straight])
     assert set(report.summary["check"]) == {"gold", "straight_lining"}
     lines = report.failures[report.failures["check"] == "straight_lining"]

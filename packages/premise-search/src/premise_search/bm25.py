@@ -174,8 +174,13 @@ class SparseBM25:
         """Arrays and JSON-ready metadata that rebuild this scorer without refitting (no pickle)."""
         terms = sorted(self.vocabulary_, key=self.vocabulary_.__getitem__)
         return {
-            "config": asdict(self.config), "terms": terms, "avgdl": self.avgdl_, "average_idf": self.average_idf_,
-            "idf": self.idf_, "doc_len": self.doc_len_, "weights": self.weights_,
+            "config": asdict(self.config),
+            "terms": terms,
+            "avgdl": self.avgdl_,
+            "average_idf": self.average_idf_,
+            "idf": self.idf_,
+            "doc_len": self.doc_len_,
+            "weights": self.weights_,
         }
 
     @classmethod
@@ -217,7 +222,9 @@ def top_k_scores(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return best, scores[best]
 
 
-def reference_scores(corpus: Sequence[Sequence[str]], query: Sequence[str], config: BM25Config | None = None) -> np.ndarray:
+def reference_scores(
+    corpus: Sequence[Sequence[str]], query: Sequence[str], config: BM25Config | None = None
+) -> np.ndarray:
     """`rank_bm25.BM25Okapi(corpus, k1, b, epsilon).get_scores(query)`: the reference our scores must equal."""
     from rank_bm25 import BM25Okapi
 

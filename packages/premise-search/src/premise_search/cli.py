@@ -9,11 +9,6 @@ from typing import Any
 
 import numpy as np
 
-from repro_core.cli import common_options, make_parser, run_main
-from repro_core.cli import emit as emit_result
-from repro_core.errors import ConfigError, InputError
-from repro_core.umbrella import add_reproduce_command, reproduce_package
-
 from premise_search.__about__ import __version__
 from premise_search.corpus import Declaration, load_default_corpus, read_jsonl
 from premise_search.evaluation import MPR_KS, QR_KS, load_mathlib_mpr, load_mathlib_qr, mpr_metrics, qr_metrics
@@ -21,6 +16,10 @@ from premise_search.index import default_index_dir, load_index, open_index, read
 from premise_search.reproduction import quick
 from premise_search.retrieval import MODES, SearchEngine
 from premise_search.scanner import scan_lean_directory
+from repro_core.cli import common_options, make_parser, run_main
+from repro_core.cli import emit as emit_result
+from repro_core.errors import ConfigError, InputError
+from repro_core.umbrella import add_reproduce_command, reproduce_package
 
 __all__ = ["build_parser", "main"]
 
@@ -42,8 +41,12 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index", type=Path, help="index directory (default: the embedded corpus's cached index)")
     parser.add_argument("--corpus", type=Path, nargs="+", help="JSONL(.gz) corpus files to index in memory instead")
     parser.add_argument("--mode", choices=MODES, default="hybrid", help="retrieval channel(s) (default: hybrid)")
-    parser.add_argument("--rerank", action=argparse.BooleanOptionalAction, default=True,
-                        help="rerank the top 50 with the feature reranker (default: on)")
+    parser.add_argument(
+        "--rerank",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="rerank the top 50 with the feature reranker (default: on)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,12 +56,15 @@ def build_parser() -> argparse.ArgumentParser:
     index = commands.add_parser("index", help="build or inspect an index directory")
     index_commands = index.add_subparsers(dest="index_command", required=True, metavar="ACTION")
     build = index_commands.add_parser(
-        "build", parents=[common_options()], help="build an index directory",
+        "build",
+        parents=[common_options()],
+        help="build an index directory",
         description="Build (or refresh) an index: manifest.json, corpus rows, BM25 matrices, embeddings.",
         epilog="examples:\n  premise-search index build --out idx\n"
-               "  premise-search index build --corpus mathlib-full.jsonl.gz batteries.jsonl --out idx\n"
-               "  premise-search index build --lean ~/mathlib4/Mathlib --out idx",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        "  premise-search index build --corpus mathlib-full.jsonl.gz batteries.jsonl --out idx\n"
+        "  premise-search index build --lean ~/mathlib4/Mathlib --out idx",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     build.add_argument("--corpus", type=Path, nargs="+", help="JSONL(.gz) corpus files (ours or LeanSearch v2's)")
     build.add_argument("--lean", type=Path, nargs="+", help="folders of .lean sources to scan")
     build.add_argument("--out", type=Path, help="index directory (default: the embedded corpus's cache)")
@@ -67,9 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--index", type=Path, help="index directory (default: the embedded corpus's cache)")
 
     search = commands.add_parser(
-        "search", parents=[common_options()], help="search declarations",
+        "search",
+        parents=[common_options()],
+        help="search declarations",
         epilog='example:\n  premise-search search "order of an element divides the order of the group" -k 5 --json',
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     search.add_argument("query", nargs="+", help="one or more queries")
     search.add_argument("-k", type=int, default=10, help="results per query (default: 10)")
     _add_engine_options(search)
@@ -77,10 +86,18 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("eval", parents=[common_options()], help="evaluate on MathlibQR or MathlibMPR")
     evaluate.add_argument("benchmark", choices=("qr", "mpr"), help="qr = MathlibQR, mpr = MathlibMPR")
     evaluate.add_argument("--file", type=Path, help="benchmark JSON (default: the shipped LeanSearch v2 file)")
-    evaluate.add_argument("--slice", choices=("fair", "full"), default="fair",
-                          help="MathlibQR rows: fair (810, shared171) or full (946) (default: fair)")
-    evaluate.add_argument("--query-field", choices=("nl", "formal"), default="nl",
-                          help="MathlibMPR query: the English statement or the formal statement (default: nl)")
+    evaluate.add_argument(
+        "--slice",
+        choices=("fair", "full"),
+        default="fair",
+        help="MathlibQR rows: fair (810, shared171) or full (946) (default: fair)",
+    )
+    evaluate.add_argument(
+        "--query-field",
+        choices=("nl", "formal"),
+        default="nl",
+        help="MathlibMPR query: the English statement or the formal statement (default: nl)",
+    )
     _add_engine_options(evaluate)
 
     add_reproduce_command(commands)
@@ -115,8 +132,9 @@ def _index_build(args: argparse.Namespace) -> dict[str, Any]:
             raise InputError("no declarations found in the given corpus files or folders")
         out = args.out
         if out is None:
-            raise ConfigError("--out: required with --corpus or --lean (the default directory holds the embedded "
-                              "corpus's index)")
+            raise ConfigError(
+                "--out: required with --corpus or --lean (the default directory holds the embedded corpus's index)"
+            )
     else:
         corpus, out = load_default_corpus(), args.out or default_index_dir()
     open_index(out, corpus, rebuild=args.rebuild)
@@ -137,8 +155,9 @@ def _search(args: argparse.Namespace) -> list[dict[str, Any]]:
         raise ConfigError(f"-k: must be >= 1, got {args.k}")
     engine = _engine(args)
     results = engine.search_batch(args.query, args.k, mode=args.mode, rerank=args.rerank)
-    return [{"query": q, "results": [hit.to_dict() for hit in hits]}
-            for q, hits in zip(args.query, results, strict=True)]
+    return [
+        {"query": q, "results": [hit.to_dict() for hit in hits]} for q, hits in zip(args.query, results, strict=True)
+    ]
 
 
 def _human_search(result: list[dict[str, Any]]) -> str:
@@ -164,15 +183,27 @@ def _eval(args: argparse.Namespace) -> dict[str, Any]:
             mask = np.array([r.style == style for r in rows])
             table[style] = {m: float(np.mean(v[mask])) for m, v in per_query.items()}
         in_corpus = np.array([engine.lookup(r.full_name) is not None for r in rows])
-        return {"benchmark": "MathlibQR", "slice": args.slice, "n_queries": len(rows),
-                "n_targets_in_corpus": int(in_corpus.sum()), "mode": args.mode, "rerank": args.rerank,
-                "metrics": table}
+        return {
+            "benchmark": "MathlibQR",
+            "slice": args.slice,
+            "n_queries": len(rows),
+            "n_targets_in_corpus": int(in_corpus.sum()),
+            "mode": args.mode,
+            "rerank": args.rerank,
+            "metrics": table,
+        }
     problems = load_mathlib_mpr(args.file)
     texts = [p.nl_statement if args.query_field == "nl" else p.formal_statement for p in problems]
     ranked = engine.search_batch(texts, max(MPR_KS), mode=args.mode, rerank=args.rerank)
     scores = mpr_metrics([[h.name for h in hits] for hits in ranked], problems)
-    return {"benchmark": "MathlibMPR", "n_queries": len(problems), "query_field": args.query_field,
-            "mode": args.mode, "rerank": args.rerank, "metrics": {"all": scores}}
+    return {
+        "benchmark": "MathlibMPR",
+        "n_queries": len(problems),
+        "query_field": args.query_field,
+        "mode": args.mode,
+        "rerank": args.rerank,
+        "metrics": {"all": scores},
+    }
 
 
 def _human_eval(result: dict[str, Any]) -> str:
@@ -191,8 +222,9 @@ def _main(args: argparse.Namespace) -> int:
             emit_result(_index_build(args), as_json=args.json, human=_human_kv)
         else:
             directory = args.index or default_index_dir()
-            emit_result({"index": str(directory), **_summary(read_manifest(directory))}, as_json=args.json,
-                        human=_human_kv)
+            emit_result(
+                {"index": str(directory), **_summary(read_manifest(directory))}, as_json=args.json, human=_human_kv
+            )
         return 0
     if args.command == "search":
         emit_result(_search(args), as_json=args.json, human=_human_search)

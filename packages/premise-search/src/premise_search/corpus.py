@@ -49,8 +49,19 @@ DEFAULT_CORPUS_NAME = "mathlib-subset.jsonl.gz"
 
 #: Declaration kinds we know (others are kept as given). LSv2's `definition` is read as `def`.
 KINDS = (
-    "theorem", "def", "abbrev", "instance", "structure", "class", "inductive", "axiom", "opaque", "alias",
-    "field", "constructor", "recursor",
+    "theorem",
+    "def",
+    "abbrev",
+    "instance",
+    "structure",
+    "class",
+    "inductive",
+    "axiom",
+    "opaque",
+    "alias",
+    "field",
+    "constructor",
+    "recursor",
 )
 _KIND_ALIASES = {"definition": "def", "lemma": "theorem", "classInductive": "class", "ctor": "constructor"}
 _LSV2_KIND = {"def": "definition"}
@@ -199,7 +210,10 @@ class Declaration:
         if style != "native":
             raise ValueError(f"style: expected 'native' or 'lsv2', got {style!r}")
         row: dict[str, Any] = {
-            "name": self.name, "kind": self.kind, "module": self.module, "signature": self.signature,
+            "name": self.name,
+            "kind": self.kind,
+            "module": self.module,
+            "signature": self.signature,
             "docstring": self.docstring,
         }
         for f in dataclasses.fields(self):
@@ -215,7 +229,7 @@ class Declaration:
 def _open_text(path: Path) -> io.TextIOBase:
     if path.suffix == ".gz":
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")  # type: ignore[return-value]
-    return open(path, encoding="utf-8")  # noqa: SIM115 - closed by the caller's `with`
+    return open(path, encoding="utf-8")
 
 
 def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[Declaration]:
@@ -243,9 +257,7 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[Declaration]:
     return list(iter_jsonl(path))
 
 
-def write_jsonl(
-    declarations: Iterable[Declaration], path: str | os.PathLike[str], *, style: Style = "native"
-) -> Path:
+def write_jsonl(declarations: Iterable[Declaration], path: str | os.PathLike[str], *, style: Style = "native") -> Path:
     """Write one JSON object per line (gzip when `path` ends in `.gz`, with mtime 0 so bytes are reproducible).
 
     The file appears atomically (temporary file, then rename). Returns the path.

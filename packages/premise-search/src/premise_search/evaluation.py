@@ -103,8 +103,9 @@ def load_mathlib_qr(
     if not isinstance(data, list):
         raise InputError("expected a JSON list of objects", path=path)
     if not isinstance(shared, dict) or not isinstance(shared.get("shared_declarations"), list):
-        raise InputError("expected an object with a list 'shared_declarations'", path=shared_file,
-                         field="shared_declarations")
+        raise InputError(
+            "expected an object with a list 'shared_declarations'", path=shared_file, field="shared_declarations"
+        )
     fair = set(shared["shared_declarations"])
     rows = []
     for number, item in enumerate(data):
@@ -118,8 +119,17 @@ def load_mathlib_qr(
             if not isinstance(text, str):
                 raise InputError(f"item {number}: expected a string", path=path, field=style)
             if text.strip():
-                rows.append(QRQuery(str(item.get("id", number)), name, style, text, str(item.get("difficulty", "")),
-                                    str(item.get("kind", "")), name in fair))
+                rows.append(
+                    QRQuery(
+                        str(item.get("id", number)),
+                        name,
+                        style,
+                        text,
+                        str(item.get("difficulty", "")),
+                        str(item.get("kind", "")),
+                        name in fair,
+                    )
+                )
     return rows
 
 
@@ -161,12 +171,22 @@ def load_mathlib_mpr(path: str | os.PathLike[str] | None = None) -> list[MPRQuer
             kind = group.get("kind") if isinstance(group, dict) else None
             docs = group.get("docs") if isinstance(group, dict) else None
             if kind not in ("original", "alternative") or not isinstance(docs, list):
-                raise InputError(f"item {number}: a group needs kind original|alternative and a docs list",
-                                 path=path, field="premise_group")
+                raise InputError(
+                    f"item {number}: a group needs kind original|alternative and a docs list",
+                    path=path,
+                    field="premise_group",
+                )
             groups.append(PremiseGroup(kind, tuple(str(d) for d in docs)))
-        out.append(MPRQuery(str(item.get("id", number)), item.get("pr"), str(item.get("formal_main_result", "")),
-                            str(item.get("NL_main_result", "")), str(item.get("formal_statement", "")),
-                            tuple(groups)))
+        out.append(
+            MPRQuery(
+                str(item.get("id", number)),
+                item.get("pr"),
+                str(item.get("formal_main_result", "")),
+                str(item.get("NL_main_result", "")),
+                str(item.get("formal_statement", "")),
+                tuple(groups),
+            )
+        )
     return out
 
 

@@ -34,14 +34,13 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from repro_core.errors import InputError
-
 from premise_search.__about__ import __version__
 from premise_search.bm25 import SparseBM25
 from premise_search.corpus import Declaration, corpus_sha256, read_jsonl, write_jsonl
 from premise_search.embed import HashingEmbedder
 from premise_search.retrieval import IndexConfig, SearchEngine
 from premise_search.tokenize import LeanTokenizer
+from repro_core.errors import InputError
 
 __all__ = [
     "FORMAT",
@@ -76,8 +75,12 @@ def _ids(config: IndexConfig) -> dict[str, str]:
 
 def _save_bm25(model: SparseBM25, directory: Path, stem: str) -> None:
     state = model.state()
-    meta = {"config": state["config"], "terms": state["terms"], "avgdl": state["avgdl"],
-            "average_idf": state["average_idf"]}
+    meta = {
+        "config": state["config"],
+        "terms": state["terms"],
+        "avgdl": state["avgdl"],
+        "average_idf": state["average_idf"],
+    }
     (directory / f"{stem}.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
     np.savez(directory / f"{stem}.npz", idf=state["idf"], doc_len=state["doc_len"])
     sp.save_npz(directory / f"{stem}.weights.npz", state["weights"], compressed=False)
@@ -162,8 +165,12 @@ def load_index(directory: str | os.PathLike[str], **engine_kwargs: Any) -> Searc
     directory = Path(directory)
     manifest = read_manifest(directory)
     if manifest.get("format_version") != FORMAT_VERSION:
-        raise InputError(f"index format version {manifest.get('format_version')} is not {FORMAT_VERSION}; "
-                         "rebuild it with `premise-search index build`", path=directory, field="format_version")
+        raise InputError(
+            f"index format version {manifest.get('format_version')} is not {FORMAT_VERSION}; "
+            "rebuild it with `premise-search index build`",
+            path=directory,
+            field="format_version",
+        )
     config = IndexConfig.from_json(manifest["config"])
     corpus = read_jsonl(directory / "docs.jsonl.gz")
     text_bm25 = _load_bm25(directory, "bm25_text")
@@ -171,12 +178,15 @@ def load_index(directory: str | os.PathLike[str], **engine_kwargs: Any) -> Searc
     with np.load(directory / "dense.npz", allow_pickle=False) as arrays:
         idf = arrays["idf"]
     projection = sp.load_npz(directory / "dense.projection.npz")
-    embedder = HashingEmbedder.from_state({"config": manifest["config"]["embedder"], "idf": idf,
-                                           "projection": projection})
+    embedder = HashingEmbedder.from_state(
+        {"config": manifest["config"]["embedder"], "idf": idf, "projection": projection}
+    )
     embeddings = np.load(directory / "embeddings.npy", allow_pickle=False)
     if embeddings.shape != (len(corpus), embedder.dim):
-        raise InputError(f"embeddings have shape {embeddings.shape}, expected ({len(corpus)}, {embedder.dim})",
-                         path=directory / "embeddings.npy")
+        raise InputError(
+            f"embeddings have shape {embeddings.shape}, expected ({len(corpus)}, {embedder.dim})",
+            path=directory / "embeddings.npy",
+        )
     return SearchEngine(corpus, config, text_bm25, name_bm25, embedder, embeddings, **engine_kwargs)
 
 

@@ -20,17 +20,18 @@ import functools
 
 import numpy as np
 
-from repro_core.report import ClaimResult, ReproductionContext
-
 from premise_search.corpus import load_default_corpus
 from premise_search.evaluation import load_mathlib_mpr, load_mathlib_qr, mpr_metrics, qr_metrics
 from premise_search.retrieval import SearchEngine
+from repro_core.report import ClaimResult, ReproductionContext
 
 __all__ = ["quick"]
 
-_SETUP = ("embedded corpus: 22,936 declarations of the 313 Mathlib modules holding benchmark targets "
-          "(paper: all of Mathlib); offline BM25 + hashed n-gram embedder + feature reranker, no informal text "
-          "(paper: LLM informalisation, Qwen3-Embedding-8B, Qwen3-Reranker-8B)")
+_SETUP = (
+    "embedded corpus: 22,936 declarations of the 313 Mathlib modules holding benchmark targets "
+    "(paper: all of Mathlib); offline BM25 + hashed n-gram embedder + feature reranker, no informal text "
+    "(paper: LLM informalisation, Qwen3-Embedding-8B, Qwen3-Reranker-8B)"
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -50,27 +51,53 @@ def quick(context: ReproductionContext) -> list[ClaimResult]:
         ranked = engine.search_batch(queries, 20, mode=mode, rerank=rerank)  # type: ignore[arg-type]
         rows[label] = qr_metrics([[h.name for h in r] for r in ranked], targets, ks=(10,))
     standard = rows["standard mode (hybrid + rerank)"]
-    results.append(ClaimResult(
-        "standard mode: nDCG@10 on MathlibQR, fair slice (810 queries)", metric="nDCG@10", paper_value=0.62,
-        our_value=round(float(np.mean(standard["nDCG@10"])), 4), tolerance=0.05,
-        note=f"different corpus and models: {_SETUP}"))
-    results.append(ClaimResult(
-        "standard mode: Recall@10 on MathlibQR, fair slice", metric="Recall@10", paper_value=None,
-        our_value=round(float(np.mean(standard["Recall@10"])), 4),
-        note="the abstract gives no Recall@10; measured for the README table"))
+    results.append(
+        ClaimResult(
+            "standard mode: nDCG@10 on MathlibQR, fair slice (810 queries)",
+            metric="nDCG@10",
+            paper_value=0.62,
+            our_value=round(float(np.mean(standard["nDCG@10"])), 4),
+            tolerance=0.05,
+            note=f"different corpus and models: {_SETUP}",
+        )
+    )
+    results.append(
+        ClaimResult(
+            "standard mode: Recall@10 on MathlibQR, fair slice",
+            metric="Recall@10",
+            paper_value=None,
+            our_value=round(float(np.mean(standard["Recall@10"])), 4),
+            note="the abstract gives no Recall@10; measured for the README table",
+        )
+    )
     bm25 = rows["BM25 alone"]
-    results.append(ClaimResult(
-        "BM25 alone: nDCG@10 on MathlibQR, fair slice", metric="nDCG@10", paper_value=None,
-        our_value=round(float(np.mean(bm25["nDCG@10"])), 4),
-        note="our lexical baseline (Lean-aware tokenizer); the paper's per-baseline rows are not recorded"))
+    results.append(
+        ClaimResult(
+            "BM25 alone: nDCG@10 on MathlibQR, fair slice",
+            metric="nDCG@10",
+            paper_value=None,
+            our_value=round(float(np.mean(bm25["nDCG@10"])), 4),
+            note="our lexical baseline (Lean-aware tokenizer); the paper's per-baseline rows are not recorded",
+        )
+    )
     mpr = load_mathlib_mpr()
     ranked = engine.search_batch([q.nl_statement for q in mpr], 10, mode="hybrid", rerank=True)
     scores = mpr_metrics([[h.name for h in r] for r in ranked], mpr, ks=(10,))
-    results.append(ClaimResult(
-        "standard mode, English statement as one query: Recall@10(group) on MathlibMPR (69 problems)",
-        metric="Recall@10(group) %", paper_value=None, our_value=round(scores["Recall@10(group)"], 2),
-        note="single-query baseline for the reasoning mode; 339/341 premise names are in the embedded corpus"))
-    results.append(ClaimResult.pending(
-        "reasoning mode: Recall@10(group) on MathlibMPR", metric="Recall@10(group) %", paper_value=46.1,
-        note="not implemented yet (issue #7: sketch, retrieve, filter, judge, reflect)"))
+    results.append(
+        ClaimResult(
+            "standard mode, English statement as one query: Recall@10(group) on MathlibMPR (69 problems)",
+            metric="Recall@10(group) %",
+            paper_value=None,
+            our_value=round(scores["Recall@10(group)"], 2),
+            note="single-query baseline for the reasoning mode; 339/341 premise names are in the embedded corpus",
+        )
+    )
+    results.append(
+        ClaimResult.pending(
+            "reasoning mode: Recall@10(group) on MathlibMPR",
+            metric="Recall@10(group) %",
+            paper_value=46.1,
+            note="not implemented yet (issue #7: sketch, retrieve, filter, judge, reflect)",
+        )
+    )
     return results

@@ -24,10 +24,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-from repro_core.errors import ConfigError
-
 from premise_search.corpus import Declaration
 from premise_search.tokenize import LeanTokenizer, split_identifier
+from repro_core.errors import ConfigError
 
 __all__ = ["FeatureReranker", "FeatureWeights", "Reranker"]
 
@@ -114,19 +113,19 @@ class FeatureReranker:
             text_tokens = self._decl_tokens(decl)
             query_cover = len(q_tokens & text_tokens) / len(q_tokens) if q_tokens else 0.0
             kind = 0.0
-            if wants_theorem and decl.kind in _THEOREM_KINDS:
+            if (wants_theorem and decl.kind in _THEOREM_KINDS) or (wants_definition and decl.kind in _DEFINITION_KINDS):
                 kind = 1.0
-            elif wants_definition and decl.kind in _DEFINITION_KINDS:
-                kind = 1.0
-            out.append({
-                "prior": 1.0 / (1.0 + rank / 10.0),
-                "exact": exact,
-                "name_cover": name_cover,
-                "query_cover": query_cover,
-                "kind": kind,
-                "brevity": 1.0 / max(len(split_identifier(decl.name)), 1),
-                "deprecated": 1.0 if decl.deprecated else 0.0,
-            })
+            out.append(
+                {
+                    "prior": 1.0 / (1.0 + rank / 10.0),
+                    "exact": exact,
+                    "name_cover": name_cover,
+                    "query_cover": query_cover,
+                    "kind": kind,
+                    "brevity": 1.0 / max(len(split_identifier(decl.name)), 1),
+                    "deprecated": 1.0 if decl.deprecated else 0.0,
+                }
+            )
         return out
 
     def rerank(self, query: str, candidates: Sequence[Declaration]) -> list[tuple[int, float]]:

@@ -9,8 +9,9 @@ Channels (each a ranking of the whole corpus):
 
 `hybrid` fuses the three by reciprocal rank fusion (Cormack, Clarke & Büttcher 2009):
 `score(d) = Σ_c weight_c / (rrf_k + rank_c(d))`, rank 1-based, over each channel's top `candidates`;
-ties go to the lower corpus index; rrf_k = 60 and the weights `DEFAULT_CHANNEL_WEIGHTS` by default. `rerank=True` re-orders the top `rerank_depth` of the chosen mode with a
-`Reranker` (the deterministic `FeatureReranker` by default); the rest keep their order below.
+ties go to the lower corpus index; rrf_k = 60 and the weights `DEFAULT_CHANNEL_WEIGHTS` by default.
+`rerank=True` re-orders the top `rerank_depth` of the chosen mode with a `Reranker` (the deterministic
+`FeatureReranker` by default); the rest keep their order below.
 """
 
 from __future__ import annotations
@@ -23,13 +24,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-from repro_core.errors import ConfigError, InputError
-
 from premise_search.bm25 import BM25Config, SparseBM25, top_k_scores
 from premise_search.corpus import Declaration
 from premise_search.embed import HashingEmbedder, HashingEmbedderConfig
 from premise_search.rerank import FeatureReranker, Reranker
 from premise_search.tokenize import LeanTokenizer, TokenizerConfig
+from repro_core.errors import ConfigError, InputError
 
 __all__ = ["DEFAULT_CHANNEL_WEIGHTS", "MODES", "Hit", "IndexConfig", "SearchEngine", "document_text", "rrf_fuse"]
 

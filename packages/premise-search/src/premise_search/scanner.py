@@ -36,8 +36,16 @@ logger = logging.getLogger(__name__)
 
 #: Keyword -> kind.
 DECLARATION_KEYWORDS = {
-    "theorem": "theorem", "lemma": "theorem", "def": "def", "abbrev": "abbrev", "instance": "instance",
-    "structure": "structure", "class": "class", "inductive": "inductive", "axiom": "axiom", "opaque": "opaque",
+    "theorem": "theorem",
+    "lemma": "theorem",
+    "def": "def",
+    "abbrev": "abbrev",
+    "instance": "instance",
+    "structure": "structure",
+    "class": "class",
+    "inductive": "inductive",
+    "axiom": "axiom",
+    "opaque": "opaque",
     "irreducible_def": "def",
 }
 _MODIFIERS = ("private", "protected", "noncomputable", "partial", "unsafe", "nonrec", "scoped", "local")
@@ -45,7 +53,9 @@ _DECL_RE = re.compile(
     r"^(?P<attrs>(?:@\[[^\n]*?\]\s*)*)(?P<mods>(?:(?:" + "|".join(_MODIFIERS) + r")\s+)*)"
     r"(?P<kw>class\s+inductive|class\s+abbrev|" + "|".join(DECLARATION_KEYWORDS) + r")\b"
 )
-_NAME_RE = re.compile(r"\s*(?:\(priority\s*:=[^)]*\)\s*)?(?P<name>(?:«[^»]*»|[^\s:\[\](){}⦃⦄.«]+)(?:\.(?:«[^»]*»|[^\s:\[\](){}⦃⦄.«]+))*)")
+_NAME_RE = re.compile(
+    r"\s*(?:\(priority\s*:=[^)]*\)\s*)?(?P<name>(?:«[^»]*»|[^\s:\[\](){}⦃⦄.«]+)(?:\.(?:«[^»]*»|[^\s:\[\](){}⦃⦄.«]+))*)"
+)
 _SCOPE_RE = re.compile(r"^(namespace|section|end|noncomputable\s+section)\b[ \t]*([^\s-]*)")
 _OPEN = "([{⟨⦃"
 _CLOSE = ")]}⟩⦄"
@@ -180,17 +190,25 @@ def scan_lean_source(text: str, module: str = "", *, source: str | None = None) 
             guessed = True
         raw = raw.replace("«", "").replace("»", "")
         prefix = ".".join(name for name, is_ns in scopes if is_ns and name)
-        if raw.startswith("_root_."):
-            full = raw[len("_root_.") :]
-        else:
-            full = f"{prefix}.{raw}" if prefix else raw
+        # `_root_.x` escapes the enclosing namespaces.
+        full = raw.removeprefix("_root_.") if raw.startswith("_root_.") or not prefix else f"{prefix}.{raw}"
         if guessed and full in seen:
             seen[full] += 1
             full = f"{full}_{seen[full]}"
         else:
             seen.setdefault(full, 0)
-        out.append(Declaration(name=full, kind=kind, module=module, signature=signature, docstring=docstring,
-                               line=number, source=source, name_guessed=guessed))
+        out.append(
+            Declaration(
+                name=full,
+                kind=kind,
+                module=module,
+                signature=signature,
+                docstring=docstring,
+                line=number,
+                source=source,
+                name_guessed=guessed,
+            )
+        )
     return out
 
 

@@ -80,8 +80,15 @@ def encode_answers(answers: pd.DataFrame) -> EncodedAnswers:
     label = position[raw_label]
     first_seen = np.empty(len(labels), dtype=np.int64)
     first_seen[position] = np.arange(len(seen))
-    return EncodedAnswers(worker=worker.astype(np.int64), task=task.astype(np.int64), label=label.astype(np.int64),
-                          workers=pd.Index(workers), tasks=pd.Index(tasks), labels=labels, first_seen=first_seen)
+    return EncodedAnswers(
+        worker=worker.astype(np.int64),
+        task=task.astype(np.int64),
+        label=label.astype(np.int64),
+        workers=pd.Index(workers),
+        tasks=pd.Index(tasks),
+        labels=labels,
+        first_seen=first_seen,
+    )
 
 
 def _numeric_labels(answers: pd.DataFrame) -> pd.Series:
@@ -98,8 +105,9 @@ def mean_aggregate(answers: pd.DataFrame) -> pd.Series:
     return _numeric_labels(answers).groupby(answers["task"].to_numpy()).mean().rename("mean")
 
 
-def median_aggregate(answers: pd.DataFrame, *, even: Literal["interpolate", "lower", "upper"] = "interpolate"
-                     ) -> pd.Series:
+def median_aggregate(
+    answers: pd.DataFrame, *, even: Literal["interpolate", "lower", "upper"] = "interpolate"
+) -> pd.Series:
     """Median of the labels per task; `even` picks the midpoint, the lower or the upper middle value for even n."""
     values = _numeric_labels(answers)
     grouped = values.groupby(answers["task"].to_numpy())
@@ -205,8 +213,9 @@ class DawidSkene:
         self.probas_ = pd.DataFrame(probas, index=coded.tasks, columns=coded.labels)
         self.labels_ = pd.Series(coded.labels.to_numpy()[probas.argmax(axis=1)], index=coded.tasks, name="agg_label")
         index = pd.MultiIndex.from_product([coded.workers, coded.labels], names=["worker", "label"])
-        self.errors_ = pd.DataFrame(confusion.transpose(0, 2, 1).reshape(n_workers * n_labels, n_labels),
-                                    index=index, columns=coded.labels)
+        self.errors_ = pd.DataFrame(
+            confusion.transpose(0, 2, 1).reshape(n_workers * n_labels, n_labels), index=index, columns=coded.labels
+        )
         diag = np.einsum("wkk->wk", confusion)
         self.skills_ = pd.Series(diag @ priors, index=coded.workers, name="skill")
         logger.debug("Dawid-Skene: %d iterations, log-likelihood per answer %.6f", self.n_iter_, history[-1])

@@ -43,8 +43,9 @@ def _as_matrix(reliability_data: np.ndarray | pd.DataFrame | Sequence[Sequence[f
     return matrix
 
 
-def value_counts_matrix(reliability_data: np.ndarray | pd.DataFrame,
-                        value_domain: Sequence[float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def value_counts_matrix(
+    reliability_data: np.ndarray | pd.DataFrame, value_domain: Sequence[float] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Units x values count matrix `n_uc` and the sorted value domain.
 
     Args:
@@ -121,8 +122,12 @@ def _alpha_from_counts(counts: np.ndarray, domain: np.ndarray, level: Level) -> 
     return 1.0 - observed_disagreement / expected_disagreement
 
 
-def krippendorff_alpha(reliability_data: np.ndarray | pd.DataFrame | Sequence[Sequence[float]], *,
-                       level: Level = "interval", value_domain: Sequence[float] | None = None) -> float:
+def krippendorff_alpha(
+    reliability_data: np.ndarray | pd.DataFrame | Sequence[Sequence[float]],
+    *,
+    level: Level = "interval",
+    value_domain: Sequence[float] | None = None,
+) -> float:
     """Krippendorff's alpha of `reliability_data: [n_raters, n_units]` (NaN = missing), as `krippendorff.alpha`.
 
     Units with fewer than two ratings do not count. Returns NaN when alpha is undefined (no pairable unit, or only
@@ -148,9 +153,15 @@ class AlphaResult:
     confidence: float
 
 
-def krippendorff_alpha_ci(reliability_data: np.ndarray | pd.DataFrame, *, level: Level = "interval",
-                          value_domain: Sequence[float] | None = None, n_resamples: int = 1000,
-                          confidence: float = 0.95, seed: int = 0) -> AlphaResult:
+def krippendorff_alpha_ci(
+    reliability_data: np.ndarray | pd.DataFrame,
+    *,
+    level: Level = "interval",
+    value_domain: Sequence[float] | None = None,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> AlphaResult:
     """Alpha and a percentile bootstrap interval from resampling units (columns) with replacement.
 
     Uses `repro_core.metrics.bootstrap_ci` on the unit indices; each resample recomputes alpha from the resampled
@@ -168,15 +179,28 @@ def krippendorff_alpha_ci(reliability_data: np.ndarray | pd.DataFrame, *, level:
         value = _alpha_from_counts(counts[index.astype(np.int64)], domain, level)
         return 0.0 if np.isnan(value) else value  # a degenerate resample (one value only) counts as no agreement
 
-    ci: BootstrapCI = bootstrap_ci(np.arange(counts.shape[0]), statistic, n_resamples=n_resamples,
-                                   confidence=confidence, seed=seed)
-    return AlphaResult(alpha=_alpha_from_counts(counts, domain, level), low=float(ci.low), high=float(ci.high),
-                       level=level, n_units=int(counts.shape[0]), n_pairable_values=int(counts.sum()),
-                       confidence=confidence)
+    ci: BootstrapCI = bootstrap_ci(
+        np.arange(counts.shape[0]), statistic, n_resamples=n_resamples, confidence=confidence, seed=seed
+    )
+    return AlphaResult(
+        alpha=_alpha_from_counts(counts, domain, level),
+        low=float(ci.low),
+        high=float(ci.high),
+        level=level,
+        n_units=int(counts.shape[0]),
+        n_pairable_values=int(counts.sum()),
+        confidence=confidence,
+    )
 
 
-def alpha_by_item(judgments: pd.DataFrame, items: Sequence[str], *, levels: Sequence[str] = ("interval",),
-                  by: str | None = "dataset", value_domain: Sequence[float] | None = (-2, -1, 0, 1, 2)) -> pd.DataFrame:
+def alpha_by_item(
+    judgments: pd.DataFrame,
+    items: Sequence[str],
+    *,
+    levels: Sequence[str] = ("interval",),
+    by: str | None = "dataset",
+    value_domain: Sequence[float] | None = (-2, -1, 0, 1, 2),
+) -> pd.DataFrame:
     """Alpha per item, level and group (`by` column of the wide table, e.g. dataset) plus an `ALL` group.
 
     Returns a tidy frame with columns `group, item, level, alpha, n_units`.
@@ -192,14 +216,21 @@ def alpha_by_item(judgments: pd.DataFrame, items: Sequence[str], *, levels: Sequ
             matrix = frame.pivot(index="worker_id", columns="statement_id", values=item).astype(float)
             counts, domain = value_counts_matrix(matrix.to_numpy().copy(), value_domain)
             for level in levels:
-                rows.append({"group": name, "item": item, "level": level,
-                             "alpha": _alpha_from_counts(counts, domain, level),  # type: ignore[arg-type]
-                             "n_units": int((counts.sum(axis=1) >= 2).sum())})
+                rows.append(
+                    {
+                        "group": name,
+                        "item": item,
+                        "level": level,
+                        "alpha": _alpha_from_counts(counts, domain, level),  # type: ignore[arg-type]
+                        "n_units": int((counts.sum(axis=1) >= 2).sum()),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
-def fleiss_kappa(answers: pd.DataFrame, *, n_raters: int | None = None,
-                 method: Literal["fleiss", "randolph"] = "fleiss") -> float:
+def fleiss_kappa(
+    answers: pd.DataFrame, *, n_raters: int | None = None, method: Literal["fleiss", "randolph"] = "fleiss"
+) -> float:
     """Fleiss' (or Randolph's) kappa of a crowd-kit frame `worker, task, label`, via statsmodels.
 
     Fleiss' kappa needs the same number of ratings per task: only tasks with exactly `n_raters` ratings (default:
@@ -219,9 +250,13 @@ def fleiss_kappa(answers: pd.DataFrame, *, n_raters: int | None = None,
     return float(_fleiss(table, method=method))
 
 
-def cohen_kappa(rater_a: Sequence[object] | np.ndarray, rater_b: Sequence[object] | np.ndarray, *,
-                weights: Literal["linear", "quadratic"] | None = None,
-                categories: Sequence[object] | None = None) -> float:
+def cohen_kappa(
+    rater_a: Sequence[object] | np.ndarray,
+    rater_b: Sequence[object] | np.ndarray,
+    *,
+    weights: Literal["linear", "quadratic"] | None = None,
+    categories: Sequence[object] | None = None,
+) -> float:
     """Cohen's kappa (optionally linear/quadratic weighted) between two raters' labels `[n]`, via statsmodels."""
     from statsmodels.stats.inter_rater import cohens_kappa
 

@@ -46,10 +46,19 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     source = group.add_mutually_exclusive_group(required=True)
     source.add_argument("--data", type=Path, help="CSV file to load")
     source.add_argument("--simulate", action="store_true", help="use a seeded IPM-like simulated run")
-    group.add_argument("--format", choices=("ipm2021", "long", "wide"), default="ipm2021",
-                       help="layout of --data (default: ipm2021, the released 93- or 16-column file)")
-    group.add_argument("--map", action="append", default=[], metavar="OURS=THEIRS",
-                       help="column rename for --format long/wide, e.g. --map worker_id=WorkerId (repeatable)")
+    group.add_argument(
+        "--format",
+        choices=("ipm2021", "long", "wide"),
+        default="ipm2021",
+        help="layout of --data (default: ipm2021, the released 93- or 16-column file)",
+    )
+    group.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="OURS=THEIRS",
+        help="column rename for --format long/wide, e.g. --map worker_id=WorkerId (repeatable)",
+    )
     group.add_argument("--drop-broken", action="store_true", help="ipm2021: drop DEM_BARELYTRUE_doc7")
     group.add_argument("--seed", type=int, default=0, help="seed of --simulate and of bootstraps (default: 0)")
 
@@ -58,36 +67,63 @@ def build_parser() -> argparse.ArgumentParser:
     parser = make_parser("truth-crowd", DESCRIPTION, __version__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    validate = commands.add_parser("validate", parents=[common_options()], help="load, validate, print design counts",
-                                   description="Load and validate a data file; print its design counts (spec 6) "
-                                               "and every decision the loader took about the data.")
+    validate = commands.add_parser(
+        "validate",
+        parents=[common_options()],
+        help="load, validate, print design counts",
+        description="Load and validate a data file; print its design counts (spec 6) "
+        "and every decision the loader took about the data.",
+    )
     _add_data_options(validate)
 
-    qc = commands.add_parser("qc", parents=[common_options()], help="run the quality checks",
-                             description="Crowd_Frame's checks: completeness (every item and a URL), gold "
-                                         "(LOW < HIGH on overall truthfulness), time (>= MIN seconds on every "
-                                         "statement and questionnaire), tries, and blocked URL domains.")
+    qc = commands.add_parser(
+        "qc",
+        parents=[common_options()],
+        help="run the quality checks",
+        description="Crowd_Frame's checks: completeness (every item and a URL), gold "
+        "(LOW < HIGH on overall truthfulness), time (>= MIN seconds on every "
+        "statement and questionnaire), tries, and blocked URL domains.",
+    )
     _add_data_options(qc)
     qc.add_argument("--min-seconds", type=float, default=2.0, help="time threshold (default: 2)")
     qc.add_argument("--max-tries", type=int, default=10, help="allowed tries (default: 10)")
 
-    agreement = commands.add_parser("agreement", parents=[common_options()], help="Krippendorff's alpha per item",
-                                    description="Krippendorff's alpha per item, per dataset and ALL, on the "
-                                                "canonical filter (real statements only).")
+    agreement = commands.add_parser(
+        "agreement",
+        parents=[common_options()],
+        help="Krippendorff's alpha per item",
+        description="Krippendorff's alpha per item, per dataset and ALL, on the "
+        "canonical filter (real statements only).",
+    )
     _add_data_options(agreement)
-    agreement.add_argument("--levels", nargs="+", choices=LEVELS, default=["interval", "ordinal", "nominal"],
-                           help="levels of measurement (default: interval ordinal nominal)")
+    agreement.add_argument(
+        "--levels",
+        nargs="+",
+        choices=LEVELS,
+        default=["interval", "ordinal", "nominal"],
+        help="levels of measurement (default: interval ordinal nominal)",
+    )
     agreement.add_argument("--items", nargs="+", default=None, help="items (default: all)")
-    agreement.add_argument("--bootstrap", type=int, default=0, metavar="N",
-                           help="add a 95%% unit-bootstrap interval with N resamples (default: none)")
+    agreement.add_argument(
+        "--bootstrap",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add a 95%% unit-bootstrap interval with N resamples (default: none)",
+    )
 
-    aggregate = commands.add_parser("aggregate", parents=[common_options()], help="aggregate per statement",
-                                    description="One value per statement for ITEM: mean (the paper's), median, "
-                                                "majority vote (mv) or Dawid-Skene (ds), on the canonical filter.")
+    aggregate = commands.add_parser(
+        "aggregate",
+        parents=[common_options()],
+        help="aggregate per statement",
+        description="One value per statement for ITEM: mean (the paper's), median, "
+        "majority vote (mv) or Dawid-Skene (ds), on the canonical filter.",
+    )
     _add_data_options(aggregate)
     aggregate.add_argument("--item", default="overall_truthfulness", help="item (default: overall_truthfulness)")
-    aggregate.add_argument("--method", choices=("mean", "median", "mv", "ds"), default="mean",
-                           help="aggregation (default: mean)")
+    aggregate.add_argument(
+        "--method", choices=("mean", "median", "mv", "ds"), default="mean", help="aggregation (default: mean)"
+    )
     aggregate.add_argument("--tie-break", choices=TIE_BREAKS, default="lowest", help="mv ties (default: lowest)")
     aggregate.add_argument("--out", type=Path, default=None, help="also write the aggregates as CSV")
 
@@ -137,19 +173,25 @@ def _human_validate(result: dict[str, Any]) -> str:
 def _qc(args: argparse.Namespace) -> dict[str, Any]:
     data = _load(args)
     report = run_qc(data, default_checks(min_seconds=args.min_seconds, max_tries=args.max_tries))
-    return {"summary": report.summary.to_dict(orient="records"),
-            "failed_workers": report.failed_workers,
-            "failures": report.failures.astype(object).where(report.failures.notna(), None).to_dict(orient="records"),
-            "judgments_kept": int(report.judgment_mask.sum()), "judgments": int(report.judgment_mask.size)}
+    return {
+        "summary": report.summary.to_dict(orient="records"),
+        "failed_workers": report.failed_workers,
+        "failures": report.failures.astype(object).where(report.failures.notna(), None).to_dict(orient="records"),
+        "judgments_kept": int(report.judgment_mask.sum()),
+        "judgments": int(report.judgment_mask.size),
+    }
 
 
 def _human_qc(result: dict[str, Any]) -> str:
     lines = [f"{'check':<14} {'level':<9} {'checked':>8} {'failed':>7} {'workers failed':>15}"]
     for r in result["summary"]:
-        lines.append(f"{r['check']:<14} {r['level']:<9} {r['n_checked']:>8} {r['n_failed']:>7} "
-                     f"{r['n_workers_failed']:>15}")
-    lines.append(f"workers failing any check: {len(result['failed_workers'])}; judgments kept "
-                 f"{result['judgments_kept']} of {result['judgments']}")
+        lines.append(
+            f"{r['check']:<14} {r['level']:<9} {r['n_checked']:>8} {r['n_failed']:>7} {r['n_workers_failed']:>15}"
+        )
+    lines.append(
+        f"workers failing any check: {len(result['failed_workers'])}; judgments kept "
+        f"{result['judgments_kept']} of {result['judgments']}"
+    )
     for f in result["failures"][:50]:
         where = f["worker_id"] + (f" / {f['statement_id']}" if f["statement_id"] else "")
         lines.append(f"  {f['check']}: {where}: {f['reason']}")
@@ -172,8 +214,13 @@ def _agreement(args: argparse.Namespace) -> dict[str, Any]:
         for row in table.itertuples():
             frame = data.judgments if row.group == "ALL" else data.judgments[data.judgments["dataset"] == row.group]
             matrix = frame.pivot(index="worker_id", columns="statement_id", values=row.item).astype(float)
-            ci = krippendorff_alpha_ci(matrix.to_numpy(), level=row.level, value_domain=(-2, -1, 0, 1, 2),
-                                       n_resamples=args.bootstrap, seed=args.seed)
+            ci = krippendorff_alpha_ci(
+                matrix.to_numpy(),
+                level=row.level,
+                value_domain=(-2, -1, 0, 1, 2),
+                n_resamples=args.bootstrap,
+                seed=args.seed,
+            )
             lows.append(ci.low)
             highs.append(ci.high)
         table["low"], table["high"] = lows, highs
@@ -205,15 +252,21 @@ def _aggregate(args: argparse.Namespace) -> dict[str, Any]:
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         frame.to_csv(args.out, index=False)
-    return {"item": args.item, "method": args.method, "n_statements": len(frame),
-            "aggregates": frame.astype(object).where(frame.notna(), None).to_dict(orient="records")}
+    return {
+        "item": args.item,
+        "method": args.method,
+        "n_statements": len(frame),
+        "aggregates": frame.astype(object).where(frame.notna(), None).to_dict(orient="records"),
+    }
 
 
 def _human_aggregate(result: dict[str, Any]) -> str:
     lines = [f"{result['method']} of {result['item']} for {result['n_statements']} statements"]
     for r in result["aggregates"][:20]:
-        lines.append(f"  {r['statement_id']:<28} {r['value']:>7.3f}" +
-                     (f"   expert {r['gt_value']:.0f}" if r.get("gt_value") is not None else ""))
+        lines.append(
+            f"  {r['statement_id']:<28} {r['value']:>7.3f}"
+            + (f"   expert {r['gt_value']:.0f}" if r.get("gt_value") is not None else "")
+        )
     if result["n_statements"] > 20:
         lines.append(f"  ... {result['n_statements'] - 20} more (use --json or --out)")
     return "\n".join(lines)

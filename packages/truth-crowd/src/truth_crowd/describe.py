@@ -37,8 +37,7 @@ def design_counts(data: CrowdData) -> dict[str, Any]:
         "source_columns": data.source_columns,
         "workers": int(j["worker_id"].nunique()),
         "statements": len(real_statements),
-        "statements_by_dataset": {str(k): int(v) for k, v in
-                                  real_statements["dataset"].value_counts().items() if v},
+        "statements_by_dataset": {str(k): int(v) for k, v in real_statements["dataset"].value_counts().items() if v},
         "items_per_hit": int(per_worker.mode().iloc[0]) if len(per_worker) else 0,
         "judgments_real": int(not_gold_name.sum()),
         "judgments_gold": int(gold.sum()),
@@ -60,6 +59,7 @@ def design_counts(data: CrowdData) -> dict[str, Any]:
         counts["abc_block_first"] = int(first.sum())
         counts["abc_block_last"] = int(last.sum())
     if "n_judgments" in statements.columns and len(real):
-        counts["mean_judgments_per_statement"] = float(np.mean(list(
-            real.groupby("statement_id", observed=True).size())))
+        counts["mean_judgments_per_statement"] = float(
+            np.mean(list(real.groupby("statement_id", observed=True).size()))
+        )
     return counts

@@ -69,8 +69,10 @@ _PF_LABELS = ("pants-on-fire", "false", "barely-true", "half-true", "mostly-true
 _ABC_LABELS = ("negative", "in-between", "positive")
 _PF_LABEL_VALUE = {label: i for i, label in enumerate(_PF_LABELS)} | {"mostly-false": 2}
 _ABC_LABEL_VALUE = {label: i for i, label in enumerate(_ABC_LABELS)}
-_DOC_NAME = re.compile(r"^(?:(?P<party>DEM|REP)_(?P<pf>LIE|FALSE|BARELYTRUE|HALFTRUE|MOSTLYTRUE|TRUE)"
-                       r"|(?P<abcparty>Labor|Liberal)_(?P<abc>Negative|In_Between|Positive))_doc(?P<n>\d+)$")
+_DOC_NAME = re.compile(
+    r"^(?:(?P<party>DEM|REP)_(?P<pf>LIE|FALSE|BARELYTRUE|HALFTRUE|MOSTLYTRUE|TRUE)"
+    r"|(?P<abcparty>Labor|Liberal)_(?P<abc>Negative|In_Between|Positive))_doc(?P<n>\d+)$"
+)
 _GOLD = ("HIGH", "LOW")
 _DEMOGRAPHICS = ("age", "school", "taxes", "political_views", "consideration", "southern_border", "environment")
 _CRT = (("q_1_farmers_value", 3.0), ("q_2_marks_value", 9.0), ("q_3_athletics_value", 4.0))
@@ -174,14 +176,18 @@ def read_csv_records(source: Source) -> pd.DataFrame:
             start = reader.line_num + 1
     except csv.Error as exc:
         raise InputError(f"malformed CSV: {exc}", path=name, line=reader.line_num) from exc
-    frame = pd.DataFrame(records, columns=header, dtype=object) if records else pd.DataFrame(
-        {h: pd.Series([], dtype=object) for h in header})
+    frame = (
+        pd.DataFrame(records, columns=header, dtype=object)
+        if records
+        else pd.DataFrame({h: pd.Series([], dtype=object) for h in header})
+    )
     frame["_line"] = np.asarray(lines, dtype=np.int64)
     return frame
 
 
-def _numeric(frame: pd.DataFrame, column: str, path: str, *, integer: bool = False,
-             allow_missing: bool = True) -> pd.Series:
+def _numeric(
+    frame: pd.DataFrame, column: str, path: str, *, integer: bool = False, allow_missing: bool = True
+) -> pd.Series:
     """Convert a string column to float, raising on the first non-numeric (or non-integer) entry."""
     raw = frame[column]
     values = pd.to_numeric(raw, errors="coerce")
@@ -193,14 +199,22 @@ def _numeric(frame: pd.DataFrame, column: str, path: str, *, integer: bool = Fal
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
         value = raw.iloc[i]
-        what = "missing value" if value is None or pd.isna(value) else (
-            f"non-integer value {value!r}" if integer and pd.notna(values.iloc[i]) else f"non-numeric value {value!r}")
+        what = (
+            "missing value"
+            if value is None or pd.isna(value)
+            else (
+                f"non-integer value {value!r}"
+                if integer and pd.notna(values.iloc[i])
+                else f"non-numeric value {value!r}"
+            )
+        )
         raise InputError(f"{what} (row {i})", path=path, line=int(frame["_line"].iloc[i]), field=column)
     values = values.astype(float)
     if not np.isfinite(values.dropna()).all():
         i = int(np.flatnonzero(~np.isfinite(values.fillna(0.0)).to_numpy())[0])
-        raise InputError(f"non-finite value {raw.iloc[i]!r} (row {i})", path=path,
-                         line=int(frame["_line"].iloc[i]), field=column)
+        raise InputError(
+            f"non-finite value {raw.iloc[i]!r} (row {i})", path=path, line=int(frame["_line"].iloc[i]), field=column
+        )
     return values
 
 
@@ -209,8 +223,12 @@ def _scale_column(frame: pd.DataFrame, column: str, scale: Scale, path: str) -> 
     bad = values.notna() & ~pd.Series(scale.contains(values.to_numpy()), index=values.index)
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise InputError(f"value {frame[column].iloc[i]!r} is not on the {scale.name} scale {list(scale.values)} "
-                         f"(row {i})", path=path, line=int(frame["_line"].iloc[i]), field=column)
+        raise InputError(
+            f"value {frame[column].iloc[i]!r} is not on the {scale.name} scale {list(scale.values)} (row {i})",
+            path=path,
+            line=int(frame["_line"].iloc[i]),
+            field=column,
+        )
     return values.astype("Int8") if all(float(v).is_integer() for v in scale.values) else values
 
 
@@ -260,10 +278,15 @@ def load_ipm2021(source: Source, *, drop_broken: bool = False, scale: Scale = LI
                 break
     required = ["unit_id", "doc_index", "doc_name", "doc_source"]
     missing = [c for c in required if c not in raw.columns] + [
-        f"doc_{IPM_ITEM_STEMS[i]}_value" for i in IPM_ITEM_STEMS if i not in items]
+        f"doc_{IPM_ITEM_STEMS[i]}_value" for i in IPM_ITEM_STEMS if i not in items
+    ]
     if missing:
-        raise InputError(f"not an IPM2021 file: missing column(s) {', '.join(repr(c) for c in missing)}",
-                         path=path, line=1, field=missing[0])
+        raise InputError(
+            f"not an IPM2021 file: missing column(s) {', '.join(repr(c) for c in missing)}",
+            path=path,
+            line=1,
+            field=missing[0],
+        )
     full = "doc_time_elapsed" in raw.columns and "q_0_age_value" in raw.columns
     n_columns = raw.shape[1] - 1
     layout = "full 93-column release" if full else "reduced release without times, URLs or questionnaires"
@@ -278,79 +301,126 @@ def load_ipm2021(source: Source, *, drop_broken: bool = False, scale: Scale = LI
     bad = ~source_values.isin(["politifact", "abc", "gold_question"])
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise InputError(f"doc_source {raw['doc_source'].iloc[i]!r} is not politifact, abc or gold_question (row {i})",
-                         path=path, line=int(raw["_line"].iloc[i]), field="doc_source")
+        raise InputError(
+            f"doc_source {raw['doc_source'].iloc[i]!r} is not politifact, abc or gold_question (row {i})",
+            path=path,
+            line=int(raw["_line"].iloc[i]),
+            field="doc_source",
+        )
     names = raw["doc_name"].str.strip()
     levels = [expert_level(n) for n in names]
     real_source = source_values.isin(["politifact", "abc"]).to_numpy()
     for i in np.flatnonzero(real_source):
         if levels[i] is None:
-            raise InputError(f"doc_name {names.iloc[i]!r} of a {source_values.iloc[i]} row is not of the form "
-                             "{DEM|REP}_{LEVEL}_docN or {Labor|Liberal}_{LEVEL}_docN (row "
-                             f"{i})", path=path, line=int(raw["_line"].iloc[i]), field="doc_name")
+            raise InputError(
+                f"doc_name {names.iloc[i]!r} of a {source_values.iloc[i]} row is not of the form "
+                "{DEM|REP}_{LEVEL}_docN or {Labor|Liberal}_{LEVEL}_docN (row "
+                f"{i})",
+                path=path,
+                line=int(raw["_line"].iloc[i]),
+                field="doc_name",
+            )
         if levels[i][0] != source_values.iloc[i]:
-            raise InputError(f"doc_name {names.iloc[i]!r} does not belong to doc_source {source_values.iloc[i]!r} "
-                             f"(row {i})", path=path, line=int(raw["_line"].iloc[i]), field="doc_source")
+            raise InputError(
+                f"doc_name {names.iloc[i]!r} does not belong to doc_source {source_values.iloc[i]!r} (row {i})",
+                path=path,
+                line=int(raw["_line"].iloc[i]),
+                field="doc_source",
+            )
     is_gold = names.isin(_GOLD).to_numpy()
     wrong_gold = is_gold & real_source
     if wrong_gold.any():
         i = int(np.flatnonzero(wrong_gold)[0])
-        raise InputError(f"gold item {names.iloc[i]!r} with doc_source {source_values.iloc[i]!r} (row {i})",
-                         path=path, line=int(raw["_line"].iloc[i]), field="doc_source")
+        raise InputError(
+            f"gold item {names.iloc[i]!r} with doc_source {source_values.iloc[i]!r} (row {i})",
+            path=path,
+            line=int(raw["_line"].iloc[i]),
+            field="doc_source",
+        )
     corrupted = (source_values == "gold_question").to_numpy() & ~is_gold
     for i in np.flatnonzero(corrupted):
-        _decide(decisions, f"line {int(raw['_line'].iloc[i])}: {raw['unit_id'].iloc[i]} / {names.iloc[i]} has "
-                           "doc_source=gold_question (a gold text was shown instead of the statement): kept with "
-                           "dataset='gold', is_gold=False; the canonical filter drops it", warn=True)
+        _decide(
+            decisions,
+            f"line {int(raw['_line'].iloc[i])}: {raw['unit_id'].iloc[i]} / {names.iloc[i]} has "
+            "doc_source=gold_question (a gold text was shown instead of the statement): kept with "
+            "dataset='gold', is_gold=False; the canonical filter drops it",
+            warn=True,
+        )
 
     dataset = np.where(real_source, source_values.to_numpy(dtype=object), "gold")
-    judgments = pd.DataFrame({
-        "worker_id": raw["unit_id"].str.strip().to_numpy(dtype=object),
-        "statement_id": names.to_numpy(dtype=object),
-        "statement_text": raw["doc_statement"].to_numpy(dtype=object) if "doc_statement" in raw else None,
-        "dataset": pd.Categorical(dataset, categories=["politifact", "abc", "gold"]),
-        "position": _numeric(raw, "doc_index", path, integer=True, allow_missing=False).astype("int16").to_numpy(),
-        "is_gold": is_gold,
-        "gold_kind": pd.array(np.where(is_gold, names.to_numpy(dtype=object), None), dtype="string"),
-    })
+    judgments = pd.DataFrame(
+        {
+            "worker_id": raw["unit_id"].str.strip().to_numpy(dtype=object),
+            "statement_id": names.to_numpy(dtype=object),
+            "statement_text": raw["doc_statement"].to_numpy(dtype=object) if "doc_statement" in raw else None,
+            "dataset": pd.Categorical(dataset, categories=["politifact", "abc", "gold"]),
+            "position": _numeric(raw, "doc_index", path, integer=True, allow_missing=False).astype("int16").to_numpy(),
+            "is_gold": is_gold,
+            "gold_kind": pd.array(np.where(is_gold, names.to_numpy(dtype=object), None), dtype="string"),
+        }
+    )
     for item, column in items.items():
         judgments[item] = _scale_column(raw, column, scale, path).array
     if (judgments["position"] < 0).any():
         i = int(np.flatnonzero((judgments["position"] < 0).to_numpy())[0])
-        raise InputError(f"doc_index must be >= 0 (row {i})", path=path, line=int(raw["_line"].iloc[i]),
-                         field="doc_index")
-    judgments["time_elapsed_s"] = (_numeric(raw, "doc_time_elapsed", path).to_numpy() if full
-                                   else np.full(len(raw), np.nan))
-    judgments["accesses"] = (_numeric(raw, "doc_accesses", path, integer=True).astype("Int32").array
-                             if "doc_accesses" in raw else pd.array([pd.NA] * len(raw), dtype="Int32"))
+        raise InputError(
+            f"doc_index must be >= 0 (row {i})", path=path, line=int(raw["_line"].iloc[i]), field="doc_index"
+        )
+    judgments["time_elapsed_s"] = (
+        _numeric(raw, "doc_time_elapsed", path).to_numpy() if full else np.full(len(raw), np.nan)
+    )
+    judgments["accesses"] = (
+        _numeric(raw, "doc_accesses", path, integer=True).astype("Int32").array
+        if "doc_accesses" in raw
+        else pd.array([pd.NA] * len(raw), dtype="Int32")
+    )
     url_column = "doc_overall-truthfulness_url"
-    judgments["evidence_url"] = pd.array(raw[url_column].to_numpy(dtype=object) if url_column in raw
-                                         else [None] * len(raw), dtype="string")
-    judgments["try_number"] = (_numeric(raw, "current_try", path, integer=True).astype("Int16").array
-                               if "current_try" in raw else pd.array([pd.NA] * len(raw), dtype="Int16"))
+    judgments["evidence_url"] = pd.array(
+        raw[url_column].to_numpy(dtype=object) if url_column in raw else [None] * len(raw), dtype="string"
+    )
+    judgments["try_number"] = (
+        _numeric(raw, "current_try", path, integer=True).astype("Int16").array
+        if "current_try" in raw
+        else pd.array([pd.NA] * len(raw), dtype="Int16")
+    )
 
     # The label columns follow the statement actually shown; compare their level with the doc_name level.
     shown = np.full(len(raw), np.nan)
-    for column, mapping in (("doc_ground_truth_politifact_label", _PF_LABEL_VALUE),
-                            ("doc_ground_truth_abc_label", _ABC_LABEL_VALUE)):
+    for column, mapping in (
+        ("doc_ground_truth_politifact_label", _PF_LABEL_VALUE),
+        ("doc_ground_truth_abc_label", _ABC_LABEL_VALUE),
+    ):
         if column in raw:
             mapped = raw[column].str.strip().str.lower().map(mapping).to_numpy(dtype=float, na_value=np.nan)
             shown = np.where(np.isnan(shown), mapped, shown)
     named = np.array([lv[1] if lv is not None else np.nan for lv in levels], dtype=float)
     named_dataset = np.array([lv[0] if lv is not None else "" for lv in levels], dtype=object)
-    shown_dataset = np.where(raw["doc_ground_truth_politifact_label"].notna().to_numpy(), "politifact",
-                             np.where(raw["doc_ground_truth_abc_label"].notna().to_numpy(), "abc", "")) if (
-        "doc_ground_truth_politifact_label" in raw and "doc_ground_truth_abc_label" in raw) else named_dataset
+    shown_dataset = (
+        np.where(
+            raw["doc_ground_truth_politifact_label"].notna().to_numpy(),
+            "politifact",
+            np.where(raw["doc_ground_truth_abc_label"].notna().to_numpy(), "abc", ""),
+        )
+        if ("doc_ground_truth_politifact_label" in raw and "doc_ground_truth_abc_label" in raw)
+        else named_dataset
+    )
     mismatch = ~np.isnan(named) & ((shown != named) | (shown_dataset != named_dataset))
     judgments["shown_level_mismatch"] = mismatch
     if mismatch.any():
         counts = pd.Series(names.to_numpy()[mismatch]).value_counts()
-        _decide(decisions, f"{int(mismatch.sum())} row(s) whose label columns name another level than their doc_name "
-                           f"(the worker saw another statement) flagged in shown_level_mismatch: "
-                           + ", ".join(f"{n} x{c}" for n, c in counts.items()), warn=True)
+        _decide(
+            decisions,
+            f"{int(mismatch.sum())} row(s) whose label columns name another level than their doc_name "
+            f"(the worker saw another statement) flagged in shown_level_mismatch: "
+            + ", ".join(f"{n} x{c}" for n, c in counts.items()),
+            warn=True,
+        )
     if "doc_ground_truth_value" in raw:
-        _decide(decisions, "doc_ground_truth_value ignored: it varies within a doc_name (spec 3.3 quirk 3); the "
-                           "expert level comes from the doc_name level token")
+        _decide(
+            decisions,
+            "doc_ground_truth_value ignored: it varies within a doc_name (spec 3.3 quirk 3); the "
+            "expert level comes from the doc_name level token",
+        )
 
     if drop_broken:
         drop = judgments["statement_id"].isin(BROKEN_STATEMENTS).to_numpy()
@@ -364,21 +434,32 @@ def load_ipm2021(source: Source, *, drop_broken: bool = False, scale: Scale = LI
 
     statements = _ipm_statements(raw, judgments, levels)
     workers = _ipm_workers(raw, judgments, full, path, decisions)
-    return CrowdData(judgments=judgments, statements=statements, workers=workers, items=ITEMS,
-                     decisions=decisions, source=path, source_columns=n_columns)
+    return CrowdData(
+        judgments=judgments,
+        statements=statements,
+        workers=workers,
+        items=ITEMS,
+        decisions=decisions,
+        source=path,
+        source_columns=n_columns,
+    )
 
 
-def _ipm_statements(raw: pd.DataFrame, judgments: pd.DataFrame,
-                    levels: list[tuple[str, int, int, str] | None]) -> pd.DataFrame:
+def _ipm_statements(
+    raw: pd.DataFrame, judgments: pd.DataFrame, levels: list[tuple[str, int, int, str] | None]
+) -> pd.DataFrame:
     """One row per statement id: dataset, text and speaker (most frequent), expert label and scale."""
-    frame = pd.DataFrame({
-        "statement_id": judgments["statement_id"].to_numpy(),
-        "text": raw["doc_statement"].to_numpy(dtype=object) if "doc_statement" in raw else None,
-        "speaker": raw["doc_claimant"].to_numpy(dtype=object) if "doc_claimant" in raw else None,
-        "date": raw["doc_date"].to_numpy(dtype=object) if "doc_date" in raw else None,
-        "verdict": raw["doc_ground_truth_abc_verdict"].to_numpy(dtype=object) if "doc_ground_truth_abc_verdict" in raw
-        else None,
-    })
+    frame = pd.DataFrame(
+        {
+            "statement_id": judgments["statement_id"].to_numpy(),
+            "text": raw["doc_statement"].to_numpy(dtype=object) if "doc_statement" in raw else None,
+            "speaker": raw["doc_claimant"].to_numpy(dtype=object) if "doc_claimant" in raw else None,
+            "date": raw["doc_date"].to_numpy(dtype=object) if "doc_date" in raw else None,
+            "verdict": raw["doc_ground_truth_abc_verdict"].to_numpy(dtype=object)
+            if "doc_ground_truth_abc_verdict" in raw
+            else None,
+        }
+    )
     grouped = frame.groupby("statement_id", sort=True)
     out = grouped.agg({"text": _mode, "speaker": _mode, "date": _mode, "verdict": _mode})
     out["n_judgments"] = grouped.size()
@@ -389,19 +470,36 @@ def _ipm_statements(raw: pd.DataFrame, judgments: pd.DataFrame,
     out["party"] = [info[s][3] if info[s] else None for s in out.index]
     out["gt_value"] = pd.array([info[s][1] if info[s] else pd.NA for s in out.index], dtype="Int8")
     out["gt_scale"] = pd.array([info[s][2] if info[s] else pd.NA for s in out.index], dtype="Int8")
-    out["gt_label"] = [(_PF_LABELS if info[s][0] == "politifact" else _ABC_LABELS)[info[s][1]] if info[s] else None
-                       for s in out.index]
-    out["gt_norm"] = gt_norm(out["gt_value"].to_numpy(dtype=float, na_value=np.nan),
-                             out["gt_scale"].to_numpy(dtype=float, na_value=np.nan))
+    out["gt_label"] = [
+        (_PF_LABELS if info[s][0] == "politifact" else _ABC_LABELS)[info[s][1]] if info[s] else None for s in out.index
+    ]
+    out["gt_norm"] = gt_norm(
+        out["gt_value"].to_numpy(dtype=float, na_value=np.nan), out["gt_scale"].to_numpy(dtype=float, na_value=np.nan)
+    )
     out["broken"] = out.index.isin(BROKEN_STATEMENTS)
     out["dataset"] = pd.Categorical(out["dataset"], categories=["politifact", "abc", "gold"])
     out.index.name = "statement_id"
-    return out[["dataset", "text", "speaker", "party", "date", "gt_label", "gt_value", "gt_scale", "gt_norm",
-                "verdict", "n_judgments", "broken"]]
+    return out[
+        [
+            "dataset",
+            "text",
+            "speaker",
+            "party",
+            "date",
+            "gt_label",
+            "gt_value",
+            "gt_scale",
+            "gt_norm",
+            "verdict",
+            "n_judgments",
+            "broken",
+        ]
+    ]
 
 
-def _ipm_workers(raw: pd.DataFrame, judgments: pd.DataFrame, full: bool, path: str,
-                 decisions: list[str]) -> pd.DataFrame:
+def _ipm_workers(
+    raw: pd.DataFrame, judgments: pd.DataFrame, full: bool, path: str, decisions: list[str]
+) -> pd.DataFrame:
     """One row per worker: demographics, CRT answers and score, questionnaire times, try number."""
     worker = judgments["worker_id"].to_numpy()
     table = pd.DataFrame({"worker_id": worker})
@@ -425,8 +523,11 @@ def _ipm_workers(raw: pd.DataFrame, judgments: pd.DataFrame, full: bool, path: s
     grouped = table.groupby("worker_id", sort=False)
     varying = [c for c in constant if (grouped[c].nunique(dropna=False) > 1).any()]
     if varying:
-        _decide(decisions, f"worker-level column(s) differ between a worker's rows: {', '.join(varying)} "
-                           "(first row kept)", warn=True)
+        _decide(
+            decisions,
+            f"worker-level column(s) differ between a worker's rows: {', '.join(varying)} (first row kept)",
+            warn=True,
+        )
     workers = grouped[constant].first()
     workers.insert(0, "n_judgments", grouped.size())
     order = sorted(workers.index, key=lambda w: (len(w), w))
@@ -443,8 +544,10 @@ def load_sigir2020(directory: str | PathLike[str]) -> pd.DataFrame:
     """
     directory = Path(directory)
     frames = []
-    for name, dataset, mapping, k in (("Politifact.csv", "politifact", _PF_LABEL_VALUE, 6),
-                                      ("ABC.csv", "abc", _ABC_LABEL_VALUE, 3)):
+    for name, dataset, mapping, k in (
+        ("Politifact.csv", "politifact", _PF_LABEL_VALUE, 6),
+        ("ABC.csv", "abc", _ABC_LABEL_VALUE, 3),
+    ):
         path = directory / name
         raw = read_csv_records(path)
         for column in ("statement_id", "statement", "speaker", "year", "party", "label"):
@@ -454,27 +557,41 @@ def load_sigir2020(directory: str | PathLike[str]) -> pd.DataFrame:
         value = label.map(mapping)
         if value.isna().any():
             i = int(np.flatnonzero(value.isna().to_numpy())[0])
-            raise InputError(f"unknown {dataset} label {raw['label'].iloc[i]!r} (row {i})", path=path,
-                             line=int(raw["_line"].iloc[i]), field="label")
-        frames.append(pd.DataFrame({
-            "source_id": raw["statement_id"].to_numpy(dtype=object),
-            "dataset": dataset,
-            "text": raw["statement"].to_numpy(dtype=object),
-            "speaker": raw["speaker"].to_numpy(dtype=object),
-            "year": _numeric(raw, "year", str(path), integer=True).astype("Int16").to_numpy(),
-            "party": raw["party"].to_numpy(dtype=object),
-            "gt_label": label.to_numpy(dtype=object),
-            "gt_value": value.astype("Int8").to_numpy(),
-            "gt_scale": k,
-            "verdict": raw["verdict"].to_numpy(dtype=object) if "verdict" in raw else None,
-        }))
+            raise InputError(
+                f"unknown {dataset} label {raw['label'].iloc[i]!r} (row {i})",
+                path=path,
+                line=int(raw["_line"].iloc[i]),
+                field="label",
+            )
+        frames.append(
+            pd.DataFrame(
+                {
+                    "source_id": raw["statement_id"].to_numpy(dtype=object),
+                    "dataset": dataset,
+                    "text": raw["statement"].to_numpy(dtype=object),
+                    "speaker": raw["speaker"].to_numpy(dtype=object),
+                    "year": _numeric(raw, "year", str(path), integer=True).astype("Int16").to_numpy(),
+                    "party": raw["party"].to_numpy(dtype=object),
+                    "gt_label": label.to_numpy(dtype=object),
+                    "gt_value": value.astype("Int8").to_numpy(),
+                    "gt_scale": k,
+                    "verdict": raw["verdict"].to_numpy(dtype=object) if "verdict" in raw else None,
+                }
+            )
+        )
     out = pd.concat(frames, ignore_index=True)
     out["gt_norm"] = gt_norm(out["gt_value"].to_numpy(dtype=float), out["gt_scale"].to_numpy(dtype=float))
     return out
 
 
-def load_csv(source: Source, *, layout: Literal["long", "wide"] = "long", columns: Mapping[str, str] | None = None,
-             items: Sequence[str] | None = None, scale: Scale = LIKERT5) -> CrowdData:
+def load_csv(
+    source: Source,
+    *,
+    layout: Literal["long", "wide"] = "long",
+    columns: Mapping[str, str] | None = None,
+    items: Sequence[str] | None = None,
+    scale: Scale = LIKERT5,
+) -> CrowdData:
     """Load judgments from any CSV, renaming columns with `columns` (our name -> the file's name).
 
     `layout="long"`: one row per (worker, statement, item) with `worker_id, statement_id, item, value`;
@@ -489,15 +606,17 @@ def load_csv(source: Source, *, layout: Literal["long", "wide"] = "long", column
     rename = {theirs: ours for ours, theirs in (columns or {}).items()}
     for theirs in rename:
         if theirs not in raw.columns:
-            raise InputError(f"column {theirs!r} named in the column mapping is not in the file", path=path, line=1,
-                             field=theirs)
+            raise InputError(
+                f"column {theirs!r} named in the column mapping is not in the file", path=path, line=1, field=theirs
+            )
     raw = raw.rename(columns=rename)
     optional = ("position", "time_elapsed_s", "evidence_url", "try_number", "dataset")
     required = ["worker_id", "statement_id"] + (["item", "value"] if layout == "long" else [])
     for column in required:
         if column not in raw.columns:
-            raise InputError(f"missing required column {column!r} (map it with columns=)", path=path, line=1,
-                             field=column)
+            raise InputError(
+                f"missing required column {column!r} (map it with columns=)", path=path, line=1, field=column
+            )
     for column in ("worker_id", "statement_id", *(["item"] if layout == "long" else [])):
         empty = raw[column].isna() | (raw[column].astype("string").str.strip() == "")
         if empty.any():
@@ -508,15 +627,23 @@ def load_csv(source: Source, *, layout: Literal["long", "wide"] = "long", column
         missing = values.isna()
         if missing.any():
             i = int(np.flatnonzero(missing.to_numpy())[0])
-            raise InputError(f"missing value (row {i}); leave the row out instead", path=path,
-                             line=int(raw["_line"].iloc[i]), field="value")
+            raise InputError(
+                f"missing value (row {i}); leave the row out instead",
+                path=path,
+                line=int(raw["_line"].iloc[i]),
+                field="value",
+            )
         raw["value"] = values
         dup = raw.duplicated(["worker_id", "statement_id", "item"]).to_numpy()
         if dup.any():
             i = int(np.flatnonzero(dup)[0])
-            raise InputError(f"duplicate (worker_id, statement_id, item) = ({raw['worker_id'].iloc[i]!r}, "
-                             f"{raw['statement_id'].iloc[i]!r}, {raw['item'].iloc[i]!r}) (row {i})",
-                             path=path, line=int(raw["_line"].iloc[i]), field="item")
+            raise InputError(
+                f"duplicate (worker_id, statement_id, item) = ({raw['worker_id'].iloc[i]!r}, "
+                f"{raw['statement_id'].iloc[i]!r}, {raw['item'].iloc[i]!r}) (row {i})",
+                path=path,
+                line=int(raw["_line"].iloc[i]),
+                field="item",
+            )
         item_names = tuple(dict.fromkeys(raw["item"].str.strip()))
         raw["item"] = raw["item"].str.strip()
         judgments = raw.pivot(index=["worker_id", "statement_id"], columns="item", values="value")
@@ -525,10 +652,12 @@ def load_csv(source: Source, *, layout: Literal["long", "wide"] = "long", column
         first = raw.groupby(["worker_id", "statement_id"], sort=False).first()
         for column in optional:
             if column in raw.columns:
-                judgments[column] = first.loc[list(zip(judgments["worker_id"], judgments["statement_id"],
-                                                       strict=True)), column].to_numpy()
-        judgments["_line"] = first.loc[list(zip(judgments["worker_id"], judgments["statement_id"],
-                                                strict=True)), "_line"].to_numpy()
+                judgments[column] = first.loc[
+                    list(zip(judgments["worker_id"], judgments["statement_id"], strict=True)), column
+                ].to_numpy()
+        judgments["_line"] = first.loc[
+            list(zip(judgments["worker_id"], judgments["statement_id"], strict=True)), "_line"
+        ].to_numpy()
     else:
         taken = {"worker_id", "statement_id", "_line", *optional}
         item_names = tuple(items) if items is not None else tuple(c for c in raw.columns if c not in taken)
@@ -538,8 +667,9 @@ def load_csv(source: Source, *, layout: Literal["long", "wide"] = "long", column
             if item not in raw.columns:
                 raise InputError("missing item column", path=path, line=1, field=item)
             raw[item] = _scale_column(raw, item, scale, path)
-        judgments = raw[["worker_id", "statement_id", *item_names, *[c for c in optional if c in raw.columns],
-                         "_line"]].copy()
+        judgments = raw[
+            ["worker_id", "statement_id", *item_names, *[c for c in optional if c in raw.columns], "_line"]
+        ].copy()
     for column, integer in (("position", True), ("time_elapsed_s", False), ("try_number", True)):
         if column in judgments.columns:
             judgments[column] = _numeric(judgments, column, path, integer=integer).to_numpy()
@@ -556,8 +686,15 @@ def load_csv(source: Source, *, layout: Literal["long", "wide"] = "long", column
     workers = judgments.groupby("worker_id").agg(n_judgments=("statement_id", "size"))
     decisions = [f"{path}: {len(raw)} {layout} rows -> {len(judgments)} judgments, {len(item_names)} item(s)"]
     logger.info(decisions[0])
-    return CrowdData(judgments=judgments, statements=statements, workers=workers, items=item_names,
-                     decisions=decisions, source=path, source_columns=raw.shape[1] - 1)
+    return CrowdData(
+        judgments=judgments,
+        statements=statements,
+        workers=workers,
+        items=item_names,
+        decisions=decisions,
+        source=path,
+        source_columns=raw.shape[1] - 1,
+    )
 
 
 def find_shared_data(start: str | PathLike[str] | None = None) -> Path | None:

@@ -91,18 +91,29 @@ class GoldCheck:
         j = data.judgments
         workers = pd.Index(j["worker_id"].unique())
         value = j.set_index(["statement_id", "worker_id"])[self.item]
-        lo = value.xs(self.low, level="statement_id").reindex(workers).astype("Float64") if (
-            self.low in set(j["statement_id"])) else pd.Series(pd.NA, index=workers, dtype="Float64")
-        hi = value.xs(self.high, level="statement_id").reindex(workers).astype("Float64") if (
-            self.high in set(j["statement_id"])) else pd.Series(pd.NA, index=workers, dtype="Float64")
+        lo = (
+            value.xs(self.low, level="statement_id").reindex(workers).astype("Float64")
+            if (self.low in set(j["statement_id"]))
+            else pd.Series(pd.NA, index=workers, dtype="Float64")
+        )
+        hi = (
+            value.xs(self.high, level="statement_id").reindex(workers).astype("Float64")
+            if (self.high in set(j["statement_id"]))
+            else pd.Series(pd.NA, index=workers, dtype="Float64")
+        )
         ok = (lo < hi) if self.strict else (lo <= hi)
         passed = ok.fillna(False).astype(bool)
         op = "<" if self.strict else "<="
-        reasons = pd.Series([
-            f"no {self.low}/{self.high} answer" if pd.isna(a) or pd.isna(b) else
-            f"{self.item}: {self.low} = {int(a) if float(a).is_integer() else a} not {op} "
-            f"{self.high} = {int(b) if float(b).is_integer() else b}"
-            for a, b in zip(lo, hi, strict=True)], index=workers)
+        reasons = pd.Series(
+            [
+                f"no {self.low}/{self.high} answer"
+                if pd.isna(a) or pd.isna(b)
+                else f"{self.item}: {self.low} = {int(a) if float(a).is_integer() else a} not {op} "
+                f"{self.high} = {int(b) if float(b).is_integer() else b}"
+                for a, b in zip(lo, hi, strict=True)
+            ],
+            index=workers,
+        )
         return _result(self.name, "worker", passed, reasons)
 
 
@@ -139,12 +150,14 @@ class TimeCheck:
                 q_fast = (q_time < self.min_seconds) | (q_time.isna() & (self.missing == "fail"))
                 for w, t in zip(data.workers.index[q_fast], q_time[q_fast], strict=True):
                     label = column.removesuffix("_time_elapsed_s")
-                    reasons.setdefault(w, []).append(f"questionnaire {label}: {t:.2f}s" if pd.notna(t)
-                                                     else f"questionnaire {label}: no time")
+                    reasons.setdefault(w, []).append(
+                        f"questionnaire {label}: {t:.2f}s" if pd.notna(t) else f"questionnaire {label}: no time"
+                    )
         workers = pd.Index(j["worker_id"].unique())
         passed = pd.Series([w not in reasons for w in workers], index=workers)
-        text = pd.Series([f"under {self.min_seconds:g}s on " + "; ".join(reasons.get(w, [])) for w in workers],
-                         index=workers)
+        text = pd.Series(
+            [f"under {self.min_seconds:g}s on " + "; ".join(reasons.get(w, [])) for w in workers], index=workers
+        )
         return _result(self.name, "worker", passed, text)
 
 
@@ -204,8 +217,7 @@ class CustomCheck:
         if not passed.index.equals(expected):
             passed = passed.reindex(expected)
             if passed.isna().any():
-                raise ValueError(f"custom check {self.name!r} returned a Series that does not cover every "
-                                 f"{self.level}")
+                raise ValueError(f"custom check {self.name!r} returned a Series that does not cover every {self.level}")
         return _result(self.name, self.level, passed.astype(bool), pd.Series(self.reason, index=passed.index))
 
 
@@ -215,8 +227,13 @@ Check = Callable[[CrowdData], CheckResult]
 def default_checks(min_seconds: float = 2.0, max_tries: int = 10) -> list[Check]:
     """The paper's checks: completeness (with URL), gold LOW < HIGH, time >= 2 s everywhere, tries <= 10, plus the
     blocked-domain check on evidence URLs."""
-    return [CompletenessCheck(), GoldCheck(), TimeCheck(min_seconds=min_seconds), TriesCheck(max_tries=max_tries),
-            UrlDomainCheck()]
+    return [
+        CompletenessCheck(),
+        GoldCheck(),
+        TimeCheck(min_seconds=min_seconds),
+        TriesCheck(max_tries=max_tries),
+        UrlDomainCheck(),
+    ]
 
 
 @dataclass
@@ -257,21 +274,48 @@ def run_qc(data: CrowdData, checks: Sequence[Check] | None = None) -> QCReport:
             failed = ~result.passed
             row_ok &= result.passed
             worker_ok = result.passed.groupby(j["worker_id"].to_numpy(), sort=False).all().reindex(workers)
-            failures.append(pd.DataFrame({
-                "check": result.name, "level": "judgment", "worker_id": j.loc[failed, "worker_id"].to_numpy(),
-                "statement_id": j.loc[failed, "statement_id"].to_numpy(), "reason": result.reasons.to_numpy()}))
+            failures.append(
+                pd.DataFrame(
+                    {
+                        "check": result.name,
+                        "level": "judgment",
+                        "worker_id": j.loc[failed, "worker_id"].to_numpy(),
+                        "statement_id": j.loc[failed, "statement_id"].to_numpy(),
+                        "reason": result.reasons.to_numpy(),
+                    }
+                )
+            )
         else:
             worker_ok = result.passed.reindex(workers).fillna(False).astype(bool)
             failed_w = worker_ok.index[~worker_ok]
-            failures.append(pd.DataFrame({
-                "check": result.name, "level": "worker", "worker_id": np.asarray(failed_w, dtype=object),
-                "statement_id": None, "reason": result.reasons.reindex(failed_w).fillna("").to_numpy()}))
+            failures.append(
+                pd.DataFrame(
+                    {
+                        "check": result.name,
+                        "level": "worker",
+                        "worker_id": np.asarray(failed_w, dtype=object),
+                        "statement_id": None,
+                        "reason": result.reasons.reindex(failed_w).fillna("").to_numpy(),
+                    }
+                )
+            )
         per_worker[result.name] = worker_ok.to_numpy(dtype=bool)
-        summary.append({"check": result.name, "level": result.level, "n_checked": int(result.passed.size),
-                        "n_failed": int((~result.passed).sum()), "n_workers_failed": int((~worker_ok).sum())})
+        summary.append(
+            {
+                "check": result.name,
+                "level": result.level,
+                "n_checked": int(result.passed.size),
+                "n_failed": int((~result.passed).sum()),
+                "n_workers_failed": int((~worker_ok).sum()),
+            }
+        )
     per_worker["passed"] = per_worker.all(axis=1) if checks else True
     mask = row_ok & j["worker_id"].map(per_worker["passed"]).astype(bool)
-    failure_table = (pd.concat(failures, ignore_index=True) if failures else
-                     pd.DataFrame(columns=["check", "level", "worker_id", "statement_id", "reason"]))
-    return QCReport(results=results, summary=pd.DataFrame(summary), failures=failure_table, workers=per_worker,
-                    judgment_mask=mask)
+    failure_table = (
+        pd.concat(failures, ignore_index=True)
+        if failures
+        else pd.DataFrame(columns=["check", "level", "worker_id", "statement_id", "reason"])
+    )
+    return QCReport(
+        results=results, summary=pd.DataFrame(summary), failures=failure_table, workers=per_worker, judgment_mask=mask
+    )

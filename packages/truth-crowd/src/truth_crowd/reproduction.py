@@ -66,15 +66,22 @@ def _simulated_claims(seed: int) -> list[ClaimResult]:
     results: list[ClaimResult] = []
     crowd = simulate_crowd(seed=derive_seed(seed, "design"))
     counts = design_counts(crowd.data)
-    results.append(ClaimResult(
-        "simulated IPM-like run (embedded default data): statements with exactly 10 judgments",
-        metric="statements", paper_value=180, our_value=counts["canonical_judgments_per_statement"].get(10, 0),
-        tolerance=0, note="simulator design check (the paper's design: 180 statements x 10 judgments)"))
+    results.append(
+        ClaimResult(
+            "simulated IPM-like run (embedded default data): statements with exactly 10 judgments",
+            metric="statements",
+            paper_value=180,
+            our_value=counts["canonical_judgments_per_statement"].get(10, 0),
+            tolerance=0,
+            note="simulator design check (the paper's design: 180 statements x 10 judgments)",
+        )
+    )
     accuracies = {"ds": [], "mv": []}
     correlations = []
     for i in range(5):
-        sim = simulate_answers(n_tasks=300, n_workers=40, n_labels=3, answers_per_task=5,
-                               seed=derive_seed(seed, "answers", i))
+        sim = simulate_answers(
+            n_tasks=300, n_workers=40, n_labels=3, answers_per_task=5, seed=derive_seed(seed, "answers", i)
+        )
         model = DawidSkene().fit(sim.answers)
         mv = majority_vote(sim.answers, tie_break="random", seed=derive_seed(seed, "ties", i))
         accuracies["ds"].append(float((model.labels_.reindex(sim.truth.index) == sim.truth).mean()))
@@ -82,16 +89,24 @@ def _simulated_claims(seed: int) -> list[ClaimResult]:
         skills = model.skills_.reindex(sim.worker_accuracy.index)
         correlations.append(float(np.corrcoef(skills, sim.worker_accuracy)[0, 1]))
     gain = float(np.mean(accuracies["ds"]) - np.mean(accuracies["mv"]))
-    results.append(ClaimResult(
-        "simulated workers of mixed reliability: Dawid-Skene accuracy minus majority-vote accuracy",
-        metric="accuracy gain", our_value=round(gain, 4),
-        note=f"5 seeded runs, 300 tasks x 5 answers, 3 labels, 40 workers (50% reliable, 30% noisy, 20% spammers); "
-             f"DS {np.mean(accuracies['ds']):.3f} vs MV {np.mean(accuracies['mv']):.3f}; a check of our "
-             "implementation, not a claim of the paper"))
-    results.append(ClaimResult(
-        "simulated workers: Pearson r between Dawid-Skene skills and true worker accuracy",
-        metric="Pearson r", our_value=round(float(np.mean(correlations)), 4),
-        note="mean over the same 5 runs; a check of our implementation, not a claim of the paper"))
+    results.append(
+        ClaimResult(
+            "simulated workers of mixed reliability: Dawid-Skene accuracy minus majority-vote accuracy",
+            metric="accuracy gain",
+            our_value=round(gain, 4),
+            note=f"5 seeded runs, 300 tasks x 5 answers, 3 labels, 40 workers (50% reliable, 30% noisy, 20% spammers); "
+            f"DS {np.mean(accuracies['ds']):.3f} vs MV {np.mean(accuracies['mv']):.3f}; a check of our "
+            "implementation, not a claim of the paper",
+        )
+    )
+    results.append(
+        ClaimResult(
+            "simulated workers: Pearson r between Dawid-Skene skills and true worker accuracy",
+            metric="Pearson r",
+            our_value=round(float(np.mean(correlations)), 4),
+            note="mean over the same 5 runs; a check of our implementation, not a claim of the paper",
+        )
+    )
     return results
 
 
@@ -100,21 +115,33 @@ def _real_claims() -> list[ClaimResult]:
     path = None if shared is None else shared / "truth-crowd" / "IPM2021" / "multidimensional.csv"
     if path is None or not path.is_file():
         where = "set REPRO_SHARED_DATA to the folder holding truth-crowd/IPM2021/multidimensional.csv"
-        return [ClaimResult.pending(claim, metric="count", paper_value=value,
-                                    note=f"real data not found ({where}); not shipped with the package (licence)")
-                for claim, _, value in DESIGN_CLAIMS]
+        return [
+            ClaimResult.pending(
+                claim,
+                metric="count",
+                paper_value=value,
+                note=f"real data not found ({where}); not shipped with the package (licence)",
+            )
+            for claim, _, value in DESIGN_CLAIMS
+        ]
     data = load_ipm2021(path)
     counts = design_counts(data)
-    results = [ClaimResult(claim, metric="count", paper_value=value, our_value=_lookup(counts, key), tolerance=0,
-                           note=_SPEC) for claim, key, value in DESIGN_CLAIMS]
+    results = [
+        ClaimResult(claim, metric="count", paper_value=value, our_value=_lookup(counts, key), tolerance=0, note=_SPEC)
+        for claim, key, value in DESIGN_CLAIMS
+    ]
     real = data.real()
     table = alpha_by_item(real.judgments, ["overall_truthfulness"], levels=("interval", "ordinal"))
     for row in table.itertuples():
-        results.append(ClaimResult(
-            f"Krippendorff's alpha ({row.level}) of overall truthfulness, {row.group}, canonical filter",
-            metric="alpha", our_value=round(float(row.alpha), 4),
-            note="the paper's alpha values are not recorded in the spec; ours equals the krippendorff package "
-                 "to 1e-9"))
+        results.append(
+            ClaimResult(
+                f"Krippendorff's alpha ({row.level}) of overall truthfulness, {row.group}, canonical filter",
+                metric="alpha",
+                our_value=round(float(row.alpha), 4),
+                note="the paper's alpha values are not recorded in the spec; ours equals the krippendorff package "
+                "to 1e-9",
+            )
+        )
     return results
 
 

@@ -143,12 +143,14 @@ def _csv_line(frame: pd.DataFrame, position: int) -> int | None:
 def _require_columns(frame: pd.DataFrame, columns: Sequence[str], path: str | PathLike[str] | None) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise InputError(f"missing required column(s) {', '.join(repr(c) for c in missing)}",
-                         path=path, field=missing[0])
+        raise InputError(
+            f"missing required column(s) {', '.join(repr(c) for c in missing)}", path=path, field=missing[0]
+        )
 
 
-def _check_scale_values(frame: pd.DataFrame, column: str, scale: Scale, path: str | PathLike[str] | None,
-                        *, allow_missing: bool = True) -> None:
+def _check_scale_values(
+    frame: pd.DataFrame, column: str, scale: Scale, path: str | PathLike[str] | None, *, allow_missing: bool = True
+) -> None:
     """Raise on the first value of `column` that is not a point of `scale` (missing values allowed or not)."""
     values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     missing = np.asarray(frame[column].isna())
@@ -165,8 +167,9 @@ def _check_unique(frame: pd.DataFrame, keys: Sequence[str], path: str | PathLike
     if duplicated.any():
         i = int(np.flatnonzero(duplicated)[0])
         key = ", ".join(f"{k}={frame[k].iloc[i]!r}" for k in keys)
-        raise InputError(f"duplicate ({', '.join(keys)}) row: {key} (row {i})", path=path,
-                         line=_csv_line(frame, i), field=keys[-1])
+        raise InputError(
+            f"duplicate ({', '.join(keys)}) row: {key} (row {i})", path=path, line=_csv_line(frame, i), field=keys[-1]
+        )
 
 
 def _check_ids(frame: pd.DataFrame, columns: Sequence[str], path: str | PathLike[str] | None) -> None:
@@ -178,8 +181,13 @@ def _check_ids(frame: pd.DataFrame, columns: Sequence[str], path: str | PathLike
             raise InputError(f"empty identifier (row {i})", path=path, line=_csv_line(frame, i), field=column)
 
 
-def validate_judgments(judgments: pd.DataFrame, *, scale: Scale = LIKERT5, items: Sequence[str] = ITEMS,
-                       path: str | PathLike[str] | None = None) -> pd.DataFrame:
+def validate_judgments(
+    judgments: pd.DataFrame,
+    *,
+    scale: Scale = LIKERT5,
+    items: Sequence[str] = ITEMS,
+    path: str | PathLike[str] | None = None,
+) -> pd.DataFrame:
     """Check a wide judgments table and return it: columns present, ids non-empty, values on `scale`, unique pairs.
 
     Missing item values are allowed (quality control reports them); anything else wrong raises `InputError`
@@ -194,14 +202,16 @@ def validate_judgments(judgments: pd.DataFrame, *, scale: Scale = LIKERT5, items
         bad = ~(pos >= 0).fillna(False) & judgments["position"].notna()
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise InputError(f"position must be an integer >= 0 (row {i})", path=path,
-                             line=_csv_line(judgments, i), field="position")
+            raise InputError(
+                f"position must be an integer >= 0 (row {i})", path=path, line=_csv_line(judgments, i), field="position"
+            )
     _check_unique(judgments, ["worker_id", "statement_id"], path)
     return judgments
 
 
-def validate_long(long: pd.DataFrame, *, scale: Scale = LIKERT5, path: str | PathLike[str] | None = None,
-                  allow_missing: bool = False) -> pd.DataFrame:
+def validate_long(
+    long: pd.DataFrame, *, scale: Scale = LIKERT5, path: str | PathLike[str] | None = None, allow_missing: bool = False
+) -> pd.DataFrame:
     """Check a long judgments table (`worker_id, statement_id, item, value`) and return it.
 
     Values must be on `scale`, and each (worker, statement, item) must occur once.
@@ -219,8 +229,11 @@ def to_long(judgments: pd.DataFrame, items: Sequence[str] = ITEMS, *, dropna: bo
     Returns the `LONG_COLUMNS` (those present) plus `dataset` and `is_gold` when the wide table has them;
     `value` is float (NaN rows dropped unless `dropna=False`).
     """
-    extra = [c for c in ("position", "time_elapsed_s", "evidence_url", "try_number", "dataset", "is_gold")
-             if c in judgments.columns]
+    extra = [
+        c
+        for c in ("position", "time_elapsed_s", "evidence_url", "try_number", "dataset", "is_gold")
+        if c in judgments.columns
+    ]
     ids = ["worker_id", "statement_id", *extra]
     long = judgments.melt(id_vars=ids, value_vars=list(items), var_name="item", value_name="value")
     long["value"] = pd.to_numeric(long["value"]).astype(float)
@@ -249,11 +262,13 @@ def to_crowdkit(data: pd.DataFrame, item: str | None = None) -> pd.DataFrame:
     keep = values.notna().to_numpy()
     labels = pd.to_numeric(values[keep]).to_numpy(dtype=float)
     as_int = np.all(labels == np.round(labels))
-    return pd.DataFrame({
-        "worker": data["worker_id"].to_numpy()[keep],
-        "task": data["statement_id"].to_numpy()[keep],
-        "label": labels.astype(np.int64) if as_int else labels,
-    })
+    return pd.DataFrame(
+        {
+            "worker": data["worker_id"].to_numpy()[keep],
+            "task": data["statement_id"].to_numpy()[keep],
+            "label": labels.astype(np.int64) if as_int else labels,
+        }
+    )
 
 
 def to_reliability_matrix(data: pd.DataFrame, item: str | None = None) -> pd.DataFrame:

@@ -45,8 +45,18 @@ DEFAULT_LOADINGS: dict[str, float] = {
 }
 _LEVEL_NAMES = {"politifact": list(POLITIFACT_LEVELS), "abc": list(ABC_LEVELS)}
 _PARTIES = {"politifact": ("DEM", "REP"), "abc": ("Labor", "Liberal")}
-_DOMAINS = ("wikipedia.org", "nytimes.com", "cnn.com", "foxnews.com", "washingtonpost.com", "factcheck.org",
-            "snopes.com", "theguardian.com", "abc.com", "reuters.com")
+_DOMAINS = (
+    "wikipedia.org",
+    "nytimes.com",
+    "cnn.com",
+    "foxnews.com",
+    "washingtonpost.com",
+    "factcheck.org",
+    "snopes.com",
+    "theguardian.com",
+    "abc.com",
+    "reuters.com",
+)
 
 
 @dataclass(frozen=True)
@@ -68,15 +78,26 @@ class SimulatedAnswers:
     kind: pd.Series
 
 
-def simulate_answers(n_tasks: int = 300, n_workers: int = 40, n_labels: int = 3, answers_per_task: int = 5, *,
-                     mix: Mapping[str, float] | None = None, seed: int = 0) -> SimulatedAnswers:
+def simulate_answers(
+    n_tasks: int = 300,
+    n_workers: int = 40,
+    n_labels: int = 3,
+    answers_per_task: int = 5,
+    *,
+    mix: Mapping[str, float] | None = None,
+    seed: int = 0,
+) -> SimulatedAnswers:
     """Workers with different reliabilities label tasks; each task gets `answers_per_task` distinct workers.
 
     `mix` gives the share of worker kinds: `reliable` (accuracy 0.75-0.95), `noisy` (accuracy 0.35-0.6, errors
     spread unevenly) and `spammer` (one fixed answer whatever the truth); default 0.5/0.3/0.2.
     """
-    for name, value, low in (("n_tasks", n_tasks, 1), ("n_workers", n_workers, 1), ("n_labels", n_labels, 2),
-                             ("answers_per_task", answers_per_task, 1)):
+    for name, value, low in (
+        ("n_tasks", n_tasks, 1),
+        ("n_workers", n_workers, 1),
+        ("n_labels", n_labels, 2),
+        ("answers_per_task", answers_per_task, 1),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     if answers_per_task > n_workers:
@@ -152,11 +173,21 @@ def _statement_ids(datasets: Mapping[str, int], per_level: int) -> list[tuple[st
     return rows
 
 
-def simulate_crowd(*, statements_per_level: int = 20, judgments_per_statement: int = 10,
-                   datasets: Mapping[str, int] | None = None, mix: Mapping[str, float] | None = None,
-                   loadings: Mapping[str, float] | None = None, item_correlation: float = 0.5,
-                   abc_block_first: float = 0.3, n_gold_failers: int = 0, n_too_fast: int = 0,
-                   n_missing: int = 0, min_seconds: float = 2.0, seed: int = 0) -> SimulatedCrowd:
+def simulate_crowd(
+    *,
+    statements_per_level: int = 20,
+    judgments_per_statement: int = 10,
+    datasets: Mapping[str, int] | None = None,
+    mix: Mapping[str, float] | None = None,
+    loadings: Mapping[str, float] | None = None,
+    item_correlation: float = 0.5,
+    abc_block_first: float = 0.3,
+    n_gold_failers: int = 0,
+    n_too_fast: int = 0,
+    n_missing: int = 0,
+    min_seconds: float = 2.0,
+    seed: int = 0,
+) -> SimulatedCrowd:
     """Simulate an IPM2021-like run: by default 120 PolitiFact + 60 ABC statements, 200 one-HIT workers, 11 items
     per HIT (one statement per level of each dataset, plus HIGH and LOW gold), 10 judgments per statement.
 
@@ -176,8 +207,10 @@ def simulate_crowd(*, statements_per_level: int = 20, judgments_per_statement: i
     datasets = dict(datasets or {"politifact": 6, "abc": 3})
     if not datasets or any(not isinstance(k, int) or k < 2 for k in datasets.values()):
         raise ValueError(f"datasets must map names to a number of levels >= 2, got {datasets}")
-    for name, value in (("statements_per_level", statements_per_level),
-                        ("judgments_per_statement", judgments_per_statement)):
+    for name, value in (
+        ("statements_per_level", statements_per_level),
+        ("judgments_per_statement", judgments_per_statement),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     if not 0.0 <= abc_block_first <= 1.0:
@@ -215,16 +248,19 @@ def simulate_crowd(*, statements_per_level: int = 20, judgments_per_statement: i
     counts[0] += n_workers - counts.sum()
     kind = rng.permutation(np.repeat(names, counts))
     bias = np.where(np.isin(kind, ["good", "noisy"]), rng.normal(0.4, 0.3, n_workers), 0.0)
-    sigma = np.where(kind == "good", rng.uniform(0.3, 0.7, n_workers),
-                     np.where(kind == "noisy", rng.uniform(1.2, 2.0, n_workers), np.nan))
+    sigma = np.where(
+        kind == "good",
+        rng.uniform(0.3, 0.7, n_workers),
+        np.where(kind == "noisy", rng.uniform(1.2, 2.0, n_workers), np.nan),
+    )
     constant_value = rng.integers(-2, 3, n_workers)
     planted = rng.permutation(n_workers)
     gold_fail = np.zeros(n_workers, bool)
     gold_fail[planted[:n_gold_failers]] = True
     too_fast = np.zeros(n_workers, bool)
-    too_fast[planted[n_gold_failers:n_gold_failers + n_too_fast]] = True
+    too_fast[planted[n_gold_failers : n_gold_failers + n_too_fast]] = True
     missing = np.zeros(n_workers, bool)
-    missing[planted[n_gold_failers + n_too_fast:planted_total]] = True
+    missing[planted[n_gold_failers + n_too_fast : planted_total]] = True
 
     # HITs: worker h gets, for each dataset and level, statement perm[(h) mod per_level] of that level, so every
     # statement gets exactly judgments_per_statement judgments and each HIT one statement per level.
@@ -282,8 +318,9 @@ def simulate_crowd(*, statements_per_level: int = 20, judgments_per_statement: i
     if fast_rows.size:
         time[fast_rows] = min_seconds * 0.5
     values = pd.DataFrame(x, columns=list(ITEMS)).astype("Int8")
-    missing_rows = np.array([rng.choice(np.flatnonzero((worker == h) & ~is_gold)) for h in np.flatnonzero(missing)],
-                            dtype=int)
+    missing_rows = np.array(
+        [rng.choice(np.flatnonzero((worker == h) & ~is_gold)) for h in np.flatnonzero(missing)], dtype=int
+    )
     for r in missing_rows:
         values.iloc[r, ITEMS.index(DIMENSIONS[int(rng.integers(len(DIMENSIONS)))])] = pd.NA
 
@@ -291,47 +328,72 @@ def simulate_crowd(*, statements_per_level: int = 20, judgments_per_statement: i
     sid = np.array([s if isinstance(s, str) else ids[s] for s in rows_statement], dtype=object)
     dataset = np.array(["gold" if isinstance(s, str) else statements[s][1] for s in rows_statement], dtype=object)
     domains = np.asarray(_DOMAINS, dtype=object)[rng.integers(len(_DOMAINS), size=n_rows)]
-    judgments = pd.DataFrame({
-        "worker_id": worker_ids[worker],
-        "statement_id": sid,
-        "statement_text": [f"text of {s}" for s in sid],
-        "dataset": pd.Categorical(dataset, categories=[*datasets, "gold"]),
-        "position": position.astype(np.int16),
-        "is_gold": is_gold,
-        "gold_kind": pd.array([s if isinstance(s, str) else None for s in rows_statement], dtype="string"),
-    })
+    judgments = pd.DataFrame(
+        {
+            "worker_id": worker_ids[worker],
+            "statement_id": sid,
+            "statement_text": [f"text of {s}" for s in sid],
+            "dataset": pd.Categorical(dataset, categories=[*datasets, "gold"]),
+            "position": position.astype(np.int16),
+            "is_gold": is_gold,
+            "gold_kind": pd.array([s if isinstance(s, str) else None for s in rows_statement], dtype="string"),
+        }
+    )
     judgments = pd.concat([judgments, values], axis=1)
     judgments["time_elapsed_s"] = np.round(time, 2)
     judgments["accesses"] = pd.array(np.ones(n_rows, dtype=np.int32), dtype="Int32")
-    judgments["evidence_url"] = pd.array([f"https://www.{d}/article/{i}" for i, d in enumerate(domains)],
-                                         dtype="string")
+    judgments["evidence_url"] = pd.array(
+        [f"https://www.{d}/article/{i}" for i, d in enumerate(domains)], dtype="string"
+    )
     judgments["try_number"] = pd.array(np.where(rng.random(n_workers) < 0.05, 2, 1)[worker], dtype="Int16")
     judgments["shown_level_mismatch"] = False
 
-    statement_table = pd.DataFrame({
-        "dataset": pd.Categorical([s[1] for s in statements], categories=[*datasets, "gold"]),
-        "text": [f"text of {s}" for s in ids],
-        "party": [s[4] for s in statements],
-        "gt_value": pd.array(gt_value.astype(int), dtype="Int8"),
-        "gt_scale": pd.array(gt_scale.astype(int), dtype="Int8"),
-        "gt_norm": truth,
-        "n_judgments": judgments[~judgments["is_gold"]].groupby("statement_id").size().reindex(ids).to_numpy(),
-        "broken": False,
-    }, index=pd.Index(ids, name="statement_id"))
-    workers_table = pd.DataFrame({
-        "n_judgments": judgments.groupby("worker_id").size().reindex(worker_ids).to_numpy(),
-        "try_number": pd.array(judgments.groupby("worker_id")["try_number"].first().reindex(worker_ids).to_numpy(),
-                               dtype="Int16"),
-        "crt_score": rng.integers(0, 4, n_workers).astype(np.int8),
-        **{f"q{q}_time_elapsed_s": np.round(rng.lognormal(np.log(20.0), 0.5, n_workers) + min_seconds + 0.5, 2)
-           for q in range(4)},
-        "tries_allowed": 10,
-    }, index=pd.Index(worker_ids, name="worker_id"))
-    truth_workers = pd.DataFrame({
-        "kind": kind, "bias": bias, "sigma": sigma, "planted_gold_fail": gold_fail,
-        "planted_too_fast": too_fast, "planted_missing": missing,
-    }, index=pd.Index(worker_ids, name="worker_id"))
-    data = CrowdData(judgments=judgments, statements=statement_table, workers=workers_table, items=ITEMS,
-                     decisions=[f"simulated: seed {seed}, {n_workers} workers, {len(ids)} statements"], source=None)
+    statement_table = pd.DataFrame(
+        {
+            "dataset": pd.Categorical([s[1] for s in statements], categories=[*datasets, "gold"]),
+            "text": [f"text of {s}" for s in ids],
+            "party": [s[4] for s in statements],
+            "gt_value": pd.array(gt_value.astype(int), dtype="Int8"),
+            "gt_scale": pd.array(gt_scale.astype(int), dtype="Int8"),
+            "gt_norm": truth,
+            "n_judgments": judgments[~judgments["is_gold"]].groupby("statement_id").size().reindex(ids).to_numpy(),
+            "broken": False,
+        },
+        index=pd.Index(ids, name="statement_id"),
+    )
+    workers_table = pd.DataFrame(
+        {
+            "n_judgments": judgments.groupby("worker_id").size().reindex(worker_ids).to_numpy(),
+            "try_number": pd.array(
+                judgments.groupby("worker_id")["try_number"].first().reindex(worker_ids).to_numpy(), dtype="Int16"
+            ),
+            "crt_score": rng.integers(0, 4, n_workers).astype(np.int8),
+            **{
+                f"q{q}_time_elapsed_s": np.round(rng.lognormal(np.log(20.0), 0.5, n_workers) + min_seconds + 0.5, 2)
+                for q in range(4)
+            },
+            "tries_allowed": 10,
+        },
+        index=pd.Index(worker_ids, name="worker_id"),
+    )
+    truth_workers = pd.DataFrame(
+        {
+            "kind": kind,
+            "bias": bias,
+            "sigma": sigma,
+            "planted_gold_fail": gold_fail,
+            "planted_too_fast": too_fast,
+            "planted_missing": missing,
+        },
+        index=pd.Index(worker_ids, name="worker_id"),
+    )
+    data = CrowdData(
+        judgments=judgments,
+        statements=statement_table,
+        workers=workers_table,
+        items=ITEMS,
+        decisions=[f"simulated: seed {seed}, {n_workers} workers, {len(ids)} statements"],
+        source=None,
+    )
     latent_table = pd.DataFrame(latent, index=pd.Index(ids, name="statement_id"), columns=list(ITEMS))
     return SimulatedCrowd(data=data, latent=latent_table, workers=truth_workers)
