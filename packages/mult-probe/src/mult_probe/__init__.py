@@ -1,11 +1,15 @@
-"""Why transformers fail at multiplication: implicit chain of thought, a running-sum auxiliary loss and linear probes (arXiv 2510.00184).
+"""Why transformers fail at multiplication: implicit chain of thought, a running-sum auxiliary loss and linear
+probes (arXiv 2510.00184).
 
-This is the package skeleton: the paper's implementation lands with issue #4.
+Modules: `mult_probe.data` (Deng et al.'s line format, running sums, seeded splits, character vocabulary),
+`mult_probe.model` (a small transformer with TransformerLens hook names), `mult_probe.train` (standard fine-tuning
+and the running-sum auxiliary loss, evaluation, resumable checkpoints), `mult_probe.probes` (ridge probes for the
+running sums). Only `mult_probe.data` imports without torch.
 """
 
 from mult_probe.__about__ import __version__
 
-__all__ = ["__version__", "PAPER"]
+__all__ = ["PAPER", "__version__"]
 
 #: The paper this distribution implements.
 PAPER = "arXiv:2510.00184"

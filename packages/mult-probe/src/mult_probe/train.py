@@ -1,0 +1,381 @@
+"""Training without chain of thought: standard fine-tuning (`sft`) and the running-sum auxiliary loss (`aux`).
+
+Both objectives train on the no-CoT layout `a * b <eos> <eos> #### c_0 .. c_{k+l-1} <eos>` (`data.encode_nocot`)
+with next-token cross entropy on everything after the first `<eos>` (Deng et al.'s masking). The `aux` objective adds
+the paper's loss: bias-free linear regression heads `w_h: [d_head]` on the pre-W_O outputs (`attn.hook_z`) of a few
+heads of one layer (default: heads 0 and 1 of the last layer) predict the running sum c_hat_t at the token of c_t:
+
+    L = L_LM + aux_lambda * mean_{h, t} (w_h . z_h(t) - c_hat_t / aux_target_scale)^2
+
+The paper's lambda, head choice and target scaling are not published; all three are configurable. The default
+`aux_target_scale = 100` keeps the targets O(1) (raw c_hat reaches ~260 for 4x4, an un-normalised MSE would start
+near 1e4).
+
+Runs are deterministic functions of the config: the model is initialised from `torch_generator(seed, "init")`, the
+batch at step s is drawn from `numpy_rng(seed, "batch", s)` (fresh pairs, or indices into a fixed training split),
+so a run resumed from a `repro_core.checkpoint` checkpoint ends with exactly the weights of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from mult_probe.data import encode_nocot, generate_operands
+from mult_probe.model import ModelConfig, Transformer
+from repro_core.checkpoint import CheckpointManager
+from repro_core.errors import ConfigError
+from repro_core.metrics import exact_match, per_position_accuracy
+from repro_core.seeding import derive_seed, fork_rng, numpy_rng, torch_generator
+
+__all__ = [
+    "AuxHeads",
+    "EvalResult",
+    "TrainConfig",
+    "TrainResult",
+    "evaluate",
+    "losses",
+    "sample_pairs",
+    "train",
+]
+
+logger = logging.getLogger(__name__)
+
+Method = Literal["sft", "aux"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run (JSON round trip with `to_json` / `from_json`)."""
+
+    method: Method = "sft"  #: "sft" (answer only) or "aux" (answer + running-sum regression on hook_z)
+    k: int = 3  #: digits of the first operand
+    l: int | None = None  #: digits of the second operand (default k)
+    model: ModelConfig = field(default_factory=ModelConfig.tiny)  #: the transformer
+    steps: int = 1500  #: optimiser steps
+    batch_size: int = 128  #: sequences per step
+    lr: float = 1e-3  #: AdamW learning rate (constant, as in Deng et al.; the paper uses 5e-5 at width 768)
+    weight_decay: float = 0.01  #: AdamW weight decay (torch's default, as Deng et al.)
+    grad_clip: float | None = 1.0  #: max gradient norm (None: no clipping)
+    train_size: int | None = None  #: fixed training split size; None draws fresh pairs every step
+    seed: int = 0  #: the one seed of the run (init, data, batches, dropout)
+    eval_size: int = 1000  #: held-out pairs for evaluation (excluded from training)
+    eval_every: int = 0  #: evaluate every this many steps (0: only at the end)
+    checkpoint_every: int = 0  #: checkpoint every this many steps when a run directory is given (0: at the end)
+    aux_layer: int = -1  #: layer whose heads carry the regression heads (negative counts from the end)
+    aux_heads: tuple[int, ...] = (0, 1)  #: which heads (the paper uses 2 heads of the last layer)
+    aux_lambda: float = 1.0  #: weight of the auxiliary loss
+    aux_target_scale: float = 100.0  #: c_hat is divided by this before the MSE
+
+    def __post_init__(self) -> None:
+        if self.method not in ("sft", "aux"):
+            raise ConfigError(f"method: must be 'sft' or 'aux', got {self.method!r}")
+        if isinstance(self.model, dict):
+            object.__setattr__(self, "model", ModelConfig.from_dict(self.model))
+        object.__setattr__(self, "aux_heads", tuple(int(h) for h in self.aux_heads))
+        for name in ("k", "steps", "batch_size", "eval_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name}: must be an integer >= 1, got {value!r}")
+        if self.l is not None and (not isinstance(self.l, int) or self.l < 1):
+            raise ConfigError(f"l: must be an integer >= 1 or None, got {self.l!r}")
+        if self.k + self.n_digits_b > 18:
+            raise ConfigError("k + l: products beyond 18 digits overflow int64; use k + l <= 18")
+        if self.train_size is not None and self.train_size < 1:
+            raise ConfigError(f"train_size: must be >= 1 or None, got {self.train_size}")
+        for name in ("eval_every", "checkpoint_every"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}: must be >= 0, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ConfigError(f"lr: must be > 0, got {self.lr}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"weight_decay: must be >= 0, got {self.weight_decay}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ConfigError(f"grad_clip: must be > 0 or None, got {self.grad_clip}")
+        if 2 * (self.k + self.n_digits_b) + 5 > self.model.n_ctx:
+            raise ConfigError(
+                f"model.n_ctx: {self.model.n_ctx} is shorter than the sequence length "
+                f"{2 * (self.k + self.n_digits_b) + 5}"
+            )
+        if not -self.model.n_layers <= self.aux_layer < self.model.n_layers:
+            raise ConfigError(f"aux_layer: {self.aux_layer} is not a layer of a {self.model.n_layers}-layer model")
+        if not self.aux_heads or len(set(self.aux_heads)) != len(self.aux_heads):
+            raise ConfigError(f"aux_heads: must be distinct head indices, got {self.aux_heads}")
+        if any(not 0 <= h < self.model.n_heads for h in self.aux_heads):
+            raise ConfigError(f"aux_heads: {self.aux_heads} out of range for {self.model.n_heads} heads")
+        if self.aux_lambda < 0:
+            raise ConfigError(f"aux_lambda: must be >= 0, got {self.aux_lambda}")
+        if not self.aux_target_scale > 0:
+            raise ConfigError(f"aux_target_scale: must be > 0, got {self.aux_target_scale}")
+
+    @property
+    def n_digits_b(self) -> int:
+        return self.k if self.l is None else self.l
+
+    @property
+    def layer(self) -> int:
+        """The aux layer as a non-negative index."""
+        return self.aux_layer % self.model.n_layers
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["aux_heads"] = list(self.aux_heads)
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ConfigError(f"unknown train config field(s): {', '.join(sorted(unknown))}")
+        data = dict(data)
+        if isinstance(data.get("model"), dict):
+            data["model"] = ModelConfig.from_dict(data["model"])
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> TrainConfig:
+        return cls.from_dict(json.loads(text))
+
+
+class AuxHeads(nn.Module):
+    """Bias-free linear regression heads on per-head attention outputs (the paper's `linear_regression_heads`)."""
+
+    def __init__(self, heads: Iterable[int], d_head: int) -> None:
+        super().__init__()
+        self.heads = tuple(heads)
+        self.weight = nn.Parameter(torch.zeros(len(self.heads), d_head))  # [n_aux_heads, d_head]
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """z: [B, K, n_heads, d_head] (hook_z at the c_t tokens) -> predictions [B, K, n_aux_heads]."""
+        return torch.einsum("bkhe,he->bkh", z[:, :, list(self.heads)], self.weight)
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Greedy-generation and teacher-forced accuracies on held-out pairs (positions c_0 .. c_{k+l-1})."""
+
+    exact_match: float  #: generated answer equals the product, all digits (greedy decoding)
+    digit_accuracy: list[float]  #: per-position accuracy of the generated digits
+    teacher_forced_exact_match: float  #: argmax at every answer position given the true prefix
+    teacher_forced_digit_accuracy: list[float]  #: per position, given the true prefix
+    position_loss: list[float]  #: mean cross entropy per answer position (chance: ln 10 = 2.303)
+    n: int  #: number of evaluation pairs
+
+    @property
+    def mean_digit_accuracy(self) -> float:
+        return float(np.mean(self.digit_accuracy))
+
+
+@dataclass
+class TrainResult:
+    """A finished run: the model, the aux heads (aux only), the log and the final evaluation."""
+
+    config: TrainConfig
+    model: Transformer
+    aux_heads: AuxHeads | None
+    history: list[dict[str, Any]]
+    final: EvalResult
+    resumed_from: int | None = None
+
+
+def sample_pairs(
+    config: TrainConfig, step: int, train_pairs: np.ndarray | None, banned: set[tuple[int, int]]
+) -> np.ndarray:
+    """`[batch_size, 2]` operand pairs of step `step`: a pure function of (seed, step), so resuming is exact."""
+    rng = numpy_rng(config.seed, "mult-probe", "batch", step)
+    if train_pairs is not None:
+        return train_pairs[rng.integers(0, len(train_pairs), size=config.batch_size)]
+    k, l = config.k, config.n_digits_b
+    out = np.empty((config.batch_size, 2), dtype=np.int64)
+    filled = 0
+    while filled < config.batch_size:
+        xs = rng.integers(10 ** (k - 1), 10**k, size=config.batch_size)
+        ys = rng.integers(10 ** (l - 1), 10**l, size=config.batch_size)
+        for x, y in zip(xs.tolist(), ys.tolist(), strict=True):
+            if (x, y) not in banned and filled < config.batch_size:
+                out[filled] = (x, y)
+                filled += 1
+    return out
+
+
+def losses(
+    model: Transformer, aux_heads: AuxHeads | None, pairs: np.ndarray, config: TrainConfig
+) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Total loss of a batch and its parts: `lm`, `aux`, `position_loss` (`[k+l]`, CE per answer digit)."""
+    batch = encode_nocot(pairs, config.k, config.n_digits_b)
+    device = next(model.parameters()).device
+    tokens = torch.as_tensor(batch.input_ids, device=device)
+    labels = torch.as_tensor(batch.labels, device=device)
+    use_aux = aux_heads is not None and config.method == "aux"
+    hook = f"blocks.{config.layer}.attn.hook_z"
+    if use_aux:
+        logits, cache = model.run_with_cache(tokens, names_filter=hook, detach=False)
+    else:
+        logits, cache = model(tokens), {}
+    token_loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100, reduction="none")
+    token_loss = token_loss.view_as(labels)
+    lm = token_loss.sum() / (labels != -100).sum()
+    parts: dict[str, Any] = {
+        "lm": lm.detach(),
+        "position_loss": token_loss[:, batch.predict_positions].detach().mean(dim=0),
+    }
+    total = lm
+    if use_aux:
+        assert aux_heads is not None
+        z = cache[hook][:, batch.c_token_positions]  # [B, K, H, d_head]
+        target = torch.as_tensor(batch.c_hat, device=device, dtype=z.dtype) / config.aux_target_scale
+        aux = ((aux_heads(z) - target[:, :, None]) ** 2).mean()
+        parts["aux"] = aux.detach()
+        total = lm + config.aux_lambda * aux
+    return total, parts
+
+
+@torch.no_grad()
+def evaluate(
+    model: Transformer, pairs: np.ndarray, k: int, l: int | None = None, *, batch_size: int = 500
+) -> EvalResult:
+    """Greedy-generation exact match and per-digit accuracy, plus teacher-forced figures, on pairs `[n, 2]`."""
+    l = k if l is None else l
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    generated, forced, answers, pos_losses = [], [], [], []
+    try:
+        for start in range(0, len(pairs), batch_size):
+            batch = encode_nocot(pairs[start : start + batch_size], k, l)
+            tokens = torch.as_tensor(batch.input_ids, device=device)
+            logits = model(tokens)[:, batch.predict_positions]  # [B, K, vocab]
+            answer = torch.as_tensor(batch.answer, device=device)
+            pos_losses.append(F.cross_entropy(logits.transpose(1, 2), answer, reduction="none").sum(dim=0))
+            forced.append(logits.argmax(dim=-1).cpu().numpy())
+            out = model.generate(tokens[:, : batch.prompt_length], k + l)
+            generated.append(out[:, batch.prompt_length :].cpu().numpy())
+            answers.append(batch.answer)
+    finally:
+        model.train(was_training)
+    gen, tf, ans = np.concatenate(generated), np.concatenate(forced), np.concatenate(answers)
+    position_loss = (torch.stack(pos_losses).sum(dim=0) / len(ans)).cpu().tolist()
+    return EvalResult(
+        exact_match=float(exact_match(gen, ans)),
+        digit_accuracy=per_position_accuracy(gen, ans).tolist(),
+        teacher_forced_exact_match=float(exact_match(tf, ans)),
+        teacher_forced_digit_accuracy=per_position_accuracy(tf, ans).tolist(),
+        position_loss=position_loss,
+        n=len(ans),
+    )
+
+
+def _eval_pairs(config: TrainConfig) -> np.ndarray:
+    return generate_operands(config.k, config.n_digits_b, n=config.eval_size, seed=derive_seed(config.seed, "eval"))
+
+
+def train(
+    config: TrainConfig,
+    *,
+    run_dir: str | os.PathLike[str] | None = None,
+    eval_pairs: np.ndarray | None = None,
+    exclude: Iterable[tuple[int, int]] = (),
+    device: str | torch.device = "cpu",
+    on_step: Callable[[int, dict[str, Any]], None] | None = None,
+) -> TrainResult:
+    """Train one model; with `run_dir`, checkpoint there and resume from its latest checkpoint.
+
+    Args:
+        config: the run.
+        run_dir: checkpoint directory (`ckpt-<step>.pt` via `repro_core.checkpoint.CheckpointManager`, newest 2 kept).
+        eval_pairs: `[n, 2]` held-out operand pairs (default: `eval_size` seeded pairs); always excluded from training.
+        exclude: further operand pairs never to train on (e.g. Deng's valid/test operands).
+        device: where to train.
+        on_step: called as `on_step(step, logs)` after each step (logs hold `loss`, `lm`, `aux` floats).
+    """
+    eval_pairs = _eval_pairs(config) if eval_pairs is None else np.asarray(eval_pairs, dtype=np.int64)
+    banned = {(int(a), int(b)) for a, b in eval_pairs} | {(int(a), int(b)) for a, b in exclude}
+    train_pairs = None
+    if config.train_size is not None:
+        train_pairs = generate_operands(
+            config.k, config.n_digits_b, n=config.train_size, seed=derive_seed(config.seed, "train"), exclude=banned
+        )
+    model = Transformer(config.model, generator=torch_generator(config.seed, "init")).to(device)
+    aux_heads = AuxHeads(config.aux_heads, config.model.d_head).to(device) if config.method == "aux" else None
+    params = list(model.parameters()) + ([] if aux_heads is None else list(aux_heads.parameters()))
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    manager = None if run_dir is None else CheckpointManager(Path(run_dir), keep=2)
+    start, history, resumed_from = 0, [], None
+
+    with fork_rng():  # dropout draws from torch's global stream: seed it for this run, restore it afterwards
+        torch.manual_seed(derive_seed(config.seed, "dropout"))
+        state = None if manager is None else manager.load_latest()
+        if state is not None:
+            if state["config"] != config.to_json():
+                raise ConfigError(f"run_dir: {run_dir} holds a checkpoint of a different config; use a new directory")
+            model.load_state_dict(state["model"])
+            if aux_heads is not None:
+                aux_heads.load_state_dict(state["aux_heads"])
+            optimizer.load_state_dict(state["optimizer"])
+            torch.set_rng_state(state["torch_rng"])
+            start, history, resumed_from = int(state["step"]), list(state["history"]), int(state["step"])
+            logger.info("resumed %s from step %d", run_dir, start)
+
+        def save(step: int) -> None:
+            if manager is None:
+                return
+            manager.save(
+                {
+                    "step": step,
+                    "config": config.to_json(),
+                    "model": model.state_dict(),
+                    "aux_heads": {} if aux_heads is None else aux_heads.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "torch_rng": torch.get_rng_state(),
+                    "history": history,
+                },
+                step,
+            )
+
+        model.train()
+        for step in range(start, config.steps):
+            pairs = sample_pairs(config, step, train_pairs, banned)
+            loss, parts = losses(model, aux_heads, pairs, config)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+            optimizer.step()
+            done = step + 1
+            logs = {
+                "step": done,
+                "loss": float(loss.detach()),
+                "lm": float(parts["lm"]),
+                "position_loss": [float(x) for x in parts["position_loss"]],
+            }
+            if "aux" in parts:
+                logs["aux"] = float(parts["aux"])
+            if config.eval_every and done % config.eval_every == 0 and done < config.steps:
+                result = evaluate(model, eval_pairs, config.k, config.n_digits_b)
+                logs["eval"] = dataclasses.asdict(result)
+                history.append(logs)
+            if config.checkpoint_every and done % config.checkpoint_every == 0 and done < config.steps:
+                save(done)
+            if on_step is not None:
+                on_step(done, logs)
+        final = evaluate(model, eval_pairs, config.k, config.n_digits_b)
+        if start < config.steps:  # a finished run reloaded from its last checkpoint only re-evaluates
+            history.append({"step": config.steps, "eval": dataclasses.asdict(final)})
+            save(config.steps)
+    return TrainResult(
+        config=config, model=model, aux_heads=aux_heads, history=history, final=final, resumed_from=resumed_from
+    )

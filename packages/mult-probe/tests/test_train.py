@@ -1,0 +1,121 @@
+"""Trainers: config validation, the auxiliary loss, evaluation metrics, and resume-after-kill equality."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from mult_probe.data import encode_nocot
+from mult_probe.model import ModelConfig, Transformer
+from mult_probe.train import AuxHeads, TrainConfig, evaluate, losses, sample_pairs, train
+from repro_core.errors import ConfigError
+
+SMALL = dict(k=2, model=ModelConfig.tiny(d_model=32, n_ctx=16), batch_size=16, eval_size=20, lr=3e-3)
+
+
+def test_config_round_trip_and_validation() -> None:
+    config = TrainConfig(method="aux", aux_heads=(1, 3), **SMALL)  # type: ignore[arg-type]
+    assert TrainConfig.from_json(config.to_json()) == config
+    for bad, match in [
+        ({"method": "icot"}, "method"),
+        ({"steps": 0}, "steps"),
+        ({"aux_heads": (4,)}, "aux_heads"),
+        ({"aux_layer": 2}, "aux_layer"),
+        ({"lr": 0.0}, "lr"),
+        ({"k": 10, "l": 9}, "k \\+ l"),
+        ({"aux_target_scale": 0.0}, "aux_target_scale"),
+    ]:
+        with pytest.raises(ConfigError, match=match):
+            TrainConfig(**{**SMALL, **bad})  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="unknown"):
+        TrainConfig.from_dict({"nope": 1})
+
+
+def test_batches_are_a_function_of_seed_and_step_and_avoid_held_out() -> None:
+    config = TrainConfig(**SMALL)  # type: ignore[arg-type]
+    banned = {(a, b) for a in range(10, 40) for b in range(10, 100)}
+    first = sample_pairs(config, 5, None, banned)
+    assert np.array_equal(first, sample_pairs(config, 5, None, banned))
+    assert not np.array_equal(first, sample_pairs(config, 6, None, banned))
+    assert not {tuple(p) for p in first.tolist()} & banned
+
+
+def test_aux_loss_gradients_and_lambda_zero_is_sft() -> None:
+    config = TrainConfig(method="aux", **SMALL)  # type: ignore[arg-type]
+    model = Transformer(config.model, generator=torch.Generator().manual_seed(0))
+    heads = AuxHeads(config.aux_heads, config.model.d_head)
+    torch.nn.init.normal_(heads.weight, generator=torch.Generator().manual_seed(1))
+    pairs = sample_pairs(config, 0, None, set())
+    total, parts = losses(model, heads, pairs, config)
+    total.backward()
+    assert heads.weight.grad is not None and heads.weight.grad.abs().sum() > 0
+    assert model.blocks[-1].attn.W_V.grad is not None and model.blocks[-1].attn.W_V.grad[:2].abs().sum() > 0
+    assert float(total.detach()) == pytest.approx(float(parts["lm"] + parts["aux"]))
+    # the aux target is c_hat / scale at the c_t tokens, read from the last layer's hook_z
+    batch = encode_nocot(pairs, 2)
+    _, cache = model.run_with_cache(torch.as_tensor(batch.input_ids), names_filter="blocks.1.attn.hook_z")
+    z = cache["blocks.1.attn.hook_z"][:, batch.c_token_positions]
+    expected = ((heads(z) - torch.as_tensor(batch.c_hat, dtype=torch.float32)[..., None] / 100.0) ** 2).mean()
+    assert float(parts["aux"]) == pytest.approx(float(expected.detach()), rel=1e-5)
+    # aux_lambda = 0 trains exactly the SFT weights
+    sft = train(TrainConfig(method="sft", steps=3, **SMALL))  # type: ignore[arg-type]
+    aux0 = train(TrainConfig(method="aux", aux_lambda=0.0, steps=3, **SMALL))  # type: ignore[arg-type]
+    for p, q in zip(sft.model.parameters(), aux0.model.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+def test_evaluate_perfect_and_wrong_models() -> None:
+    pairs = np.array([[12, 34], [99, 99], [10, 10]])
+    batch = encode_nocot(pairs, 2)
+
+    class Oracle(Transformer):
+        """Predicts the true next token at every position (reads the answer from the operands)."""
+
+        def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+            logits = torch.full((*tokens.shape, 17), -10.0)
+            for row, seq in enumerate(tokens.tolist()):
+                a = seq[0] + 10 * seq[1]
+                b = seq[3] + 10 * seq[4]
+                full = encode_nocot(np.array([[a, b]]), 2).input_ids[0].tolist()
+                for t in range(len(seq)):
+                    logits[row, t, full[t + 1] if t + 1 < len(full) else 15] = 10.0
+            return logits
+
+    oracle = Oracle(ModelConfig.tiny(d_model=32, n_ctx=16))
+    result = evaluate(oracle, pairs, 2)
+    assert result.exact_match == 1.0 and result.teacher_forced_exact_match == 1.0
+    assert result.digit_accuracy == [1.0] * 4 and result.n == 3
+    assert max(result.position_loss) < 1e-3
+    untrained = Transformer(ModelConfig.tiny(d_model=32, n_ctx=16), generator=torch.Generator().manual_seed(0))
+    result = evaluate(untrained, pairs, 2)
+    assert len(result.digit_accuracy) == 4 and 0.0 <= result.mean_digit_accuracy <= 1.0
+    assert batch.answer.shape == (3, 4)
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_resume_after_kill_gives_the_same_weights(tmp_path: Path) -> None:
+    config = TrainConfig(method="aux", steps=6, checkpoint_every=2, train_size=200, **SMALL)  # type: ignore[arg-type]
+    whole = train(config)
+
+    def kill(step: int, logs: dict[str, Any]) -> None:
+        if step == 5:  # after the checkpoint at step 4, before the end
+            raise _Killed
+
+    with pytest.raises(_Killed):
+        train(config, run_dir=tmp_path, on_step=kill)
+    resumed = train(config, run_dir=tmp_path)
+    assert resumed.resumed_from == 4
+    for p, q in zip(whole.model.parameters(), resumed.model.parameters(), strict=True):
+        assert torch.equal(p, q)
+    assert resumed.aux_heads is not None and whole.aux_heads is not None
+    assert torch.equal(whole.aux_heads.weight, resumed.aux_heads.weight)
+    assert resumed.final == whole.final
+    with pytest.raises(ConfigError, match="different config"):
+        train(TrainConfig(method="sft", steps=6, **SMALL), run_dir=tmp_path)  # type: ignore[arg-type]
