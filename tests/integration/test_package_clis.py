@@ -21,18 +21,14 @@ def _script(name: str) -> str:
 
 @pytest.mark.integration
 @pytest.mark.parametrize("name", PACKAGES)
-def test_console_script(name: str, tmp_path: Path) -> None:
+def test_console_script(name: str) -> None:
+    """The installed script answers; `reproduce --json` itself is checked in each package's tests (in-process,
+    with a small budget) and end to end, once for all packages, by the umbrella test below."""
     script = _script(name)
     help_text = subprocess.run([script, "--help"], capture_output=True, text=True, check=True).stdout
     assert f"usage: {name}" in help_text and "reproduce" in help_text
     version = subprocess.run([script, "--version"], capture_output=True, text=True, check=True).stdout
     assert version.startswith(f"{name} 0.") and "repro-core" in version
-    run = subprocess.run(
-        [script, "reproduce", "--out", str(tmp_path), "--json"], capture_output=True, text=True, check=False
-    )
-    assert run.returncode == 0, run.stderr
-    payload = json.loads(run.stdout)
-    assert payload["outcomes"][0]["package"] == name
     bad = subprocess.run([script, "reproduce", "--seed", "not-a-number"], capture_output=True, text=True, check=False)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
 
