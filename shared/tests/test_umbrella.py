@@ -52,7 +52,7 @@ def test_failures_are_isolated_and_reported(tmp_path: Path, monkeypatch: pytest.
     index = (tmp_path / "index.md").read_text()
     assert "| broken | claim" not in index
     assert "failed: RuntimeError: data file missing" in index
-    assert "![curve](good/curve.png)" in index and (tmp_path / "paper_vs_ours.png").exists()
+    assert "![curve](good/curve.png)" in index and (tmp_path / "ours_vs_paper.png").exists()
     assert json.loads((tmp_path / "results.json").read_text())["seed"] == 0
 
 

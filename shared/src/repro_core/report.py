@@ -196,26 +196,35 @@ def save_figure(figure: Any, path: str | os.PathLike[str], *, dpi: int = 150) ->
 
 
 def plot_paper_vs_ours(
-    results: Sequence[ClaimResult], path: str | os.PathLike[str], *, title: str = "Paper vs ours"
+    results: Sequence[ClaimResult], path: str | os.PathLike[str], *, title: str = "Ours relative to the paper"
 ) -> Path | None:
-    """Scatter our values against the paper's for every numeric claim, with the y = x line; None if none."""
+    """One bar per numeric claim: our value's relative difference from the paper's, coloured by verdict.
+
+    Claims span many magnitudes (counts in thousands, means near 0.01), so a paper-vs-ours scatter hides every
+    difference; relative differences `(ours - paper) / |paper|` on a symmetric-log axis show them all. A paper value
+    of 0 uses the absolute difference. Returns None when no claim has both numbers.
+    """
     points = [r for r in results if _is_number(r.paper_value) and _is_number(r.our_value)]
     if not points:
         return None
-    figure = new_figure(5.0, 5.0)
-    axes = figure.add_subplot()
+    figure = new_figure(9.0, 1.2 + 0.28 * len(points))
+    from matplotlib.patches import Patch
+
+    diffs = []
+    for r in points:
+        paper, ours = float(r.paper_value), float(r.our_value)  # type: ignore[arg-type]
+        diffs.append((ours - paper) / abs(paper) if paper != 0 else ours - paper)
     colours = {Verdict.REPRODUCED: "tab:green", Verdict.DIFFERS: "tab:red", Verdict.MEASURED: "tab:blue"}
-    xs = [float(r.paper_value) for r in points]  # type: ignore[arg-type]
-    ys = [float(r.our_value) for r in points]  # type: ignore[arg-type]
-    for verdict, colour in colours.items():
-        chosen = [(x, y) for x, y, r in zip(xs, ys, points, strict=True) if r.verdict is verdict]
-        if chosen:
-            axes.scatter(*zip(*chosen, strict=True), color=colour, label=verdict.value, zorder=3)
-    low, high = min(xs + ys), max(xs + ys)
-    pad = 0.05 * (high - low or 1.0)
-    axes.plot([low - pad, high + pad], [low - pad, high + pad], color="grey", linestyle="--", label="y = x")
-    axes.set_xlabel("paper")
-    axes.set_ylabel("ours")
+    axes = figure.add_subplot()
+    rows = range(len(points))
+    axes.barh(rows, diffs, color=[colours.get(r.verdict, "grey") for r in points])  # type: ignore[arg-type]
+    axes.axvline(0.0, color="black", linewidth=0.8)
+    labels = [f"{r.package + ': ' if r.package else ''}{r.claim[:60]}" for r in points]
+    axes.set_yticks(list(rows), labels, fontsize=7)
+    axes.invert_yaxis()
+    axes.set_xscale("symlog", linthresh=1e-3)
+    axes.set_xlabel("(ours - paper) / |paper|   (symmetric log scale; |x| < 0.001 is linear)")
     axes.set_title(title)
-    axes.legend(loc="best")
+    handles = [Patch(color=c, label=v.value) for v, c in colours.items() if any(r.verdict is v for r in points)]
+    axes.legend(handles=handles, loc="lower right", fontsize=8)
     return save_figure(figure, path)

@@ -119,7 +119,7 @@ def write_report(outcomes: Sequence[ReproductionOutcome], out_dir: Path, *, seed
     """Write `index.md`, `results.json` and the summary figure into `out_dir`; return the index path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     results = [r for outcome in outcomes for r in outcome.results]
-    summary = plot_paper_vs_ours(results, out_dir / "paper_vs_ours.png") if _has_matplotlib() else None
+    summary = plot_paper_vs_ours(results, out_dir / "ours_vs_paper.png") if _has_matplotlib() else None
     lines = [
         "# Reproduction report",
         "",
@@ -130,14 +130,15 @@ def write_report(outcomes: Sequence[ReproductionOutcome], out_dir: Path, *, seed
         "",
         "## Packages",
         "",
-        "| package | version | claims | reproduced | differs | pending | failed | seconds |",
-        "|---|---|---|---|---|---|---|---|",
+        "| package | version | claims | reproduced | differs | measured | pending | failed | seconds |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for o in outcomes:
         counts = {v: sum(r.verdict is v for r in o.results) for v in Verdict}
         lines.append(
             f"| {o.package} | {o.version} | {len(o.results)} | {counts[Verdict.REPRODUCED]} | "
-            f"{counts[Verdict.DIFFERS]} | {counts[Verdict.PENDING]} | {counts[Verdict.FAILED]} | {o.seconds:.1f} |"
+            f"{counts[Verdict.DIFFERS]} | {counts[Verdict.MEASURED]} | {counts[Verdict.PENDING]} | "
+            f"{counts[Verdict.FAILED]} | {o.seconds:.1f} |"
         )
     lines += ["", "## Claims", "", markdown_table(results)]
     figures = [f for o in outcomes for f in o.figures] + ([summary] if summary else [])
