@@ -26,6 +26,7 @@ from repro_core.errors import ReproError
 __all__ = [
     "EXIT_INPUT_ERROR",
     "EXIT_INTERRUPTED",
+    "add_command",
     "common_options",
     "configure_logging",
     "emit",
@@ -51,6 +52,16 @@ def common_options() -> argparse.ArgumentParser:
     group.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-v info, -vv debug)")
     group.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr; no progress bars")
     return parent
+
+
+def add_command(commands: argparse._SubParsersAction, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+    """Add subcommand `name` with the shared output options (`--json`, `-v`, `-q`).
+
+    `description` and `epilog` are printed as written (line breaks kept, for examples); other keyword arguments go
+    to `add_parser` (`help`, `aliases`, ...).
+    """
+    kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+    return commands.add_parser(name, parents=[common_options()], **kwargs)
 
 
 def make_parser(prog: str, description: str, version: str, *, epilog: str | None = None) -> argparse.ArgumentParser:

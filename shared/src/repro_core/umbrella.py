@@ -21,7 +21,7 @@ from pathlib import Path
 
 from repro_core.__about__ import __version__
 from repro_core.checkpoint import atomic_write_text
-from repro_core.cli import common_options, emit, make_parser, progress, run_main
+from repro_core.cli import add_command, emit, make_parser, progress, run_main
 from repro_core.errors import ConfigError
 from repro_core.report import (
     ClaimResult,
@@ -154,9 +154,9 @@ def write_report(outcomes: Sequence[ReproductionOutcome], out_dir: Path, *, seed
 
 def add_reproduce_command(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the `reproduce` subcommand every package CLI offers (same options as `repro reproduce`)."""
-    run = commands.add_parser(
+    run = add_command(
+        commands,
         "reproduce",
-        parents=[common_options()],
         help="run this package's quick reproduction",
         description="Run this package's quick reproduction on its embedded default data and "
         "write OUT/index.md, OUT/results.json and figures.",
@@ -200,7 +200,7 @@ def _build_parser() -> argparse.ArgumentParser:
     run = add_reproduce_command(commands)
     run.help = "run every installed package's quick reproduction"
     run.add_argument("--only", nargs="+", metavar="DIST", help="run only these distributions")
-    commands.add_parser("list", parents=[common_options()], help="list the registered reproductions")
+    add_command(commands, "list", help="list the registered reproductions")
     return parser
 
 

@@ -18,7 +18,7 @@ from bt2_compat.io import load_model, save_model
 from bt2_compat.models import BACKBONES, ModelConfig, build_model
 from bt2_compat.reproduction import quick
 from bt2_compat.train import SCHEDULES, TrainConfig, train_model
-from repro_core.cli import common_options, emit, make_parser, run_main
+from repro_core.cli import add_command, emit, make_parser, run_main
 from repro_core.errors import ConfigError, ReproError
 from repro_core.umbrella import add_reproduce_command, reproduce_package
 
@@ -80,9 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = make_parser("bt2-compat", DESCRIPTION, __version__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    old = commands.add_parser(
+    old = add_command(
+        commands,
         "train-old",
-        parents=[common_options()],
         help="train the old model",
         description="Train the old model on the training samples of the first --old-classes "
         "classes (its classifier keeps all classes, as in the paper).",
@@ -93,9 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     _train_options(old)
     _model_options(old, [128])
 
-    new = commands.add_parser(
+    new = add_command(
+        commands,
         "train-new",
-        parents=[common_options()],
         help="train a new model by one method",
         description="Train a new model on all classes. independent: classification only; "
         "bct: + alpha x influence loss with the old class means; l2: + weight x "
@@ -126,9 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     losses.add_argument("--extra-dims", type=int, default=8, help="BT^2's k (default: 8)")
     losses.add_argument("--C", dest="scale_c", type=float, default=2.0, help="BT^2's constant C (default: 2)")
 
-    ev = commands.add_parser(
+    ev = add_command(
+        commands,
         "evaluate",
-        parents=[common_options()],
         help="cross-model retrieval and the criterion",
         description="Leave-one-out retrieval on the test split: query embeddings from --query, "
         "gallery embeddings from --gallery, both cut to their first min(d) dims. "
@@ -140,9 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--metric", choices=METRICS, default="cosine", help="default: cosine (after truncation)")
     _data_options(ev)
 
-    run = commands.add_parser(
+    run = add_command(
+        commands,
         "train",
-        parents=[common_options()],
         help="the whole experiment and its table",
         description="Train the old model and every --methods new model, for each seed, then "
         "print the compatibility table (mAP, top-1, top-5) and the criteria.",

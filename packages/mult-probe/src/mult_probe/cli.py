@@ -12,7 +12,7 @@ import numpy as np
 
 from mult_probe.__about__ import __version__
 from mult_probe.reproduction import quick
-from repro_core.cli import common_options, make_parser, progress, run_main
+from repro_core.cli import add_command, make_parser, progress, run_main
 from repro_core.cli import emit as emit_result
 from repro_core.errors import ConfigError, InputError
 from repro_core.umbrella import add_reproduce_command, reproduce_package
@@ -42,10 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = make_parser("mult-probe", DESCRIPTION, __version__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    data = commands.add_parser(
+    data = add_command(
+        commands,
         "data",
-        parents=[common_options()],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="generate Deng-format lines, or check a file against the rule",
         description="Seeded k-by-l multiplication lines 'input||cot #### answer' (digits least significant first), "
         "excluding the operands of --exclude files; or --check FILE: rebuild FILE from its operands "
@@ -62,10 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--out", type=Path, help="output file (required unless --check)")
     data.add_argument("--check", type=Path, help="verify that this file follows the rule byte for byte")
 
-    train = commands.add_parser(
+    train = add_command(
+        commands,
         "train",
-        parents=[common_options()],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="train without CoT: standard fine-tuning or the running-sum auxiliary loss",
         description="Train a transformer on 'a * b <eos> <eos> #### answer <eos>' (no CoT). --method aux adds "
         "linear regression heads on the last layer's hook_z predicting c_hat at every answer step.",
@@ -93,10 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--run-dir", type=Path, help="checkpoint directory; an existing run resumes")
     train.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto (default: cpu)")
 
-    evaluate = commands.add_parser(
+    evaluate = add_command(
+        commands,
         "eval",
-        parents=[common_options()],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="evaluate a trained run",
         description="Greedy exact match and per-digit accuracy (plus the labelled "
         "teacher-forced figures) of the latest checkpoint in --run-dir.",

@@ -15,7 +15,7 @@ from ntk_permute.exhaustive import DEFAULT_EPS, MODES, exhaustive_check
 from ntk_permute.gp import random_permutation
 from ntk_permute.reproduction import quick
 from ntk_permute.training import BACKENDS, DTYPES, LOSSES, TrainConfig
-from repro_core.cli import common_options, make_parser, progress, run_main
+from repro_core.cli import add_command, make_parser, progress, run_main
 from repro_core.cli import emit as emit_result
 from repro_core.errors import ConfigError
 from repro_core.seeding import numpy_rng
@@ -58,10 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = make_parser("ntk-permute", DESCRIPTION, __version__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    analytic = commands.add_parser(
+    analytic = add_command(
+        commands,
         "analytic",
-        parents=[common_options()],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="GP mean/variance per m, or the exhaustive exactness check",
         description="Infinite-width GP after gradient descent on the k basis vectors (NTK parametrisation, "
         "L2-normalised inputs).\n\nWithout --exhaustive: mu_on(m), mu_off(m) and sigma^2(m) from the "
@@ -93,10 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     group.add_argument("--chunk-size", type=int, default=65536, help="inputs per chunk (default: 65536)")
 
-    complexity = commands.add_parser(
+    complexity = add_command(
+        commands,
         "complexity",
-        parents=[common_options()],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="ensemble sizes M(k, delta)",
         description="Smallest ensemble size M whose failure probability is <= delta:\n"
         "  single  one input with m ones (default: the worst m), exact product over its k bits\n"
@@ -112,10 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     complexity.add_argument("--m", type=int, default=None, help="level of the single input (default: the worst)")
     _add_gp_options(complexity)
 
-    train = commands.add_parser(
+    train = add_command(
+        commands,
         "train",
-        parents=[common_options()],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="train a finite-width ensemble and compare it with the GPs",
         description="Train M two-layer ReLU networks on the k basis vectors by full-batch gradient descent\n"
         "(vectorised over members; learning rate and steps from the analytic spectrum unless given),\n"
@@ -130,10 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--eps", type=float, default=1e-6, help="rounding tolerance for trained nets (default: 1e-6)")
     train.add_argument("--no-all-inputs", action="store_true", help="skip the check of all 2^k - 1 inputs")
 
-    experiment = commands.add_parser(
+    experiment = add_command(
+        commands,
         "experiment",
-        parents=[common_options()],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="Figure 1, the scaling plot, or P_all(M) by Monte Carlo",
         description="figure1  train a pool per k, accuracy on 1,000 random m = 2 inputs against M, first M\n"
         "         reaching --level, with the official values and the NNGP-GP / NTK-GP theory (PNG)\n"

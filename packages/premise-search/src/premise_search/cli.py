@@ -16,7 +16,7 @@ from premise_search.index import default_index_dir, load_index, open_index, read
 from premise_search.reproduction import quick
 from premise_search.retrieval import MODES, SearchEngine
 from premise_search.scanner import scan_lean_directory
-from repro_core.cli import common_options, make_parser, run_main
+from repro_core.cli import add_command, make_parser, run_main
 from repro_core.cli import emit as emit_result
 from repro_core.errors import ConfigError, InputError
 from repro_core.umbrella import add_reproduce_command, reproduce_package
@@ -55,9 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     index = commands.add_parser("index", help="build or inspect an index directory")
     index_commands = index.add_subparsers(dest="index_command", required=True, metavar="ACTION")
-    build = index_commands.add_parser(
+    build = add_command(
+        index_commands,
         "build",
-        parents=[common_options()],
         help="build an index directory",
         description="Build (or refresh) an index: manifest.json, corpus rows, BM25 matrices, embeddings.",
         epilog="examples:\n  premise-search index build --out idx\n"
@@ -69,12 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--lean", type=Path, nargs="+", help="folders of .lean sources to scan")
     build.add_argument("--out", type=Path, help="index directory (default: the embedded corpus's cache)")
     build.add_argument("--rebuild", action="store_true", help="rebuild even when the index is current")
-    info = index_commands.add_parser("info", parents=[common_options()], help="show an index's manifest")
+    info = add_command(index_commands, "info", help="show an index's manifest")
     info.add_argument("--index", type=Path, help="index directory (default: the embedded corpus's cache)")
 
-    search = commands.add_parser(
+    search = add_command(
+        commands,
         "search",
-        parents=[common_options()],
         help="search declarations",
         epilog='example:\n  premise-search search "order of an element divides the order of the group" -k 5 --json',
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("-k", type=int, default=10, help="results per query (default: 10)")
     _add_engine_options(search)
 
-    evaluate = commands.add_parser("eval", parents=[common_options()], help="evaluate on MathlibQR or MathlibMPR")
+    evaluate = add_command(commands, "eval", help="evaluate on MathlibQR or MathlibMPR")
     evaluate.add_argument("benchmark", choices=("qr", "mpr"), help="qr = MathlibQR, mpr = MathlibMPR")
     evaluate.add_argument("--file", type=Path, help="benchmark JSON (default: the shipped LeanSearch v2 file)")
     evaluate.add_argument(

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from repro_core.cli import common_options, emit, make_parser, run_main
+from repro_core.cli import add_command, emit, make_parser, run_main
 from repro_core.errors import ConfigError
 from repro_core.umbrella import add_reproduce_command, reproduce_package
 from truth_crowd.__about__ import __version__
@@ -67,18 +67,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = make_parser("truth-crowd", DESCRIPTION, __version__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    validate = commands.add_parser(
+    validate = add_command(
+        commands,
         "validate",
-        parents=[common_options()],
         help="load, validate, print design counts",
         description="Load and validate a data file; print its design counts (spec 6) "
         "and every decision the loader took about the data.",
     )
     _add_data_options(validate)
 
-    qc = commands.add_parser(
+    qc = add_command(
+        commands,
         "qc",
-        parents=[common_options()],
         help="run the quality checks",
         description="Crowd_Frame's checks: completeness (every item and a URL), gold "
         "(LOW < HIGH on overall truthfulness), time (>= MIN seconds on every "
@@ -88,9 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     qc.add_argument("--min-seconds", type=float, default=2.0, help="time threshold (default: 2)")
     qc.add_argument("--max-tries", type=int, default=10, help="allowed tries (default: 10)")
 
-    agreement = commands.add_parser(
+    agreement = add_command(
+        commands,
         "agreement",
-        parents=[common_options()],
         help="Krippendorff's alpha per item",
         description="Krippendorff's alpha per item, per dataset and ALL, on the "
         "canonical filter (real statements only).",
@@ -112,9 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="add a 95%% unit-bootstrap interval with N resamples (default: none)",
     )
 
-    aggregate = commands.add_parser(
+    aggregate = add_command(
+        commands,
         "aggregate",
-        parents=[common_options()],
         help="aggregate per statement",
         description="One value per statement for ITEM: mean (the paper's), median, "
         "majority vote (mv) or Dawid-Skene (ds), on the canonical filter.",
