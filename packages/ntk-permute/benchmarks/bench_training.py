@@ -50,15 +50,21 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=1024)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--loop-members", type=int, default=32)
+    parser.add_argument("--member-chunk", type=int, default=None, help="members per chunk (default: automatic)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     config = TrainConfig(
-        k=args.k, width=args.width, n_members=args.members, steps=args.steps, dtype="float32", member_chunk=args.members
+        k=args.k,
+        width=args.width,
+        n_members=args.members,
+        steps=args.steps,
+        dtype="float32",
+        member_chunk=args.member_chunk,
     )
     results = {"M": args.members, "k": args.k, "n": args.width, "steps": args.steps, "threads": torch.get_num_threads()}
     for backend in ("jax", "torch"):
         cfg = config.replace(backend=backend, device="cpu" if backend == "torch" else None)
-        train_ensemble(cfg.replace(n_members=min(8, args.members), member_chunk=min(8, args.members)))  # warm-up
+        train_ensemble(cfg.replace(n_members=min(8, args.members)))  # warm-up
         if backend == "jax":
             train_ensemble(cfg)  # compile for this shape; timed below without compilation
         start = time.perf_counter()

@@ -203,3 +203,15 @@ def test_sharding_over_two_cpu_devices() -> None:
     assert report["devices"] == 2 and report["members"] == 5
     assert "members" in report["placement"], report  # NamedSharding over the "members" mesh axis
     assert report["diff"] < 1e-12
+
+
+def test_automatic_member_chunk_is_cache_sized_on_cpu() -> None:
+    from ntk_permute.training import ACCELERATOR_CHUNK, CPU_CHUNK_BYTES, auto_member_chunk
+
+    config = TrainConfig(k=10, width=1024, n_members=256, dtype="float32")
+    chunk = auto_member_chunk(config, on_cpu=True)
+    assert 1 <= chunk < 256 and chunk * 5 * 10 * 1024 * 4 <= CPU_CHUNK_BYTES
+    assert auto_member_chunk(config.replace(dtype="float64"), on_cpu=True) == chunk // 2
+    assert auto_member_chunk(config, on_cpu=False) == min(256, ACCELERATOR_CHUNK)
+    assert auto_member_chunk(config.replace(member_chunk=7), on_cpu=True) == 7
+    assert auto_member_chunk(TrainConfig(k=64, width=50_000, n_members=4), on_cpu=True) == 1

@@ -182,7 +182,12 @@ def _add_train_options(parser: argparse.ArgumentParser, *, single_k: bool = True
     group.add_argument("--steps", type=int, default=None, help="GD steps (default: 30 e-folds of lambda_min)")
     group.add_argument("--loss", choices=LOSSES, default=None, help="sum (1/2 sum) or mean (F.mse_loss)")
     group.add_argument("--bias", action="store_true", default=None, help="train biases")
-    group.add_argument("--member-chunk", type=int, default=None, help="members trained at once (default: 256)")
+    group.add_argument(
+        "--member-chunk",
+        type=int,
+        default=None,
+        help="members trained at once (default: automatic, cache-sized on a CPU)",
+    )
     group.add_argument("--device", default=None, help="torch device (default: cuda > mps > cpu)")
     group.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     group.add_argument(
