@@ -1,10 +1,88 @@
-"""Keep the tests' index cache out of the user's home: every run gets its own cache directory."""
+"""Package test set-up: an isolated index cache, and a socket guard proving the suite runs offline.
+
+The guard (session-wide, autouse) lets sockets connect only to loopback addresses (127.0.0.0/8, ::1,
+`localhost`) and Unix sockets; any other `connect`, `connect_ex`, `sendto` or name lookup raises
+`NetworkBlockedError`. The HTTP server tests still work because they listen and connect on loopback.
+"""
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+
+__all__ = ["NetworkBlockedError"]
+
+
+class NetworkBlockedError(RuntimeError):
+    """A test tried to reach a non-loopback address (RuntimeError, so `except OSError` cannot swallow it)."""
+
+
+def _is_loopback(host: Any) -> bool:
+    if isinstance(host, bytes):
+        host = host.decode("ascii", "replace")
+    if not isinstance(host, str):
+        return False
+    if host.lower() in ("localhost", "localhost.", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _is_ip_literal(host: Any) -> bool:
+    if isinstance(host, bytes):
+        host = host.decode("ascii", "replace")
+    try:
+        ipaddress.ip_address(str(host).split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
+def _check(address: Any, family: int) -> None:
+    if family == getattr(socket, "AF_UNIX", None):
+        return
+    host = address[0] if isinstance(address, tuple) and address else address
+    if not _is_loopback(host):
+        raise NetworkBlockedError(f"network access blocked in tests: {address!r} is not loopback")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _socket_guard() -> Iterator[None]:
+    patch = pytest.MonkeyPatch()
+    connect, connect_ex, sendto = socket.socket.connect, socket.socket.connect_ex, socket.socket.sendto
+    getaddrinfo = socket.getaddrinfo
+
+    def guarded_connect(self: socket.socket, address: Any) -> Any:
+        _check(address, self.family)
+        return connect(self, address)
+
+    def guarded_connect_ex(self: socket.socket, address: Any) -> Any:
+        _check(address, self.family)
+        return connect_ex(self, address)
+
+    def guarded_sendto(self: socket.socket, data: Any, *args: Any) -> Any:
+        _check(args[-1], self.family)
+        return sendto(self, data, *args)
+
+    def guarded_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        # an IP literal needs no DNS (connect() then decides); any other name but localhost is blocked
+        if host is not None and not _is_loopback(host) and not _is_ip_literal(host):
+            raise NetworkBlockedError(f"name lookup blocked in tests: {host!r}")
+        return getaddrinfo(host, *args, **kwargs)
+
+    patch.setattr(socket.socket, "connect", guarded_connect)
+    patch.setattr(socket.socket, "connect_ex", guarded_connect_ex)
+    patch.setattr(socket.socket, "sendto", guarded_sendto)
+    patch.setattr(socket, "getaddrinfo", guarded_getaddrinfo)
+    patch.setenv("HF_HUB_OFFLINE", "1")  # no model downloads either
+    yield
+    patch.undo()
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from premise_search.index import default_index_dir, load_index, open_index, read
 from premise_search.reproduction import quick
 from premise_search.retrieval import MODES, SearchEngine
 from premise_search.scanner import scan_lean_directory
+from premise_search.server import DEFAULT_HOST, DEFAULT_PORT, make_server
 from repro_core.cli import add_command, make_parser, run_main
 from repro_core.cli import emit as emit_result
 from repro_core.errors import ConfigError, InputError
@@ -30,11 +32,12 @@ commands:
   index info    show an index's manifest
   search        search declarations by a Lean, LaTeX or English query
   eval          MathlibQR (nDCG@k, Recall@k) or MathlibMPR (Recall@k(group), Covered@k) with upstream metrics
+  serve         an HTTP server with leansearch.net's API and a search page (127.0.0.1 by default)
   reproduce     this package's quick reproduction (also run by `repro reproduce`)
 
 Without --index, search and eval use the embedded corpus's index, built on first use into
 $PREMISE_SEARCH_INDEX_DIR (default ~/.cache/premise-search/default-index).
-Not implemented yet: reasoning mode, informalisation, the HTTP server."""
+Not implemented yet: reasoning mode, informalisation."""
 
 
 def _add_engine_options(parser: argparse.ArgumentParser) -> None:
@@ -99,6 +102,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="MathlibMPR query: the English statement or the formal statement (default: nl)",
     )
     _add_engine_options(evaluate)
+
+    serve = add_command(
+        commands,
+        "serve",
+        help="serve the HTTP API and the search page",
+        description="Serve POST /search, /search_with_profile, /fetch, GET /health and the search page at /.",
+        epilog="example:\n  premise-search serve --port 8765   # then open http://127.0.0.1:8765/",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default: {DEFAULT_HOST}, loopback only)")
+    serve.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port, 0 for any free one (default: {DEFAULT_PORT})"
+    )
+    serve.add_argument("--index", type=Path, help="index directory (default: the embedded corpus's cached index)")
+    serve.add_argument("--corpus", type=Path, nargs="+", help="JSONL(.gz) corpus files to index in memory instead")
 
     add_reproduce_command(commands)
     return parser
@@ -214,6 +232,24 @@ def _human_eval(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _serve(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    try:
+        server = make_server(engine, args.host, args.port)
+    except OSError as exc:  # port in use, unknown host, no permission
+        raise ConfigError(f"--host/--port: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    info = {"url": server.url, "num_docs": len(engine)}
+    emit_result(info, as_json=args.json, human=lambda r: f"serving {r['num_docs']} declarations on {r['url']}/")
+    sys.stdout.flush()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
 def _main(args: argparse.Namespace) -> int:
     if args.command == "reproduce":
         return reproduce_package("premise-search", quick, args)
@@ -232,6 +268,8 @@ def _main(args: argparse.Namespace) -> int:
     if args.command == "eval":
         emit_result(_eval(args), as_json=args.json, human=_human_eval)
         return 0
+    if args.command == "serve":
+        return _serve(args)
     raise AssertionError(f"unhandled command {args.command!r}")  # argparse rejects unknown commands first
 
 

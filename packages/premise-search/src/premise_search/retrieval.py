@@ -209,9 +209,18 @@ class SearchEngine:
         return out
 
     def search_batch(
-        self, queries: Sequence[str], k: int = 10, *, mode: Mode = "hybrid", rerank: bool = False
+        self,
+        queries: Sequence[str],
+        k: int = 10,
+        *,
+        mode: Mode = "hybrid",
+        rerank: bool = False,
+        rerank_depth: int | None = None,
     ) -> list[list[Hit]]:
-        """`search` for several queries (the dense channel embeds and scores them in one batch)."""
+        """`search` for several queries (the dense channel embeds and scores them in one batch).
+
+        `rerank_depth` overrides the engine's number of candidates the reranker sees (LSv2's `retrieve_k`).
+        """
         if isinstance(queries, str):
             raise InputError("queries: expected a list of strings, got one string")
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
@@ -221,9 +230,13 @@ class SearchEngine:
         for q in queries:
             if not isinstance(q, str):
                 raise InputError(f"query: expected a string, got {type(q).__name__}")
+        if rerank_depth is None:
+            rerank_depth = self.rerank_depth
+        elif isinstance(rerank_depth, bool) or not isinstance(rerank_depth, int) or rerank_depth < 1:
+            raise ConfigError(f"rerank_depth: expected a positive integer, got {rerank_depth!r}")
         if not queries:
             return []
-        depth = max(k, self.rerank_depth if rerank else k, self.candidates if mode == "hybrid" else k)
+        depth = max(k, rerank_depth if rerank else k, self.candidates if mode == "hybrid" else k)
         if mode == "hybrid":
             channels = {c: self._channel(c, queries, depth) for c in ("bm25", "dense", "name")}
             ranked = []
@@ -238,10 +251,10 @@ class SearchEngine:
         for q, (indices, scores) in zip(queries, ranked, strict=True):
             hits = [Hit(int(i), float(s), self.corpus[int(i)]) for i, s in zip(indices, scores, strict=True)]
             if rerank and hits:
-                head = hits[: self.rerank_depth]
+                head = hits[:rerank_depth]
                 order = self.reranker.rerank(q, [h.declaration for h in head])
                 hits = [Hit(head[pos].index, float(score), head[pos].declaration) for pos, score in order] + hits[
-                    self.rerank_depth :
+                    rerank_depth:
                 ]
             results.append(hits[:k])
         return results

@@ -1,0 +1,95 @@
+// The search page: POST /search, render results with textContent only (no HTML from the server is trusted).
+"use strict";
+
+(function () {
+  const form = document.getElementById("search-form");
+  const status = document.getElementById("status");
+  const list = document.getElementById("results");
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = text;
+    return node;
+  }
+
+  function copyText(text, button) {
+    const done = () => { button.textContent = "copied"; setTimeout(() => { button.textContent = "copy name"; }, 1200); };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done, () => fallbackCopy(text, done));
+    } else {
+      fallbackCopy(text, done);
+    }
+  }
+
+  function fallbackCopy(text, done) {
+    const area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.style.position = "absolute";
+    area.style.left = "-9999px";
+    document.body.appendChild(area);
+    area.select();
+    try { document.execCommand("copy"); } catch (e) { /* the user can still select the name */ }
+    document.body.removeChild(area);
+    done();
+  }
+
+  function render(items) {
+    list.replaceChildren();
+    for (const item of items) {
+      const r = item.result;
+      const name = r.name.join(".");
+      const li = el("li", "result");
+      li.dataset.name = name;
+      const head = el("div");
+      head.appendChild(el("span", "name", name));
+      head.appendChild(el("span", "meta kind", r.kind));
+      head.appendChild(el("span", "meta module", r.module_name.join(".")));
+      const button = el("button", "copy", "copy name");
+      button.type = "button";
+      button.addEventListener("click", () => copyText(name, button));
+      head.appendChild(button);
+      li.appendChild(head);
+      li.appendChild(el("pre", "signature", r.signature || r.type || ""));
+      const informal = [r.informal_name, r.informal_description || r.docstring].filter(Boolean).join(": ");
+      if (informal) li.appendChild(el("div", "informal", informal));
+      list.appendChild(li);
+    }
+  }
+
+  async function search(event) {
+    event.preventDefault();
+    const query = document.getElementById("q").value.trim();
+    if (!query) return;
+    const body = {
+      query: [query],
+      num_results: Math.max(1, Math.min(150, parseInt(document.getElementById("num").value, 10) || 10)),
+      rerank: document.getElementById("rerank").checked,
+      mode: document.getElementById("mode").value,
+    };
+    status.textContent = "searching…";
+    const start = performance.now();
+    try {
+      const response = await fetch("/search", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(body),
+      });
+      const payload = await response.json();
+      if (!response.ok) {
+        list.replaceChildren();
+        status.textContent = "error " + response.status + ": " + (payload.detail || "request refused");
+        return;
+      }
+      render(payload[0]);
+      const ms = Math.round(performance.now() - start);
+      status.textContent = payload[0].length + " results in " + ms + " ms";
+      status.dataset.state = "done";
+    } catch (e) {
+      status.textContent = "error: " + e;
+    }
+  }
+
+  form.addEventListener("submit", search);
+})();
