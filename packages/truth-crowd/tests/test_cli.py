@@ -73,7 +73,7 @@ def test_subcommands_json_on_simulated_data(tmp_path: Path) -> None:
     assert all(r["low"] <= r["alpha"] <= r["high"] for r in rows)
 
     csv_path = tmp_path / "agg.csv"
-    for method in ("mean", "median", "mv", "ds"):
+    for method in ("mean", "median", "mv", "ds", "onecoin", "glad", "mace", "wawa", "zbs"):
         code, out, err = _run(["aggregate", "--simulate", "--method", method, "--out", str(csv_path), "--json"])
         assert code == 0, err
         payload = json.loads(out)
@@ -119,3 +119,30 @@ def test_bad_input_exits_2_naming_file_line_and_field(tmp_path: Path) -> None:
     assert code == 2 and "missing.csv" in err
     code, _, err = _run(["validate", "--data", str(path), "--format", "long", "--map", "oops"])
     assert code == 2 and "--map" in err
+
+
+def test_report_on_simulated_data(tmp_path: Path) -> None:
+    out_dir = tmp_path / "report"
+    code, out, err = _run(["report", "--simulate", "--out", str(out_dir), "--bootstrap", "0", "--json"])
+    assert code == 0, err
+    payload = json.loads(out)
+    for name in ("levels.png", "correlations.png", "agreement.png", "time_by_position.png", "report.md"):
+        assert (out_dir / name).is_file() and (out_dir / name).stat().st_size > 0, name
+    assert {"phi", "alpha", "external_adjacent", "pca", "learning_mixed"} <= set(payload["tables"])
+    text = (out_dir / "report.md").read_text()
+    assert "## Crowd against experts" in text and "![levels](levels.png)" in text
+    code, _, err = _run(["report", "--simulate", "--out", str(out_dir), "--bootstrap", "1"])
+    assert code == 2 and "--bootstrap" in err
+
+
+def test_report_on_real_data(tmp_path: Path, shared_data: Path) -> None:
+    data = shared_data / "truth-crowd" / "IPM2021" / "multidimensional.csv"
+    code, out, err = _run(["report", "--data", str(data), "--out", str(tmp_path), "--bootstrap", "0", "--json"])
+    assert code == 0, err
+    tables = json.loads(out)["tables"]
+    counts = {r["dataset"]: 0 for r in tables["external_levels"]}
+    for r in tables["external_levels"]:
+        counts[r["dataset"]] += r["n"]
+    assert counts == {"politifact": 120, "abc": 60}
+    assert len(tables["phi"]) == 9 * 3 and all(-1 < r["phi"] < 1 for r in tables["phi"])
+    assert sum(r["n"] for r in tables["learning_per_position"] if r["block"] == "all") == 2200

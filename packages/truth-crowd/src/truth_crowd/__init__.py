@@ -3,45 +3,71 @@
 
 Main entry points: `load_ipm2021` / `load_csv` (a `CrowdData` of judgments, statements and workers),
 `simulate_crowd` / `simulate_answers` (seeded data with known truth), `run_qc` (the paper's quality checks),
-`krippendorff_alpha` (and `alpha_by_item`), `mean_aggregate`, `median_aggregate`, `majority_vote`, `DawidSkene`.
+`krippendorff_alpha` (and `alpha_by_item`), `phi_agreement` (and `phi_by_item`), `mean_aggregate`,
+`median_aggregate`, `majority_vote`, `DawidSkene`, `OneCoinDawidSkene`, `GLAD`, `MACE`, `Wawa`, `ZeroBasedSkill`,
+the analyses (`external_agreement`, `dimension_correlations`, `dimension_pca`, `learning_curve`) and
+`write_report`.
 """
 
 from truth_crowd.__about__ import __version__
 from truth_crowd.aggregation import DawidSkene, majority_vote, mean_aggregate, median_aggregate
 from truth_crowd.agreement import alpha_by_item, cohen_kappa, fleiss_kappa, krippendorff_alpha, krippendorff_alpha_ci
+from truth_crowd.analyses import (
+    correlation_matrix,
+    dimension_correlations,
+    dimension_pca,
+    external_agreement,
+    learning_curve,
+)
 from truth_crowd.describe import design_counts
+from truth_crowd.inference import GLAD, MACE, OneCoinDawidSkene, Wawa, ZeroBasedSkill
 from truth_crowd.io import CrowdData, load_csv, load_ipm2021, load_sigir2020
+from truth_crowd.phi import phi_agreement, phi_by_item
 from truth_crowd.qc import run_qc
+from truth_crowd.report import write_report
 from truth_crowd.schema import DIMENSIONS, ITEMS, LIKERT5, Scale, to_crowdkit, to_long, to_reliability_matrix
 from truth_crowd.simulate import simulate_answers, simulate_crowd
 
 __all__ = [
     "DIMENSIONS",
+    "GLAD",
     "ITEMS",
     "LIKERT5",
+    "MACE",
     "PAPER",
     "CrowdData",
     "DawidSkene",
+    "OneCoinDawidSkene",
     "Scale",
+    "Wawa",
+    "ZeroBasedSkill",
     "__version__",
     "alpha_by_item",
     "cohen_kappa",
+    "correlation_matrix",
     "design_counts",
+    "dimension_correlations",
+    "dimension_pca",
+    "external_agreement",
     "fleiss_kappa",
     "krippendorff_alpha",
     "krippendorff_alpha_ci",
+    "learning_curve",
     "load_csv",
     "load_ipm2021",
     "load_sigir2020",
     "majority_vote",
     "mean_aggregate",
     "median_aggregate",
+    "phi_agreement",
+    "phi_by_item",
     "run_qc",
     "simulate_answers",
     "simulate_crowd",
     "to_crowdkit",
     "to_long",
     "to_reliability_matrix",
+    "write_report",
 ]
 
 #: The paper this distribution implements.

@@ -16,13 +16,17 @@ from truth_crowd.__about__ import __version__
 from truth_crowd.aggregation import TIE_BREAKS, DawidSkene, majority_vote, mean_aggregate, median_aggregate
 from truth_crowd.agreement import LEVELS, alpha_by_item, krippendorff_alpha_ci
 from truth_crowd.describe import design_counts
+from truth_crowd.inference import GLAD, MACE, OneCoinDawidSkene, Wawa, ZeroBasedSkill
 from truth_crowd.io import CrowdData, load_csv, load_ipm2021
 from truth_crowd.qc import default_checks, run_qc
+from truth_crowd.report import write_report
 from truth_crowd.reproduction import quick
 from truth_crowd.schema import to_crowdkit
 from truth_crowd.simulate import simulate_crowd
 
 __all__ = ["build_parser", "main"]
+
+_MODELS = {"onecoin": OneCoinDawidSkene, "glad": GLAD, "mace": MACE, "wawa": Wawa, "zbs": ZeroBasedSkill}
 
 DESCRIPTION = """Crowdsourced truthfulness judgments on seven dimensions plus overall truthfulness (arXiv 2108.01222):
 loading and validation, quality control, agreement and aggregation.
@@ -34,11 +38,12 @@ commands:
   validate    load, validate and print the design counts and the loader's decisions
   qc          the paper's quality checks (completeness, gold LOW < HIGH, time >= 2 s, tries, URL domains)
   agreement   Krippendorff's alpha per item and dataset (nominal/ordinal/interval/ratio), bootstrap CIs
-  aggregate   one value per statement: mean (the paper's), median, majority vote, Dawid-Skene
+  aggregate   one value per statement: mean (the paper's), median, majority vote, Dawid-Skene, one-coin DS,
+              GLAD, MACE, Wawa, zero-based skill
+  report      every analysis as a Markdown report with CSV tables and PNG figures
   reproduce   this package's quick reproduction (also run by `repro reproduce`)
 
-Not implemented yet: Phi, GLAD/MACE/one-coin/Wawa/ZBS, the paper's analyses (external agreement, dimension
-structure, learning effect, classifiers) and the Markdown report."""
+Not implemented yet: worker-background and evidence-source tables, factor analysis, the classifiers."""
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -122,10 +127,31 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(aggregate)
     aggregate.add_argument("--item", default="overall_truthfulness", help="item (default: overall_truthfulness)")
     aggregate.add_argument(
-        "--method", choices=("mean", "median", "mv", "ds"), default="mean", help="aggregation (default: mean)"
+        "--method",
+        choices=("mean", "median", "mv", "ds", *_MODELS),
+        default="mean",
+        help="aggregation (default: mean)",
     )
     aggregate.add_argument("--tie-break", choices=TIE_BREAKS, default="lowest", help="mv ties (default: lowest)")
     aggregate.add_argument("--out", type=Path, default=None, help="also write the aggregates as CSV")
+
+    report = add_command(
+        commands,
+        "report",
+        help="Markdown report with tables and figures",
+        description="Run every analysis (agreement alpha and Phi, crowd vs experts, dimension "
+        "correlations and PCA, learning effect) and write report.md, one CSV per table and PNG "
+        "figures under --out.",
+    )
+    _add_data_options(report)
+    report.add_argument("--out", type=Path, default=Path("truth-crowd-report"), help="output folder")
+    report.add_argument(
+        "--bootstrap",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="Phi item-bootstrap resamples (default: 1000; 0: none)",
+    )
 
     add_reproduce_command(commands)
     return parser
@@ -244,8 +270,10 @@ def _aggregate(args: argparse.Namespace) -> dict[str, Any]:
         values = median_aggregate(answers)
     elif args.method == "mv":
         values = majority_vote(answers, tie_break=args.tie_break, seed=args.seed)
-    else:
+    elif args.method == "ds":
         values = DawidSkene().fit_predict(answers)
+    else:
+        values = _MODELS[args.method]().fit_predict(answers)
     frame = pd.DataFrame({"statement_id": values.index.astype(str), "value": values.to_numpy(dtype=float)})
     if "gt_value" in data.statements.columns:
         frame["gt_value"] = frame["statement_id"].map(data.statements["gt_value"]).astype("Float64")
@@ -272,7 +300,18 @@ def _human_aggregate(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _report(args: argparse.Namespace) -> dict[str, Any]:
+    if args.bootstrap < 0 or args.bootstrap == 1:
+        raise ConfigError(f"--bootstrap: needs 0 or at least 2 resamples, got {args.bootstrap}")
+    return write_report(_load(args), args.out, n_resamples=args.bootstrap, seed=args.seed)
+
+
+def _human_report(result: dict[str, Any]) -> str:
+    return f"report written to {result['report']} ({len(result['tables'])} tables, {len(result['figures'])} figures)"
+
+
 _COMMANDS = {
+    "report": (_report, _human_report),
     "validate": (_validate, _human_validate),
     "qc": (_qc, _human_qc),
     "agreement": (_agreement, _human_agreement),
