@@ -9,7 +9,15 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bt2_compat.models import BT2Head, BT2Model, EmbeddingModel, ModelConfig, ResNet18Cifar, build_model
+from bt2_compat.models import (
+    BT2Head,
+    BT2Model,
+    EmbeddingModel,
+    ModelConfig,
+    ResNet18Cifar,
+    ResNet50Cifar,
+    build_model,
+)
 from bt2_compat.transform import orthogonality_error
 from repro_core.errors import ConfigError
 
@@ -100,6 +108,22 @@ def test_resnet18_backbones() -> None:
     assert sum(isinstance(m, torch.nn.Conv2d) for m in net.modules()) == 1 + 16 + 3 + 1  # stem, blocks, shortcuts, proj
     model = build_model(
         ModelConfig(kind="bt2", backbone="resnet18", width=4, embedding_dim=8, old_dim=8, extra_dims=2), seed=0
+    )
+    model.eval()
+    assert model.embed(torch.randn(2, 3, 16, 16)).shape == (2, 10)
+
+
+def test_resnet50_backbones() -> None:
+    net = ResNet50Cifar(3, 24, width=2)
+    assert net(torch.randn(2, 3, 32, 32)).shape == (2, 24)
+    # stem, 16 bottlenecks x 3 convs, 4 projection shortcuts, the embedding projection
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in net.modules()) == 1 + 48 + 4 + 1
+    # at width 64 the residual stages have exactly torchvision's ResNet-50 parameter count without its 7x7 stem
+    # and fc (25,557,032 - 2,049,000 - 9,408 - 128)
+    full = ResNet50Cifar(3, 128, width=64)
+    assert sum(p.numel() for p in full.blocks.parameters()) == 23_498_496
+    model = build_model(
+        ModelConfig(kind="bt2", backbone="resnet50", width=2, embedding_dim=8, old_dim=8, extra_dims=2), seed=0
     )
     model.eval()
     assert model.embed(torch.randn(2, 3, 16, 16)).shape == (2, 10)

@@ -3,7 +3,9 @@
 Modules: `transform` (the orthonormal basis transformation), `models` (MLP / CIFAR ResNet-18 backbones, the
 embedding model, the BT^2 head), `losses`, `train` (independent, BCT, L2, BT^2 by name; seeded, resumable),
 `evaluate` (leave-one-out cross-model CMC/mAP and the compatibility criterion), `data` (digits, synthetic,
-class splits), `experiment` (the whole class-split experiment), `io` (model files), `cli`.
+class splits), `readers` (already-downloaded `cifar-100-python` through a restricted unpickler; image folders),
+`experiment` (the whole class-split experiment), `series` (multi-step series, all-pairs compatibility matrix),
+`io` (model files), `cli`.
 """
 
 from bt2_compat.__about__ import __version__
@@ -11,7 +13,19 @@ from bt2_compat.data import Dataset, class_subset, load_dataset, load_digits, ma
 from bt2_compat.evaluate import Compatibility, compatibility, embed, retrieval
 from bt2_compat.experiment import ExperimentConfig, ExperimentResult, run_experiment
 from bt2_compat.io import load_model, save_model
-from bt2_compat.models import MLP, BT2Head, BT2Model, BT2Output, EmbeddingModel, ModelConfig, ResNet18Cifar, build_model
+from bt2_compat.models import (
+    MLP,
+    BT2Head,
+    BT2Model,
+    BT2Output,
+    EmbeddingModel,
+    ModelConfig,
+    ResNet18Cifar,
+    ResNet50Cifar,
+    build_model,
+)
+from bt2_compat.readers import ImageSplit, load_cifar100, load_image_folder, read_cifar100, read_image_folder
+from bt2_compat.series import SeriesConfig, SeriesResult, plot_series, run_series
 from bt2_compat.train import METHODS, TrainConfig, TrainResult, train_model
 from bt2_compat.transform import BasisTransform, orthogonality_error
 
@@ -28,8 +42,12 @@ __all__ = [
     "EmbeddingModel",
     "ExperimentConfig",
     "ExperimentResult",
+    "ImageSplit",
     "ModelConfig",
     "ResNet18Cifar",
+    "ResNet50Cifar",
+    "SeriesConfig",
+    "SeriesResult",
     "TrainConfig",
     "TrainResult",
     "__version__",
@@ -37,13 +55,19 @@ __all__ = [
     "class_subset",
     "compatibility",
     "embed",
+    "load_cifar100",
     "load_dataset",
     "load_digits",
+    "load_image_folder",
     "load_model",
     "make_synthetic",
     "orthogonality_error",
+    "plot_series",
+    "read_cifar100",
+    "read_image_folder",
     "retrieval",
     "run_experiment",
+    "run_series",
     "save_model",
     "train_model",
 ]

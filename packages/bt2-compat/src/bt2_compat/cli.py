@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -17,8 +18,10 @@ from bt2_compat.experiment import NEW_METHODS, ExperimentConfig, run_experiment
 from bt2_compat.io import load_model, save_model
 from bt2_compat.models import BACKBONES, ModelConfig, build_model
 from bt2_compat.reproduction import quick
+from bt2_compat.series import SeriesConfig, plot_series, run_series
 from bt2_compat.train import SCHEDULES, TrainConfig, train_model
 from repro_core.cli import add_command, emit, make_parser, run_main
+from repro_core.distributed import init_from_env, is_main_process, shutdown, write_on_main
 from repro_core.errors import ConfigError, ReproError
 from repro_core.umbrella import add_reproduce_command, reproduce_package
 
@@ -43,7 +46,11 @@ Typical session:
 
 def _data_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data")
-    group.add_argument("--data", default="digits", help="digits (bundled in scikit-learn) or synthetic[:<classes>]")
+    group.add_argument(
+        "--data",
+        default="digits",
+        help="digits (bundled in scikit-learn), synthetic[:<classes>], cifar100-python:<dir> or imagefolder:<dir>",
+    )
     group.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic task (default: 0)")
     group.add_argument(
         "--threads", type=int, default=1, help="torch CPU threads (default: 1, the fastest for these small models)"
@@ -160,6 +167,25 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
     run.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
 
+    series = add_command(
+        commands,
+        "series",
+        help="a multi-step series and its compatibility matrix",
+        description="Train models m0, m1, ... on the classes below each --classes value; m0 "
+        "independently, every later model by --method with the previous model as old model. "
+        "Prints the matrix of all (query, gallery) pairs and the criteria M(i/j) > M(j/j).",
+    )
+    series.add_argument("--data", default="digits", help="a --data spec as for train-old (default: digits)")
+    series.add_argument(
+        "--classes", type=int, nargs="+", default=[3, 6, 10], help="class count of each step (default: 3 6 10)"
+    )
+    series.add_argument("--method", choices=NEW_METHODS, default="bt2", help="default: bt2")
+    series.add_argument("--seed", type=int, default=0, help="series seed (default: 0)")
+    series.add_argument("--epochs", type=int, default=60, help="epochs per model (default: 60)")
+    series.add_argument("--metric", choices=METRICS, default="cosine", help="default: cosine (after truncation)")
+    series.add_argument("--plot", type=Path, default=None, help="write a PNG heatmap of the mAP matrix here")
+    series.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
+
     add_reproduce_command(commands)
     return parser
 
@@ -185,8 +211,10 @@ def _train_config(args: argparse.Namespace, method: str, **extra: Any) -> TrainC
 
 
 def _check_backbone(args: argparse.Namespace, x: Any) -> None:
-    if args.backbone == "resnet18" and x.ndim != 4:
-        raise ConfigError(f"--backbone resnet18: needs image data [n, C, H, W]; {args.data} is {x.ndim - 1}-D vectors")
+    if args.backbone.startswith("resnet") and x.ndim != 4:
+        raise ConfigError(
+            f"--backbone {args.backbone}: needs image data [n, C, H, W]; {args.data} is {x.ndim - 1}-D vectors"
+        )
 
 
 def _train_old(args: argparse.Namespace) -> dict[str, Any]:
@@ -220,7 +248,7 @@ def _train_old(args: argparse.Namespace) -> dict[str, Any]:
         "old_classes": args.old_classes,
         "train_config": train_cfg.to_dict(),
     }
-    save_model(args.out, result.model, config, meta)
+    write_on_main(save_model, args.out, result.model, config, meta)
     return {"out": args.out, "final_loss": result.losses[-1], "n_train": len(y), **meta}
 
 
@@ -276,7 +304,7 @@ def _train_new(args: argparse.Namespace) -> dict[str, Any]:
         "data_seed": args.data_seed,
         "train_config": train_cfg.to_dict(),
     }
-    save_model(args.out, result.model, config, meta)
+    write_on_main(save_model, args.out, result.model, config, meta)
     return {"out": args.out, "final_loss": result.losses[-1], "n_train": len(data.y_train), **meta}
 
 
@@ -341,19 +369,69 @@ def _human_run(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _series(args: argparse.Namespace) -> dict[str, Any]:
+    config = SeriesConfig(
+        data=args.data,
+        class_steps=tuple(args.classes),
+        method=args.method,
+        seed=args.seed,
+        metric=args.metric,
+        train=replace(TrainConfig(), epochs=args.epochs),
+    )
+    out = run_series(config, show_progress=True).to_dict()
+    if args.plot is not None:
+        out["plot"] = str(plot_series(out, args.plot))
+    return out
+
+
+def _human_series(result: dict[str, Any]) -> str:
+    names = result["names"]
+    config = result["config"]
+    lines = [f"{config['method']} series, classes {config['class_steps']} ({result['seconds']:.0f} s)"]
+    for metric in ("mAP", "top1"):
+        lines.append(f"{metric} (%), rows: query model, columns: gallery model")
+        lines.append("      " + "".join(f"{name:>8}" for name in names))
+        for name, row in zip(names, result["matrix"][metric], strict=True):
+            lines.append(f"  {name:<4}" + "".join(f"{value:8.1f}" for value in row))
+    for pair, ok in result["criteria"]["mAP"].items():
+        top1 = result["criteria"]["top1"][pair]
+        old = pair.split("/")[1]
+        lines.append(f"  {pair} > {old}/{old}: mAP {'yes' if ok else 'NO'}, top1 {'yes' if top1 else 'NO'}")
+    if "plot" in result:
+        lines.append(f"plot: {result['plot']}")
+    return "\n".join(lines)
+
+
+def _train_distributable(args: argparse.Namespace) -> None:
+    """train-old/train-new, data parallel when started by torchrun with more than one process (rank 0 writes)."""
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    started_here = distributed and not torch.distributed.is_initialized()
+    if distributed:
+        ctx = init_from_env()
+        if str(args.device).startswith("cuda"):
+            args.device = f"cuda:{ctx.local_rank}"
+    try:
+        result = _train_old(args) if args.command == "train-old" else _train_new(args)
+        if is_main_process():
+            emit(result, as_json=args.json)
+    finally:
+        if started_here:  # a caller's own process group stays up
+            shutdown()
+
+
 def _main(args: argparse.Namespace) -> int:
     if args.command == "reproduce":
         return reproduce_package("bt2-compat", quick, args)
     _set_threads(args)
     try:
-        if args.command == "train-old":
-            emit(_train_old(args), as_json=args.json)
-        elif args.command == "train-new":
-            emit(_train_new(args), as_json=args.json)
+        if args.command in ("train-old", "train-new"):
+            _train_distributable(args)
         elif args.command == "evaluate":
             emit(_evaluate(args), as_json=args.json, human=_human_evaluate)
         elif args.command == "train":
             emit(_run(args), as_json=args.json, human=_human_run)
+        elif args.command == "series":
+            emit(_series(args), as_json=args.json, human=_human_series)
         else:
             raise AssertionError(f"unhandled command {args.command!r}")  # argparse rejects unknown commands first
     except ReproError:

@@ -22,8 +22,9 @@ from repro_core.seeding import numpy_rng
 
 __all__ = ["DATASETS", "Dataset", "class_subset", "load_dataset", "load_digits", "make_synthetic", "stratified_split"]
 
-#: Dataset names accepted by `load_dataset` ("synthetic" also as "synthetic:<classes>").
-DATASETS = ("digits", "synthetic")
+#: Dataset names accepted by `load_dataset` ("synthetic" also as "synthetic:<classes>"; the folder readers as
+#: "cifar100-python:<dir>" and "imagefolder:<dir>").
+DATASETS = ("digits", "synthetic", "cifar100-python", "imagefolder")
 
 
 @dataclass(frozen=True, eq=False)
@@ -103,13 +104,22 @@ def make_synthetic(
 
 
 def load_dataset(spec: str, *, seed: int = 0) -> Dataset:
-    """`"digits"` or `"synthetic"` / `"synthetic:<classes>"` (the synthetic task is drawn from `seed`)."""
+    """`"digits"`, `"synthetic"` / `"synthetic:<classes>"` (the synthetic task is drawn from `seed`), or a folder
+    already on disk: `"cifar100-python:<dir>"`, `"imagefolder:<dir>"` (`bt2_compat.readers`; never downloads)."""
     if spec == "digits":
         return load_digits(split_seed=0)
+    kind, sep, folder = spec.partition(":")
+    if sep and folder and kind in ("cifar100-python", "imagefolder"):
+        from bt2_compat import readers
+
+        return readers.load_cifar100(folder) if kind == "cifar100-python" else readers.load_image_folder(folder)
     match = re.fullmatch(r"synthetic(?::(\d+))?", spec)
     if match:
         return make_synthetic(int(match.group(1) or 40), seed=seed)
-    raise ConfigError(f"data: expected 'digits' or 'synthetic[:<classes>]', got {spec!r}")
+    raise ConfigError(
+        "data: expected 'digits', 'synthetic[:<classes>]', 'cifar100-python:<dir>' or 'imagefolder:<dir>', "
+        f"got {spec!r}"
+    )
 
 
 def class_subset(x: np.ndarray, y: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:

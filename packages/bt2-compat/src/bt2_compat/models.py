@@ -2,7 +2,8 @@
 
 Every model maps a batch to a NamedTuple whose `embedding` is what retrieval compares and whose `logits` feed the
 classification loss; `embed(x)` returns the embedding alone. Backbones are written here (torchvision is not a
-dependency): `MLP` for vectors (digits, tabular data) and `ResNet18Cifar` (3x3 stem, no max-pool) for 32x32 images.
+dependency): `MLP` for vectors (digits, tabular data), `ResNet18Cifar` and `ResNet50Cifar` (3x3 stem, no
+max-pool; basic / bottleneck blocks) for 32x32 images.
 
 `BT2Head` is the released `ResNet_ortho` head (spec 2.3) on top of any backbone that emits `d_new + d_old`
 features `b`:
@@ -44,11 +45,12 @@ __all__ = [
     "EmbeddingOutput",
     "ModelConfig",
     "ResNet18Cifar",
+    "ResNet50Cifar",
     "build_model",
 ]
 
 #: Backbone names of `ModelConfig.backbone`.
-BACKBONES = ("mlp", "resnet18")
+BACKBONES = ("mlp", "resnet18", "resnet50")
 #: Model kinds of `ModelConfig.kind`: a plain embedding model (old, independent, BCT, L2) or a BT^2 model.
 KINDS = ("embedding", "bt2")
 
@@ -117,6 +119,64 @@ class ResNet18Cifar(nn.Module):
                 stride = 2 if stage > 0 and i == 0 else 1
                 blocks.append(_BasicBlock(planes_in, width * mult, stride))
                 planes_in = width * mult
+        self.blocks = nn.Sequential(*blocks)
+        self.proj = nn.Conv2d(planes_in, out_features, 1)
+        self.last_nonlin = last_nonlin
+        self.out_features = out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.blocks(self.stem(x))
+        out = self.proj(F.adaptive_avg_pool2d(out, 1)).flatten(1)
+        return F.relu(out) if self.last_nonlin else out
+
+
+class _Bottleneck(nn.Module):
+    """ResNet bottleneck block: 1x1 reduce, 3x3 (carrying the stride), 1x1 expand to `4 * planes`, with a shortcut."""
+
+    expansion = 4
+
+    def __init__(self, in_planes: int, planes: int, stride: int) -> None:
+        super().__init__()
+        out_planes = self.expansion * planes
+        self.conv1 = nn.Conv2d(in_planes, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, out_planes, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(out_planes)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or in_planes != out_planes:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_planes, out_planes, 1, stride=stride, bias=False), nn.BatchNorm2d(out_planes)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class ResNet50Cifar(nn.Module):
+    """CIFAR-style ResNet-50: `[batch, C, H, W] -> [batch, out_features]`.
+
+    As `ResNet18Cifar` (3x3 stride-1 stem, no max-pool, global average pooling, 1x1 projection, optional final
+    ReLU) with four stages of (3, 4, 6, 3) bottleneck blocks of widths `width * (1, 2, 4, 8)`, expanded 4x (2048
+    channels before the projection at `width = 64`).
+    """
+
+    def __init__(self, in_channels: int, out_features: int, width: int = 64, last_nonlin: bool = True) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU()
+        )
+        blocks: list[nn.Module] = []
+        planes_in = width
+        for stage, (mult, depth) in enumerate(zip((1, 2, 4, 8), (3, 4, 6, 3), strict=True)):
+            for i in range(depth):
+                stride = 2 if stage > 0 and i == 0 else 1
+                blocks.append(_Bottleneck(planes_in, width * mult, stride))
+                planes_in = width * mult * _Bottleneck.expansion
         self.blocks = nn.Sequential(*blocks)
         self.proj = nn.Conv2d(planes_in, out_features, 1)
         self.last_nonlin = last_nonlin
@@ -268,7 +328,7 @@ class ModelConfig:
     """Architecture of one model; JSON round-trip with `to_dict`/`from_dict` (stored in every checkpoint)."""
 
     kind: str = "embedding"  #: "embedding" (old/independent/BCT/L2) or "bt2"
-    backbone: str = "mlp"  #: "mlp" or "resnet18"
+    backbone: str = "mlp"  #: "mlp", "resnet18" or "resnet50"
     in_features: int = 64  #: MLP input width (flattened)
     hidden: tuple[int, ...] = (256, 256)  #: MLP hidden widths
     in_channels: int = 3  #: ResNet input channels
@@ -342,8 +402,10 @@ def build_model(config: ModelConfig, seed: int = 0) -> EmbeddingModel | BT2Model
         backbone: nn.Module
         if config.backbone == "mlp":
             backbone = MLP(config.in_features, config.hidden, width, config.last_nonlin)
-        else:
+        elif config.backbone == "resnet18":
             backbone = ResNet18Cifar(config.in_channels, width, config.width, config.last_nonlin)
+        else:
+            backbone = ResNet50Cifar(config.in_channels, width, config.width, config.last_nonlin)
         if config.kind == "embedding":
             return EmbeddingModel(backbone, config.embedding_dim, config.num_classes, config.logit_scale)
         head = BT2Head(

@@ -16,10 +16,18 @@ Determinism: the initial weights come from `build_model(config, seed)`; the data
 `derive_seed(seed, "shuffle", e)`; the LR is a pure function of the step. So a run resumed from a checkpoint
 (`run_dir`, saved atomically through `repro_core.checkpoint.CheckpointManager`) ends with the same weights, bit for
 bit on CPU, as an uninterrupted one.
+
+Data parallel (`torchrun`, `repro_core.distributed.init_from_env`): when a process group with more than one rank is
+running, every rank draws the same shuffled order, takes its share `batch[rank::world_size]` of each global batch,
+scales its mean loss by `local / global` batch size and the gradients are summed with one all-reduce, so each
+step applies the gradient of the whole global batch, as a single process would (up to float summation order).
+Rank 0's initial weights are broadcast first; BatchNorm buffers are broadcast from rank 0 after each epoch;
+checkpoints are written by rank 0 only (`repro_core.distributed.write_on_main`).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -35,6 +43,7 @@ from bt2_compat.losses import bct_influence, bt2_loss, classification_loss, l2_r
 from bt2_compat.models import BT2Model, EmbeddingModel
 from repro_core.checkpoint import CheckpointManager
 from repro_core.cli import progress
+from repro_core.distributed import write_on_main
 from repro_core.errors import ConfigError
 from repro_core.seeding import torch_generator
 
@@ -166,6 +175,7 @@ def train_model(
     device: torch.device | str = "cpu",
     show_progress: bool = False,
     desc: str | None = None,
+    distributed: bool | None = None,
 ) -> TrainResult:
     """Train `model` in place on `x: [n, ...]`, `y: [n]` with `config.method`; return it with the loss history.
 
@@ -177,6 +187,8 @@ def train_model(
         on_epoch_end: called as `on_epoch_end(epoch, mean_loss)` after each epoch (and its checkpoint).
         device: where to train; teachers are moved there too.
         show_progress: a progress bar over epochs on stderr (`repro_core.cli.progress`).
+        distributed: data-parallel over the running process group (module docstring); None: whenever one with
+            more than one rank is initialised.
     """
     device = torch.device(device)
     method = config.method
@@ -198,6 +210,9 @@ def train_model(
         raise ConfigError("x: empty training set")
     n_cls = int(yt.max()) + 1 if num_classes is None else num_classes
     model.to(device)
+    rank, world = _process_group(distributed)
+    if world > 1:
+        _broadcast_from_main(model, buffers_only=False)
 
     old_feats = new_feats = classifier = None
     if old_model is not None and method != "independent":
@@ -246,7 +261,13 @@ def train_model(
             step = epoch * steps_per_epoch + i
             for group in optimizer.param_groups:
                 group["lr"] = config.lr * _lr_factor(step, total_steps, warmup_steps, config.schedule)
-            idx = order[i * config.batch_size : (i + 1) * config.batch_size]
+            batch = order[i * config.batch_size : (i + 1) * config.batch_size]
+            idx = batch[rank::world]
+            optimizer.zero_grad(set_to_none=True)
+            if len(idx) == 0:  # a global batch smaller than the world: this rank adds zero gradient
+                _all_reduce_gradients(model)
+                optimizer.step()
+                continue
             xb, yb = xt[idx], yt[idx]
             out = model(xb)
             if method == "bt2":
@@ -270,14 +291,21 @@ def train_model(
                 elif method == "l2":
                     assert old_feats is not None
                     loss = loss + config.l2_weight * l2_regression(out.embedding, old_feats[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if world > 1:
+                (loss * (len(idx) / len(batch))).backward()
+                _all_reduce_gradients(model)
+            else:
+                loss.backward()
             optimizer.step()
             total += float(loss.detach()) * len(idx)
             count += len(idx)
+        if world > 1:
+            total, count = _all_reduce_sums(total, count)
+            _broadcast_from_main(model, buffers_only=True)
         losses.append(total / count)
         if manager is not None and ((epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == config.epochs):
-            manager.save(
+            save = manager.save if world == 1 else functools.partial(write_on_main, manager.save)
+            save(
                 {
                     "epoch": epoch,
                     "model": model.state_dict(),
@@ -291,3 +319,47 @@ def train_model(
             on_epoch_end(epoch, losses[-1])
     model.eval()
     return TrainResult(model, losses, resumed_from)
+
+
+def _process_group(distributed: bool | None) -> tuple[int, int]:
+    """(rank, world size) of the data-parallel run; (0, 1) without one."""
+    import torch.distributed as dist
+
+    running = dist.is_available() and dist.is_initialized()
+    if distributed and not running:
+        raise ConfigError("distributed=True needs a process group (start with torchrun; init_from_env)")
+    if distributed is False or not running:
+        return 0, 1
+    return int(dist.get_rank()), int(dist.get_world_size())
+
+
+def _all_reduce_gradients(model: torch.nn.Module) -> None:
+    """Sum every parameter's gradient over the ranks in one flat all-reduce (missing gradients count as zero)."""
+    import torch.distributed as dist
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
+    dist.all_reduce(flat)
+    offset = 0
+    for p in params:
+        size = p.numel()
+        p.grad = flat[offset : offset + size].view_as(p).clone()
+        offset += size
+
+
+def _all_reduce_sums(*values: float) -> tuple[float, ...]:
+    import torch.distributed as dist
+
+    buffer = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(buffer)
+    return tuple(float(v) for v in buffer)
+
+
+def _broadcast_from_main(model: torch.nn.Module, *, buffers_only: bool) -> None:
+    """Copy rank 0's buffers (and parameters unless `buffers_only`) to every rank."""
+    import torch.distributed as dist
+
+    tensors = list(model.buffers()) if buffers_only else [*model.parameters(), *model.buffers()]
+    with torch.no_grad():
+        for tensor in tensors:
+            dist.broadcast(tensor.data, src=0)

@@ -1,0 +1,105 @@
+"""Data-parallel training under torchrun: 2 CPU processes on gloo end with identical weights, equal to one process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from bt2_compat.data import make_synthetic
+from bt2_compat.io import load_model
+from bt2_compat.models import ModelConfig, build_model
+from bt2_compat.train import TrainConfig, train_model
+from repro_core.errors import ConfigError
+
+CONFIG = ModelConfig(in_features=64, hidden=(32,), embedding_dim=8, num_classes=6)
+TRAIN = replace(TrainConfig(), epochs=3, batch_size=25, seed=5)
+
+WORKER = textwrap.dedent(
+    """
+    import json, sys
+    from dataclasses import replace
+    from pathlib import Path
+    import torch
+    from repro_core.distributed import init_from_env, shutdown
+    from bt2_compat.data import make_synthetic
+    from bt2_compat.models import ModelConfig, build_model
+    from bt2_compat.train import TrainConfig, train_model
+    from bt2_compat.cli import main
+
+    torch.set_num_threads(1)
+    out = Path(sys.argv[1])
+    ctx = init_from_env()
+    data = make_synthetic(num_classes=6, per_class=30, seed=3)
+    config = ModelConfig.from_dict(json.loads(sys.argv[2]))
+    train = TrainConfig.from_dict(json.loads(sys.argv[3]))
+    result = train_model(build_model(config, 11), data.x_train, data.y_train, train, run_dir=out / "run")
+    torch.save(result.model.state_dict(), out / f"rank{ctx.rank}.pt")
+    (out / f"rank{ctx.rank}.json").write_text(json.dumps({"losses": result.losses, "world": ctx.world_size}))
+    # the CLI trains data parallel in the running process group (its own under plain torchrun); rank 0 writes
+    main(["train-old", "--data", "synthetic:6", "--old-classes", "3", "--epochs", "1", "--hidden", "16",
+          "--embedding-dim", "4", "--out", str(out / "old.pt"), "--json"])
+    shutdown()
+    """
+)
+
+
+def _train_config_json() -> str:
+    return json.dumps(TRAIN.to_dict())
+
+
+def test_two_process_data_parallel(tmp_path: Path) -> None:
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nnodes=1",
+        "--nproc_per_node=2",
+        str(script),
+        str(tmp_path),
+        json.dumps(CONFIG.to_dict()),
+        _train_config_json(),
+    ]
+    # own session, so that a hung run's workers are killed with torchrun instead of being orphaned
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail("the 2-process run did not finish in 240 s")
+    assert proc.returncode == 0, stderr[-3000:]
+    states = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    assert states[0].keys() == states[1].keys()
+    for key in states[0]:
+        assert torch.equal(states[0][key], states[1][key]), key  # bit-identical across ranks
+    logs = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert logs[0] == logs[1] and logs[0]["world"] == 2
+    # the same global batches as one process: equal weights up to float summation order
+    data = make_synthetic(num_classes=6, per_class=30, seed=3)
+    single = train_model(build_model(CONFIG, 11), data.x_train, data.y_train, TRAIN)
+    for key, value in single.model.state_dict().items():
+        torch.testing.assert_close(states[0][key], value, rtol=1e-4, atol=1e-5)
+    assert logs[0]["losses"] == pytest.approx(single.losses, rel=1e-5)
+    checkpoints = sorted(p.name for p in (tmp_path / "run").iterdir() if not p.name.startswith("."))
+    assert checkpoints, "rank 0 writes the checkpoints"
+    _, config, meta = load_model(tmp_path / "old.pt")
+    assert meta["role"] == "old" and config.embedding_dim == 4
+    assert stdout.count('"role": "old"') == 1  # only rank 0 prints the result
+
+
+def test_distributed_true_needs_a_process_group() -> None:
+    data = make_synthetic(num_classes=3, per_class=10, seed=0)
+    with pytest.raises(ConfigError, match="process group"):
+        train_model(build_model(CONFIG, 0), data.x_train, data.y_train, TRAIN, distributed=True)

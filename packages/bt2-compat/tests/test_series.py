@@ -1,0 +1,97 @@
+"""Multi-step series: config validation, the all-pairs matrix, the heatmap and the `series` subcommand."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from bt2_compat.cli import main
+from bt2_compat.data import make_synthetic
+from bt2_compat.series import SeriesConfig, plot_series, run_series
+from bt2_compat.train import TrainConfig
+from repro_core.errors import ConfigError
+
+
+def test_config_round_trip_and_validation() -> None:
+    config = SeriesConfig(class_steps=(2, 5, 9, 12), method="bct", train=replace(TrainConfig(), epochs=3))
+    assert SeriesConfig.from_json(config.to_json()) == config
+    for bad in (
+        {"class_steps": (5,)},
+        {"class_steps": (5, 5)},
+        {"class_steps": (0, 3)},
+        {"method": "magic"},
+        {"metric": "hamming"},
+        {"extra_dims": 40},
+    ):
+        with pytest.raises(ConfigError):
+            SeriesConfig(**bad)
+    with pytest.raises(ConfigError, match="unknown"):
+        SeriesConfig.from_dict({"steps": [1, 2]})
+
+
+@pytest.mark.parametrize("method", ["bt2", "bct"])
+def test_series_matrix(method: str) -> None:
+    data = make_synthetic(num_classes=6, per_class=30, seed=3)
+    config = SeriesConfig(
+        data="synthetic:6",
+        class_steps=(2, 4, 6),
+        method=method,
+        old_hidden=(16,),
+        new_hidden=(16,),
+        embedding_dim=8,
+        extra_dims=2,
+        train=replace(TrainConfig(), epochs=2, batch_size=32),
+    )
+    result = run_series(config, dataset=data)
+    assert result.names == ("m0", "m1", "m2")
+    width = 12 if method == "bt2" else 8  # BT^2 grows by k per step: 8 -> 10 -> 12
+    for metric in ("top1", "top5", "mAP"):
+        assert len(result.matrix[metric]) == 3 and all(len(row) == 3 for row in result.matrix[metric])
+        assert all(0.0 <= v <= 100.0 for row in result.matrix[metric] for v in row)
+    assert set(result.criteria()) == {"m1/m0", "m2/m0", "m2/m1"}
+    from bt2_compat.evaluate import embed
+
+    assert embed(result.models["m2"], data.x_test[:3]).shape == (3, width)
+    assert json.loads(json.dumps(result.to_dict()))["names"] == ["m0", "m1", "m2"]
+    with pytest.raises(ConfigError, match="exceeds"):
+        run_series(replace(config, class_steps=(2, 7)), dataset=data)
+
+
+def test_plot_series(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib", reason="the heatmap uses matplotlib (repro-core[plot])")
+    result = {"config": {"method": "bt2"}, "names": ["m0", "m1"], "matrix": {"mAP": [[50.0, 40.0], [55.0, 90.0]]}}
+    path = plot_series(result, tmp_path / "plots" / "series.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ConfigError, match="metric"):
+        plot_series(result, tmp_path / "x.png", metric="top9")
+
+
+def _run(argv: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(argv)
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_series_cli(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib", reason="the heatmap uses matplotlib (repro-core[plot])")
+    argv = ["series", "--data", "synthetic:6", "--classes", "3", "6", "--epochs", "1"]
+    argv += ["--plot", str(tmp_path / "m.png")]
+    code, out, _ = _run([*argv, "--json"])
+    assert code == 0
+    result = json.loads(out)
+    assert result["names"] == ["m0", "m1"] and len(result["matrix"]["mAP"]) == 2
+    assert set(result["criteria"]["mAP"]) == {"m1/m0"}
+    assert (tmp_path / "m.png").exists()
+    code, out, err = _run(argv)
+    assert code == 0 and "m1/m0 > m0/m0" in out + err and "query model" in out + err
+    code, _, err = _run(["series", "--data", "synthetic:6", "--classes", "3", "9", "--epochs", "1"])
+    assert code == 2 and "class_steps" in err
