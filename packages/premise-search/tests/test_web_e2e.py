@@ -89,8 +89,11 @@ class WebDriver:
         found = self.s("POST", "/elements", {"using": "css selector", "value": css})
         return [e[ELEMENT] for e in found]
 
-    def text(self, element: str) -> str:
-        return str(self.s("GET", f"/element/{element}/text"))
+    def texts(self, css: str) -> list[str]:
+        """The visible text of every element matching `css`, read in one script call: the page re-renders its
+        results (search as you type), so element handles found in one call may be stale in the next."""
+        script = "return Array.from(document.querySelectorAll(arguments[0])).map(e => e.innerText);"
+        return [str(x) for x in self.s("POST", "/execute/sync", {"script": script, "args": [css]})]
 
     def wait_for(self, css: str, timeout: float = 30.0) -> list[str]:
         deadline = time.monotonic() + timeout
@@ -164,18 +167,23 @@ def test_search_page_in_headless_chromium(browser: WebDriver, server: SearchServ
     browser.s("POST", f"/element/{box}/value", {"text": "a lattice: joins and meets"})
     (go,) = browser.find("#go")
     browser.s("POST", f"/element/{go}/click", {})
-    names = [browser.text(e) for e in browser.wait_for("li.result .name")]
+    browser.wait_for("li.result .name")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # wait until the results for the whole query are shown
+        names = browser.texts("li.result .name")
+        if names and names[0] == "Lattice" and "results in" in browser.texts("#status")[0]:
+            break
+        time.sleep(0.1)
     assert names[0] == "Lattice" and set(names) <= {d.name for d in CORPUS}
-    first = browser.find("li.result")[0]
-    assert "Mathlib.Order.Lattice" in browser.text(first) and "class" in browser.text(first)
-    assert "join-semilattice" in browser.text(first)  # informal text (the docstring when no informal description)
-    assert "results in" in browser.text(browser.find("#status")[0])
+    first = browser.texts("li.result")[0]
+    assert "Mathlib.Order.Lattice" in first and "class" in first
+    assert "join-semilattice" in first  # informal text (the docstring when no informal description)
     copy = browser.find("li.result button.copy")[0]
     browser.s("POST", f"/element/{copy}/click", {})
     deadline = time.monotonic() + 10
-    while browser.text(copy) != "copied" and time.monotonic() < deadline:
+    while browser.texts("li.result button.copy")[0] != "copied" and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert browser.text(copy) == "copied"
+    assert browser.texts("li.result button.copy")[0] == "copied"
     # the switches reach the server: the name channel without rerank
     browser.s("POST", "/execute/sync", {"script": "document.getElementById('mode').value = 'name';", "args": []})
     (rerank,) = browser.find("#rerank")
@@ -187,7 +195,7 @@ def test_search_page_in_headless_chromium(browser: WebDriver, server: SearchServ
     browser.s("POST", f"/element/{go}/click", {})
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        names = [browser.text(e) for e in browser.find("li.result .name")]
+        names = browser.texts("li.result .name")
         if names and names[0] == "orderOf_dvd_card":
             break
         time.sleep(0.1)
