@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -12,6 +10,7 @@ import pytest
 
 from repro_core.distributed import DistContext, init_from_env, is_main_process, rank_seed, write_on_main
 from repro_core.errors import ConfigError
+from repro_core.testing import run_torchrun
 
 WORKER = textwrap.dedent(
     """
@@ -47,17 +46,7 @@ WORKER = textwrap.dedent(
 def test_two_process_gloo_run(tmp_path: Path) -> None:
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nnodes=1",
-        "--nproc_per_node=2",
-        str(script),
-        str(tmp_path),
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
+    proc = run_torchrun(script, str(tmp_path), timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert ranks[0]["ctx"] == [0, 2, 0, "gloo", True]

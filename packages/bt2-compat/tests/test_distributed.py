@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import textwrap
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +15,7 @@ from bt2_compat.io import load_model
 from bt2_compat.models import ModelConfig, build_model
 from bt2_compat.train import TrainConfig, train_model
 from repro_core.errors import ConfigError
+from repro_core.testing import run_torchrun
 
 CONFIG = ModelConfig(in_features=64, hidden=(32,), embedding_dim=8, num_classes=6)
 TRAIN = replace(TrainConfig(), epochs=3, batch_size=25, seed=5)
@@ -59,27 +56,8 @@ def _train_config_json() -> str:
 def test_two_process_data_parallel(tmp_path: Path) -> None:
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nnodes=1",
-        "--nproc_per_node=2",
-        str(script),
-        str(tmp_path),
-        json.dumps(CONFIG.to_dict()),
-        _train_config_json(),
-    ]
-    # own session, so that a hung run's workers are killed with torchrun instead of being orphaned
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        stdout, stderr = proc.communicate(timeout=240)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        pytest.fail("the 2-process run did not finish in 240 s")
-    assert proc.returncode == 0, stderr[-3000:]
+    proc = run_torchrun(script, str(tmp_path), json.dumps(CONFIG.to_dict()), _train_config_json())
+    assert proc.returncode == 0, proc.stderr[-3000:]
     states = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
     assert states[0].keys() == states[1].keys()
     for key in states[0]:
@@ -96,7 +74,7 @@ def test_two_process_data_parallel(tmp_path: Path) -> None:
     assert checkpoints, "rank 0 writes the checkpoints"
     _, config, meta = load_model(tmp_path / "old.pt")
     assert meta["role"] == "old" and config.embedding_dim == 4
-    assert stdout.count('"role": "old"') == 1  # only rank 0 prints the result
+    assert proc.stdout.count('"role": "old"') == 1  # only rank 0 prints the result
 
 
 def test_distributed_true_needs_a_process_group() -> None:

@@ -9,13 +9,17 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points, version
 from pathlib import Path
 
 from repro_core.report import ClaimResult, ReproductionContext
 
-__all__ = ["check_package_cli", "check_reproduction"]
+__all__ = ["check_package_cli", "check_reproduction", "run_torchrun"]
 
 
 def _run(main: Callable[[Sequence[str]], int], argv: list[str]) -> tuple[int, str, str]:
@@ -63,3 +67,29 @@ def check_reproduction(
         assert result.claim and result.metric, result
         assert result.verdict is not None
     return results
+
+
+def run_torchrun(script: Path, *args: str, nproc: int = 2, timeout: float = 240.0) -> subprocess.CompletedProcess[str]:
+    """Run `script` under `torchrun --standalone` with `nproc` processes and return the finished process.
+
+    torchrun runs in its own session, so a hung run is killed together with its workers on timeout instead of
+    leaving them orphaned; the timeout then raises `TimeoutError`.
+    """
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nnodes=1",
+        f"--nproc_per_node={nproc}",
+        str(script),
+        *args,
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise TimeoutError(f"the {nproc}-process torchrun of {script} did not finish in {timeout:g} s") from None
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
