@@ -14,7 +14,7 @@ from hypothesis.extra.numpy import arrays
 
 torch = pytest.importorskip("torch")
 
-from repro_core.kernels import METRICS, topk_similarity  # noqa: E402
+from repro_core.kernels import METRICS, similarity_blocks, topk_similarity  # noqa: E402
 from repro_core.kernels import topk as topk_module  # noqa: E402
 
 
@@ -105,6 +105,26 @@ def test_random_floats_match_full_matrix(metric: str, chunk: int | None) -> None
     torch.testing.assert_close(indices, want_indices, rtol=0, atol=0)
     torch.testing.assert_close(scores, want_scores, rtol=1e-10, atol=1e-10)
     assert scores.dtype == torch.float64 and indices.dtype == torch.int64
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_similarity_blocks_give_the_scores_topk_selects_from(metric: str) -> None:
+    gen = torch.Generator().manual_seed(5)
+    q = torch.randint(-2, 3, (7, 5), generator=gen).float()  # small integers: many exact ties
+    g = torch.randint(-2, 3, (60, 5), generator=gen).float()
+    blocks = list(similarity_blocks(q, g, metric=metric, query_block=3))
+    assert [start for start, _ in blocks] == [0, 3, 6]
+    scores = torch.cat([block for _, block in blocks])
+    assert scores.shape == (7, 60) and scores.dtype == torch.float32
+    top_scores, top_indices = topk_similarity(q, g, 60, metric=metric, chunk_size=13)
+    torch.testing.assert_close(scores.gather(1, top_indices), top_scores, rtol=0, atol=0)
+    [(start, whole)] = list(similarity_blocks(q.numpy(), g.numpy(), metric=metric))
+    assert start == 0 and isinstance(whole, np.ndarray)
+    np.testing.assert_array_equal(whole, scores.numpy())
+    with pytest.raises(ValueError, match="metric"):
+        next(similarity_blocks(q, g, metric="manhattan"))
+    with pytest.raises(ValueError, match="query_block"):
+        next(similarity_blocks(q, g, query_block=0))
 
 
 def test_l2_is_ascending_distance() -> None:

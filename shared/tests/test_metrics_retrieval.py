@@ -76,7 +76,9 @@ def test_constant_scores_are_pessimistic_by_default() -> None:
     assert retrieval_metrics(scores, [1], [0, 0, 1, 0]).mean_ap == pytest.approx(0.25)
 
 
-def _brute_force(scores: np.ndarray, q: np.ndarray, g: np.ndarray, mask: np.ndarray) -> tuple[list[int], list[float]]:
+def _brute_force(
+    scores: np.ndarray, q: np.ndarray, g: np.ndarray, mask: np.ndarray, ties: str = "pessimistic"
+) -> tuple[list[int], list[float]]:
     ranks, aps = [], []
     for i in range(scores.shape[0]):
         keep = mask[i]
@@ -85,8 +87,15 @@ def _brute_force(scores: np.ndarray, q: np.ndarray, g: np.ndarray, mask: np.ndar
             ranks.append(0)
             aps.append(float("nan"))
             continue
-        # Pessimistic rank of each relevant item; the best one is the first hit.
-        ranks.append(min(int(1 + np.sum(s > v) + np.sum((s == v) & ~rel)) for v in s[rel]))
+        # Rank of each relevant item under the tie rule; the best one is the first hit.
+        columns = np.arange(len(s))
+        if ties == "pessimistic":
+            tied_before = [np.sum((s == s[j]) & ~rel) for j in columns[rel]]
+        elif ties == "optimistic":
+            tied_before = [0 for _ in columns[rel]]
+        else:
+            tied_before = [np.sum((s == s[j]) & (columns < j)) for j in columns[rel]]
+        ranks.append(min(int(1 + np.sum(s > s[j]) + t) for j, t in zip(columns[rel], tied_before, strict=True)))
         aps.append(sk_metrics.average_precision_score(rel, s))
     return ranks, aps
 
@@ -103,11 +112,12 @@ def test_matches_brute_force_and_sklearn(data: st.DataObject) -> None:
     q = data.draw(hnp.arrays(np.int64, n_query, elements=st.integers(0, 2)))
     g = q if loo else data.draw(hnp.arrays(np.int64, n_gallery, elements=st.integers(0, 2)))
     mask = data.draw(hnp.arrays(np.bool_, (n_query, n_gallery))) if data.draw(st.booleans()) else None
-    result = retrieval_metrics(scores, q, None if loo else g, leave_one_out=loo, gallery_mask=mask)
+    ties = data.draw(st.sampled_from(["pessimistic", "optimistic", "index"]))
+    result = retrieval_metrics(scores, q, None if loo else g, leave_one_out=loo, gallery_mask=mask, ties=ties)
     full_mask = np.ones(scores.shape, dtype=bool) if mask is None else mask.copy()
     if loo:
         np.fill_diagonal(full_mask, False)
-    ranks, aps = _brute_force(scores, q, g, full_mask)
+    ranks, aps = _brute_force(scores, q, g, full_mask, ties)
     np.testing.assert_array_equal(result.first_hit_rank, ranks)
     np.testing.assert_allclose(result.average_precision, aps, rtol=0, atol=1e-9)
     evaluated = np.array(ranks) > 0
@@ -128,6 +138,27 @@ def test_chunked_evaluation_equals_one_pass(monkeypatch: pytest.MonkeyPatch) -> 
     chunked = retrieval_metrics(scores, q, g)
     np.testing.assert_array_equal(chunked.cmc, whole.cmc)
     np.testing.assert_array_equal(chunked.average_precision, whole.average_precision)
+
+
+def test_concatenated_blocks_equal_one_call() -> None:
+    rng = np.random.default_rng(5)
+    scores = rng.integers(-2, 3, size=(11, 9)).astype(float)  # many ties
+    q, g = rng.integers(0, 3, 11), rng.integers(0, 3, 9)
+    whole = retrieval_metrics(scores, q, g, max_rank=12)
+    blocks = [retrieval_metrics(scores[i : i + 4], q[i : i + 4], g, max_rank=12) for i in range(0, 11, 4)]
+    joined = RetrievalResult.concatenate(blocks)
+    np.testing.assert_array_equal(joined.cmc, whole.cmc)
+    np.testing.assert_array_equal(joined.first_hit_rank, whole.first_hit_rank)
+    np.testing.assert_array_equal(joined.average_precision, whole.average_precision)
+    assert (joined.mean_ap, joined.n_evaluated, joined.n_excluded) == (
+        whole.mean_ap,
+        whole.n_evaluated,
+        whole.n_excluded,
+    )
+    with pytest.raises(ValueError, match="at least one"):
+        RetrievalResult.concatenate([])
+    with pytest.raises(ValueError, match="different lengths"):
+        RetrievalResult.concatenate([blocks[0], retrieval_metrics(scores[:2], q[:2], g)])
 
 
 def test_torch_inputs_equal_numpy() -> None:

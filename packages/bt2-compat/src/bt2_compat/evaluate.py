@@ -6,10 +6,10 @@ truncated to their first `min(d_query, d_gallery)` dimensions (BT^2's compatible
 its embedding). Similarities are cosine after truncation by default ("dot" for the released code's raw dot product,
 "l2" for Euclidean distance).
 
-Scores come from `repro_core.kernels.topk_similarity` and the metrics from
-`repro_core.metrics.retrieval_metrics` (AP with scikit-learn's tie grouping, CMC with pessimistic ties), one block
-of queries at a time, so memory is `query_block x n_gallery` rather than `n x n`. The compatibility criterion is
-`M(new/old) > M(old/old)` (BCT).
+Scores come from `repro_core.kernels.similarity_blocks` (the scores `topk_similarity` ranks, all of them, one block
+of queries at a time) and the metrics from `repro_core.metrics.retrieval_metrics` (AP with scikit-learn's tie
+grouping, CMC with pessimistic ties), so memory is `query_block x n_gallery` rather than `n x n`; the blocks' results
+are joined with `RetrievalResult.concatenate`. The compatibility criterion is `M(new/old) > M(old/old)` (BCT).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import torch
 
 from bt2_compat.models import BT2Model, EmbeddingModel
 from repro_core.errors import ConfigError
-from repro_core.kernels import topk_similarity
+from repro_core.kernels import similarity_blocks
 from repro_core.metrics import RetrievalResult, retrieval_metrics
 
 __all__ = ["METRICS", "Compatibility", "compatibility", "embed", "retrieval", "truncate_pair"]
@@ -99,16 +99,13 @@ def retrieval(
         g_labels = np.asarray(torch.as_tensor(gallery_labels).cpu())
     if len(q_labels) != q.shape[0] or len(g_labels) != g.shape[0]:
         raise ConfigError("query_labels/gallery_labels: lengths must match the embeddings")
-    n_query, n_gallery = q.shape[0], g.shape[0]
+    n_gallery = g.shape[0]
     block = query_block or max(1, _BLOCK_ENTRIES // max(n_gallery, 1))
     if block < 1:
         raise ConfigError(f"query_block: expected a positive integer, got {query_block!r}")
     parts: list[RetrievalResult] = []
-    for start in range(0, n_query, block):
-        stop = min(start + block, n_query)
-        # all n_gallery neighbours, sorted; scattered back into a dense [block, n_gallery] score block
-        vals, idx = topk_similarity(q[start:stop], g, n_gallery, metric=metric)
-        scores = torch.empty_like(vals).scatter_(1, idx, vals)
+    for start, scores in similarity_blocks(q, g, metric=metric, query_block=block):
+        stop = start + scores.shape[0]
         mask = None
         if leave_one_out:
             mask = np.ones((stop - start, n_gallery), dtype=bool)
@@ -116,33 +113,7 @@ def retrieval(
         parts.append(
             retrieval_metrics(scores.cpu(), q_labels[start:stop], g_labels, distances=metric == "l2", gallery_mask=mask)
         )
-    return parts[0] if len(parts) == 1 else _merge(parts, n_gallery)
-
-
-def _merge(parts: Sequence[RetrievalResult], n_gallery: int) -> RetrievalResult:
-    """One `RetrievalResult` from the results of consecutive query blocks (same gallery).
-
-    The per-query AP and first-hit ranks are concatenated; the CMC curve is re-derived from the first-hit ranks
-    and mAP from the APs, over the evaluated queries, exactly as `retrieval_metrics` does for a single block.
-    """
-    ap = np.concatenate([p.average_precision for p in parts])
-    first = np.concatenate([p.first_hit_rank for p in parts])
-    evaluated = first > 0
-    n_eval = int(evaluated.sum())
-    if n_eval == 0:
-        curve = np.full(n_gallery, np.nan)
-        mean_ap = float("nan")
-    else:
-        curve = np.cumsum(np.bincount(first[evaluated], minlength=n_gallery + 1)[1:]) / n_eval
-        mean_ap = float(ap[evaluated].mean())
-    return RetrievalResult(
-        cmc=curve,
-        mean_ap=mean_ap,
-        average_precision=ap,
-        first_hit_rank=first,
-        n_evaluated=n_eval,
-        n_excluded=len(first) - n_eval,
-    )
+    return RetrievalResult.concatenate(parts)
 
 
 @dataclass(frozen=True)

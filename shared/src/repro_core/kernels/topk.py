@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import numbers
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -35,7 +36,7 @@ from repro_core.kernels._common import as_float_tensor, resolve_backend
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["METRICS", "topk_similarity"]
+__all__ = ["METRICS", "similarity_blocks", "topk_similarity"]
 
 logger = logging.getLogger(__name__)
 
@@ -109,40 +110,14 @@ def topk_similarity(
             or that sit on different devices. `MissingExtraError` without torch (or triton for backend="triton").
     """
     torch = require("torch", "repro_core.kernels.topk_similarity")
-    if metric not in METRICS:
-        raise ValueError(f"metric: expected one of {METRICS}, got {metric!r}")
     k = _check_int(k, "k", 1)
     if chunk_size is not None:
         chunk_size = _check_int(chunk_size, "chunk_size", 1)
-    numpy_out = isinstance(queries, np.ndarray) and isinstance(gallery, np.ndarray)
-    q = as_float_tensor(torch, queries, "queries")
-    g = as_float_tensor(torch, gallery, "gallery")
-    if isinstance(queries, np.ndarray) and not isinstance(gallery, np.ndarray):
-        q = q.to(g.device)
-    if isinstance(gallery, np.ndarray) and not isinstance(queries, np.ndarray):
-        g = g.to(q.device)
-    if q.ndim != 2:
-        raise ValueError(f"queries: expected a 2-D [n_queries, dim] array, got shape {tuple(q.shape)}")
-    if g.ndim != 2:
-        raise ValueError(f"gallery: expected a 2-D [n_gallery, dim] array, got shape {tuple(g.shape)}")
-    if q.shape[1] != g.shape[1]:
-        raise ValueError(f"gallery: dim {g.shape[1]} does not match the queries' dim {q.shape[1]}")
-    if q.device != g.device:
-        raise ValueError(f"gallery: on device {g.device}, but queries are on {q.device}")
+    q, g, numpy_out = _prepare_pair(torch, queries, gallery, metric)
     n_queries, n_gallery = q.shape[0], g.shape[0]
     if k > n_gallery:
         raise ValueError(f"k: {k} is larger than the gallery ({n_gallery} rows)")
-    dtype = torch.promote_types(q.dtype, g.dtype)
-    q, g = q.to(dtype), g.to(dtype)
-
-    triton_dtypes = (torch.float16, torch.bfloat16, torch.float32)  # tl.dot has no float64 path
-    which = resolve_backend(backend, q.device, triton_ok=dtype in triton_dtypes)
-    if which == "triton" and dtype not in triton_dtypes:
-        raise ValueError(f"backend: 'triton' supports float16, bfloat16 and float32, not {dtype}; use 'torch'")
-    score_fn: Any = _torch_score_block
-    if which == "triton":
-        from repro_core.kernels._triton_topk import score_block as score_fn
-
+    which, score_fn = _score_function(torch, q, backend)
     if chunk_size is None:
         query_block, chunk = _plan_blocks(n_queries, n_gallery, q.element_size(), q.device.type)
     else:
@@ -159,7 +134,7 @@ def topk_similarity(
         chunk,
     )
 
-    scores = torch.empty((n_queries, k), dtype=dtype, device=q.device)
+    scores = torch.empty((n_queries, k), dtype=q.dtype, device=q.device)
     indices = torch.empty((n_queries, k), dtype=torch.int64, device=q.device)
     largest = metric != "l2"
     with torch.no_grad():
@@ -172,6 +147,80 @@ def topk_similarity(
     if numpy_out:
         return scores.cpu().numpy(), indices.cpu().numpy()
     return scores, indices
+
+
+def similarity_blocks(
+    queries: torch.Tensor | np.ndarray,
+    gallery: torch.Tensor | np.ndarray,
+    metric: str = "cosine",
+    query_block: int | None = None,
+    backend: str = "auto",
+) -> Iterator[tuple[int, Any]]:
+    """All query-by-gallery scores, one `[query_block, n_gallery]` block of queries at a time.
+
+    Why: metrics over the whole ranking (mAP, full CMC) need every score of a query, not its top k, and bounded
+    memory needs blocks of queries. The scores are computed exactly as `topk_similarity` computes them (same
+    operation order, so the same ties), and the gallery norms only once for all blocks.
+
+    Args:
+        queries, gallery, metric, backend: as `topk_similarity` ("l2" gives distances).
+        query_block: queries per block; None picks it so a block takes about 32 MiB (one query at least).
+    Yields:
+        `(start, scores)`: `scores` are rows `start:start + len(scores)`, numpy if both inputs are numpy arrays,
+        else torch tensors on the inputs' device (a new tensor per block, so callers may keep them).
+    """
+    torch = require("torch", "repro_core.kernels.similarity_blocks")
+    if query_block is not None:
+        query_block = _check_int(query_block, "query_block", 1)
+    q, g, numpy_out = _prepare_pair(torch, queries, gallery, metric)
+    _, score_fn = _score_function(torch, q, backend)
+    n_queries, n_gallery = q.shape[0], g.shape[0]
+    if query_block is None:
+        budget = _BLOCK_BUDGET_BYTES.get(q.device.type, _DEFAULT_BUDGET_BYTES)
+        query_block = max(1, budget // max(n_gallery * q.element_size(), 1))
+    with torch.no_grad():
+        g_aux = _gallery_aux(torch, g, metric)
+        for start in range(0, n_queries, query_block):
+            block = q[start : start + query_block]
+            out = torch.empty((block.shape[0], n_gallery), dtype=q.dtype, device=q.device)
+            score_fn(torch, block, g, _row_aux(torch, block, metric), g_aux, metric, out)
+            yield start, (out.cpu().numpy() if numpy_out else out)
+
+
+def _prepare_pair(torch: Any, queries: Any, gallery: Any, metric: str) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """Validated `(queries, gallery, numpy_out)`: 2-D float tensors of one dtype on one device."""
+    if metric not in METRICS:
+        raise ValueError(f"metric: expected one of {METRICS}, got {metric!r}")
+    numpy_out = isinstance(queries, np.ndarray) and isinstance(gallery, np.ndarray)
+    q = as_float_tensor(torch, queries, "queries")
+    g = as_float_tensor(torch, gallery, "gallery")
+    if isinstance(queries, np.ndarray) and not isinstance(gallery, np.ndarray):
+        q = q.to(g.device)
+    if isinstance(gallery, np.ndarray) and not isinstance(queries, np.ndarray):
+        g = g.to(q.device)
+    if q.ndim != 2:
+        raise ValueError(f"queries: expected a 2-D [n_queries, dim] array, got shape {tuple(q.shape)}")
+    if g.ndim != 2:
+        raise ValueError(f"gallery: expected a 2-D [n_gallery, dim] array, got shape {tuple(g.shape)}")
+    if q.shape[1] != g.shape[1]:
+        raise ValueError(f"gallery: dim {g.shape[1]} does not match the queries' dim {q.shape[1]}")
+    if q.device != g.device:
+        raise ValueError(f"gallery: on device {g.device}, but queries are on {q.device}")
+    dtype = torch.promote_types(q.dtype, g.dtype)
+    return q.to(dtype), g.to(dtype), numpy_out
+
+
+def _score_function(torch: Any, q: torch.Tensor, backend: str) -> tuple[str, Any]:
+    """`(backend name, score-block writer)`: the fused Triton kernel or the torch reference."""
+    triton_dtypes = (torch.float16, torch.bfloat16, torch.float32)  # tl.dot has no float64 path
+    which = resolve_backend(backend, q.device, triton_ok=q.dtype in triton_dtypes)
+    if which == "triton" and q.dtype not in triton_dtypes:
+        raise ValueError(f"backend: 'triton' supports float16, bfloat16 and float32, not {q.dtype}; use 'torch'")
+    if which == "triton":
+        from repro_core.kernels._triton_topk import score_block
+
+        return which, score_block
+    return which, _torch_score_block
 
 
 def _row_aux(torch: Any, x: torch.Tensor, metric: str) -> torch.Tensor | None:
