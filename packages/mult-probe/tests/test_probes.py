@@ -68,3 +68,22 @@ def test_aux_model_encodes_running_sums_better_than_sft() -> None:
     finally:
         torch.set_num_threads(threads)
     assert maes["aux"] < 0.7 * maes["sft"], maes
+
+
+def test_probe_result_to_dict_and_figure() -> None:
+    from mult_probe.probes import ProbeResult, plot_probe_mae
+    from repro_core._optional import has_module
+
+    result = ProbeResult(
+        hooks=("blocks.0.hook_resid_mid", "blocks.1.hook_resid_mid"),
+        mae=np.array([[0.5, 2.0, 0.0], [0.25, 1.0, 3.0]]),
+        r2=np.array([[0.9, np.nan, 1.0], [0.8, 0.7, 0.6]]),
+        n_train=8,
+        n_val=2,
+    )
+    out = result.to_dict()
+    assert out["mae"]["blocks.1.hook_resid_mid"] == [0.25, 1.0, 3.0]
+    assert out["r2"]["blocks.0.hook_resid_mid"] == [0.9, None, 1.0] and out["n_val"] == 2
+    if has_module("matplotlib"):
+        figure = plot_probe_mae(result)
+        assert len(figure.axes[0].lines) == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,20 @@ from repro_core.errors import ConfigError
 SMALL = dict(k=2, model=ModelConfig.tiny(d_model=32, n_ctx=16), batch_size=16, eval_size=20, lr=3e-3)
 
 
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    """Tiny models run fastest on one thread, and the suite shares 2 cores with other jobs."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def test_config_round_trip_and_validation() -> None:
     config = TrainConfig(method="aux", aux_heads=(1, 3), **SMALL)  # type: ignore[arg-type]
     assert TrainConfig.from_json(config.to_json()) == config
     for bad, match in [
-        ({"method": "icot"}, "method"),
+        ({"method": "rl"}, "method"),
         ({"steps": 0}, "steps"),
         ({"aux_heads": (4,)}, "aux_heads"),
         ({"aux_layer": 2}, "aux_layer"),
@@ -119,3 +129,22 @@ def test_resume_after_kill_gives_the_same_weights(tmp_path: Path) -> None:
     assert resumed.final == whole.final
     with pytest.raises(ConfigError, match="different config"):
         train(TrainConfig(method="sft", steps=6, **SMALL), run_dir=tmp_path)  # type: ignore[arg-type]
+
+
+def test_gpu_script_smoke_mode(tmp_path: Path) -> None:
+    """The prepared GPU check runs end to end on the CPU in seconds (`--smoke`) and writes its JSON."""
+    import importlib.util
+    import json
+
+    path = Path(__file__).parents[1] / "benchmarks" / "gpu_4x4_sft_vs_aux.py"
+    spec = importlib.util.spec_from_file_location("gpu_4x4_sft_vs_aux", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    info = module.main(["--out", str(tmp_path), "--smoke"])  # sets one thread; the fixture restores the count
+    saved = json.loads((tmp_path / "result.json").read_text())
+    assert saved["steps"] == info["steps"] == 4 and saved["calibration"]["aux"]["steps"] == 2
+    for name in ("sft", "aux"):
+        run = saved["runs"][name]
+        assert run["steps"] == 4 and len(run["eval_position_loss"]) == 4 and run["curve"][-1]["step"] == 4
+    assert saved["summary"]["paper_at_50k"] == {"aux_c3": 0.64, "sft_c3": 2.33}

@@ -24,12 +24,14 @@ format, a small hookable transformer, standard fine-tuning and the running-sum a
 
 commands:
   data        generate seeded k-by-l lines (CoT or no-CoT), or --check a Deng file byte for byte
-  train       train a model without CoT (--method sft | aux); checkpoints and resume in --run-dir
+  train       train a model (--method sft | aux | icot); checkpoints, resume in --run-dir, torchrun
   eval        greedy exact match and per-digit accuracy of a trained run on held-out pairs
+  probe       linear (ridge) probes for the running sums c_hat: MAE and R^2 per hook and answer position
+  analyze     the paper's analyses of a trained run (attrib, dla, probe, dag, fourier, prism, minkowski)
   reproduce   this package's quick reproduction (also run by `repro reproduce`)
 
-Running-sum probes are a library function (mult_probe.probes). Not implemented yet: ICoT stepwise
-internalisation and the paper's other analyses."""
+Not implemented yet: the paper's other
+analyses."""
 
 
 def _operands(paths: Sequence[Path]) -> list[tuple[int, int]]:
@@ -64,13 +66,19 @@ def build_parser() -> argparse.ArgumentParser:
     train = add_command(
         commands,
         "train",
-        help="train without CoT: standard fine-tuning or the running-sum auxiliary loss",
+        help="train: standard fine-tuning, the running-sum auxiliary loss, or ICoT",
         description="Train a transformer on 'a * b <eos> <eos> #### answer <eos>' (no CoT). --method aux adds "
-        "linear regression heads on the last layer's hook_z predicting c_hat at every answer step.",
+        "linear regression heads on the last layer's hook_z predicting c_hat at every answer step. --method icot "
+        "starts from 'a * b <eos> cot <eos> #### answer <eos>' and removes CoT tokens from the left on Deng et "
+        "al.'s schedule (removal smoothing, optimizer reset). Under torchrun every rank trains its share of "
+        "each global batch (gloo on CPU, nccl on GPU); rank 0 writes and prints.",
         epilog="examples:\n  mult-probe train --k 3 --steps 1500 --method sft --run-dir runs/sft3\n"
-        "  mult-probe train --k 4 --preset paper_sft --lr 5e-5 --batch-size 32 --method aux --device cuda",
+        "  mult-probe train --k 4 --preset paper_sft --lr 5e-5 --batch-size 32 --method aux --device cuda\n"
+        "  mult-probe train --k 4 --preset paper --method icot --train-size 808000 --batch-size 32 --lr 5e-5 "
+        "--steps 328250 --device cuda\n"
+        "  torchrun --nproc_per_node 2 -m mult_probe.cli train --k 3 --steps 200 --batch-size 64",
     )
-    train.add_argument("--method", choices=["sft", "aux"], default="sft", help="objective (default: sft)")
+    train.add_argument("--method", choices=["sft", "aux", "icot"], default="sft", help="objective (default: sft)")
     train.add_argument("--k", type=int, default=3, help="digits of the first operand (default: 3)")
     train.add_argument("--l", type=int, default=None, help="digits of the second operand (default: k)")
     train.add_argument("--preset", default="tiny", help="model preset: tiny, small, paper, paper_sft, paper_12l8h")
@@ -86,6 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--aux-heads", type=int, nargs="+", default=[0, 1], help="heads with probes (default: 0 1)")
     train.add_argument("--aux-layer", type=int, default=-1, help="layer of those heads (default: last)")
     train.add_argument("--aux-target-scale", type=float, default=100.0, help="c_hat divisor (default: 100)")
+    train.add_argument("--remove-per-epoch", type=float, default=8.0, help="icot: CoT tokens removed per epoch (8)")
+    train.add_argument("--removal-side", choices=["left", "right"], default="left", help="icot: cut side (left)")
+    train.add_argument("--smoothing-lambda", type=float, default=4.0, help="icot: removal smoothing; inf: off (4)")
+    train.add_argument("--no-reset-optimizer", action="store_true", help="icot: keep AdamW state across removals")
+    train.add_argument("--remove-start-from", type=int, default=0, help="icot: tokens removed from step 0 (0)")
+    train.add_argument("--pretrain-epochs", type=int, default=0, help="icot: epochs with full CoT first (0)")
+    train.add_argument("--steps-per-epoch", type=int, default=None, help="icot: epoch length (ceil(train/batch))")
     train.add_argument("--valid", type=Path, help="Deng-format evaluation file (its operands are never trained on)")
     train.add_argument("--exclude", type=Path, nargs="*", default=[], help="more files whose operands to skip")
     train.add_argument("--run-dir", type=Path, help="checkpoint directory; an existing run resumes")
@@ -105,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--seed", type=int, default=12345, help="seed of those pairs (default: 12345)")
     evaluate.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto (default: cpu)")
 
+    _add_analysis_commands(commands)
     add_reproduce_command(commands)
     return parser
 
@@ -146,11 +162,21 @@ def _eval_dict(result: Any) -> dict[str, Any]:
 
 
 def _train(args: argparse.Namespace) -> dict[str, Any]:
+    import math
+
+    from mult_probe.data import cot_length
+    from mult_probe.icot import IcotConfig
     from mult_probe.model import ModelConfig
     from mult_probe.train import TrainConfig, train
+    from repro_core.distributed import init_from_env
 
+    context = init_from_env()  # a process group under torchrun, else a single process
+    device = _device(args.device)
+    if context.backend == "nccl":
+        device = _device(f"cuda:{context.local_rank}")
     l = args.k if args.l is None else args.l
-    model = ModelConfig.preset(args.preset, n_ctx=max(32, 2 * (args.k + l) + 5))
+    length = 2 * (args.k + l) + 5 + (cot_length(args.k, l) if args.method == "icot" else 0)
+    model = ModelConfig.preset(args.preset, n_ctx=max(32, length))
     eval_pairs = None
     if args.valid is not None:
         eval_pairs = np.array(_operands([args.valid]), dtype=np.int64)
@@ -173,12 +199,24 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
         aux_heads=tuple(args.aux_heads),
         aux_lambda=args.aux_lambda,
         aux_target_scale=args.aux_target_scale,
+        icot=IcotConfig(
+            remove_per_epoch=args.remove_per_epoch,
+            removal_side=args.removal_side,
+            smoothing_lambda=None if math.isinf(args.smoothing_lambda) else args.smoothing_lambda,
+            reset_optimizer=not args.no_reset_optimizer,
+            remove_start_from=args.remove_start_from,
+            pretrain_epochs=args.pretrain_epochs,
+            steps_per_epoch=args.steps_per_epoch,
+        ),
     )
-    with progress(total=config.steps, desc=f"{config.method} {config.k}x{config.n_digits_b}", unit="step") as bar:
+    desc = f"{config.method} {config.k}x{config.n_digits_b}"
+    with progress(total=config.steps, desc=desc, unit="step", disable=None if context.is_main else True) as bar:
 
         def on_step(step: int, logs: dict[str, Any]) -> None:
             bar.n = step
             shown = {"loss": f"{logs['loss']:.3f}"}
+            if "cot_removed" in logs:
+                shown["cot_removed"] = str(logs["cot_removed"])
             if "eval" in logs:
                 shown["acc"] = f"{np.mean(logs['eval']['digit_accuracy']):.3f}"
             bar.set_postfix(shown, refresh=False)
@@ -189,13 +227,15 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
             run_dir=args.run_dir,
             eval_pairs=eval_pairs,
             exclude=_operands(args.exclude),
-            device=_device(args.device),
+            device=device,
             on_step=on_step,
         )
     return {
         "config": config.to_dict(),
         "run_dir": args.run_dir,
         "resumed_from": result.resumed_from,
+        "world_size": context.world_size,
+        "is_main": context.is_main,
         "final": _eval_dict(result.final),
     }
 
@@ -249,6 +289,158 @@ def _human_data(result: dict[str, Any]) -> str:
     return f"wrote {result['lines']} lines to {result['path']}"
 
 
+def _add_analysis_commands(commands: Any) -> None:
+    """The `probe` and `analyze` subcommands (both read a `train --run-dir` checkpoint)."""
+    from mult_probe.analysis import ANALYSES
+
+    probe = add_command(
+        commands,
+        "probe",
+        help="ridge probes for the running sums c_hat of a trained run",
+        description="Fit one closed-form ridge probe per (hook, answer position) predicting c_hat_t from the "
+        "activation at the token of c_t (teacher-forced full answers, as the paper), on seeded pairs; "
+        "report validation MAE and R^2. Activations come from the checkpoint's own model.",
+        epilog="examples:\n  mult-probe probe --checkpoint runs/aux3 --n 2000 --out figures --json\n"
+        "  mult-probe probe --checkpoint runs/aux3/ckpt-1500.pt --hooks blocks.1.hook_resid_mid",
+    )
+    probe.add_argument("--hooks", nargs="+", help="hook names (default: resid_mid and resid_post of every layer)")
+    probe.add_argument("--ridge", type=float, default=1e-2, help="ridge penalty (default: 0.01)")
+    probe.add_argument("--val-fraction", type=float, default=0.2, help="validation share (default: 0.2)")
+    analyze = add_command(
+        commands,
+        "analyze",
+        help="the paper's analyses of a trained run, with figures",
+        description="Run the paper's analyses on teacher-forced sequences of seeded pairs:\n"
+        "  attrib     counterfactual digit-swap logit attribution (operand digit -> answer digit)\n"
+        "  dla        direct logit attribution per head and source position (exact decomposition)\n"
+        "  probe      ridge probes for c_hat (MAE per hook and position)\n"
+        "  dag        attention graph of the answer steps: pair purity, answer mass, coverage of i+j<=t\n"
+        "  fourier    Fourier-basis R^2 of digit embeddings, MLP weights, unembeddings, final state\n"
+        "  prism      PCA(3) of the final state predicting c2: parity and pentagon scores\n"
+        "  minkowski  PCA and Minkowski-sum scores of the first layer's head outputs at c2",
+        epilog="examples:\n  mult-probe analyze all --checkpoint runs/aux3 --out figures --json\n"
+        "  mult-probe analyze attrib dag --checkpoint runs/sft3 --n 500",
+    )
+    analyze.add_argument(
+        "analyses",
+        nargs="+",
+        choices=[*ANALYSES, "all"],
+        metavar="ANALYSIS",
+        help=f"one or more of {', '.join(ANALYSES)}, or all",
+    )
+    analyze.add_argument("--attrib-seed", type=int, default=99, help="seed of the counterfactual digits (default: 99)")
+    for sub, n in ((probe, 2000), (analyze, 1000)):
+        sub.add_argument("--checkpoint", type=Path, required=True, help="a `train --run-dir` directory or ckpt file")
+        sub.add_argument("--n", type=int, default=n, help=f"seeded analysis pairs when no --data (default: {n})")
+        sub.add_argument("--seed", type=int, default=12345, help="seed of those pairs (default: 12345)")
+        sub.add_argument("--data", type=Path, help="Deng-format file whose operands to analyse instead")
+        sub.add_argument("--out", type=Path, help="folder for <analysis>.png figures and full <analysis>.json")
+        sub.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto (default: cpu)")
+
+
+def _analyze(args: argparse.Namespace) -> dict[str, Any]:
+    """Load the checkpoint, draw the pairs, run the chosen analyses; write figures and full results to --out."""
+    from mult_probe.analysis import ANALYSES, load_run, run_analysis
+    from mult_probe.analysis._common import check_pairs
+    from mult_probe.data import generate_operands
+    from repro_core.report import save_figure, write_json
+
+    run = load_run(args.checkpoint, device=_device(args.device))
+    if args.data is not None:
+        pairs = np.array(_operands([args.data]), dtype=np.int64)
+        if pairs.size == 0:
+            raise InputError("no examples", path=args.data)
+        try:
+            pairs = check_pairs(pairs, run.k, run.l)
+        except InputError as exc:
+            raise InputError(f"{exc} (the run is {run.k}x{run.l})", path=args.data) from None
+    else:
+        if args.n < 5:
+            raise ConfigError(f"--n: need at least 5 pairs, got {args.n}")
+        pairs = generate_operands(run.k, run.l, n=args.n, seed=args.seed)
+    if args.command == "probe":
+        from mult_probe.probes import fit_running_sum_probes, plot_probe_mae
+
+        points = ("hook_resid_mid", "hook_resid_post")
+        hooks = args.hooks or [f"blocks.{i}.{p}" for i in range(run.model.cfg.n_layers) for p in points]
+        result = fit_running_sum_probes(
+            run.model, pairs, run.k, run.l, hooks=hooks, ridge=args.ridge, val_fraction=args.val_fraction
+        )
+        summaries, full, figures = (
+            {"probe": result.to_dict()},
+            {"probe": result},
+            {"probe": lambda: plot_probe_mae(result)},
+        )
+    else:
+        names = list(ANALYSES) if "all" in args.analyses else list(dict.fromkeys(args.analyses))
+        summaries, full, figures = {}, {}, {}
+        with progress(total=len(names), desc="analyses", unit="analysis") as bar:
+            for name in names:
+                bar.set_postfix({"running": name}, refresh=True)
+                full[name], summaries[name], figures[name] = run_analysis(
+                    name, run.model, pairs, run.k, run.l, seed=args.attrib_seed
+                )
+                bar.update(1)
+    written = {}
+    if args.out is not None:
+        for name, make in figures.items():
+            written[name] = save_figure(make(), args.out / f"{name}.png")
+            write_json(full[name], args.out / f"{name}.json")
+    return {
+        "checkpoint": run.path,
+        "step": run.step,
+        "method": run.config.method,
+        "k": run.k,
+        "l": run.l,
+        "n": len(pairs),
+        "analyses": summaries,
+        "figures": written,
+    }
+
+
+def _human_analyze(result: dict[str, Any]) -> str:
+    lines = [
+        f"{result['checkpoint']} (step {result['step']}, {result['method']}, {result['k']}x{result['l']}), "
+        f"{result['n']} pairs"
+    ]
+    for name, summary in result["analyses"].items():
+        if name == "probe":
+            for hook, values in summary["mae"].items():
+                lines.append(f"probe MAE {hook}: " + " ".join(f"{v:.2f}" for v in values))
+        elif name == "attrib":
+            lines.append(
+                f"attrib: mean delta on the band (t >= i) {summary['band_mean']:.3f}, "
+                f"below it {summary['below_band_mean']:.3f}"
+            )
+        elif name == "dla":
+            lines.append(
+                f"dla: logit difference per step {np.round(summary['logit_diff'], 2).tolist()}, "
+                f"decomposition error {summary['max_abs_error']:.1e}"
+            )
+        elif name == "dag":
+            lines.append(
+                f"dag: pair purity {summary['pair_purity'].tolist()}, answer mass "
+                f"{summary['answer_mass'].tolist()}, coverage {summary['coverage'].tolist()}"
+            )
+        elif name == "fourier":
+            pairs = ", ".join(f"{o} {r:.3f}" for o, r in zip(summary["objects"], summary["r2"], strict=True))
+            lines.append(f"fourier median R^2 (basis 0,1,2,5): {pairs}")
+        elif name == "prism":
+            lines.append(
+                f"prism: |corr(PC1, parity)| {summary['parity_corr']:.3f}, "
+                f"pentagon alignment {summary['pentagon_alignment']:.3f}"
+            )
+        elif name == "minkowski":
+            best = summary["heads"][summary["best_head"]]
+            lines.append(
+                f"minkowski L{summary['layer']}H{summary['best_head']} at c{summary['step']}: additive R^2 "
+                f"{best.additive_r2:.3f}, procrustes {best.procrustes:.3f}, reconstruction R^2 "
+                f"{summary['reconstruction_r2'][summary['best_head']]:.3f}"
+            )
+    lines += [f"figure: {path}" for path in result["figures"].values()]
+    return "\n".join(lines)
+
+
 def _main(args: argparse.Namespace) -> int:
     if args.command == "reproduce":
         return reproduce_package("mult-probe", quick, args)
@@ -258,10 +450,15 @@ def _main(args: argparse.Namespace) -> int:
             emit_result(result, as_json=args.json, human=_human_data)
             return 0 if result.get("byte_identical", True) else 1
         if args.command == "train":
-            emit_result(_train(args), as_json=args.json, human=_human_eval)
+            trained = _train(args)
+            if trained.pop("is_main"):  # under torchrun only rank 0 prints
+                emit_result(trained, as_json=args.json, human=_human_eval)
             return 0
         if args.command == "eval":
             emit_result(_eval(args), as_json=args.json, human=_human_eval)
+            return 0
+        if args.command in ("probe", "analyze"):
+            emit_result(_analyze(args), as_json=args.json, human=_human_analyze)
             return 0
     except (ConfigError, InputError):
         raise

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,7 +23,7 @@ from repro_core.errors import ConfigError
 from repro_core.metrics import mae, r2
 from repro_core.seeding import numpy_rng
 
-__all__ = ["DEFAULT_PROBE_HOOKS", "ProbeResult", "fit_linear_probe", "fit_running_sum_probes"]
+__all__ = ["DEFAULT_PROBE_HOOKS", "ProbeResult", "fit_linear_probe", "fit_running_sum_probes", "plot_probe_mae"]
 
 #: The four locations the authors probe (resid_mid and resid_post of both layers of a 2-layer model).
 DEFAULT_PROBE_HOOKS = (
@@ -53,6 +54,18 @@ class ProbeResult:
     def mae_for(self, hook: str) -> np.ndarray:
         """`[k+l]` MAE of the probes at `hook`."""
         return self.mae[self.hooks.index(hook)]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready numbers: per hook, the MAE and R² of c_hat_0 .. c_hat_{K-1} (NaN R² becomes None)."""
+        return {
+            "hooks": list(self.hooks),
+            "mae": {h: np.round(self.mae[i], 4).tolist() for i, h in enumerate(self.hooks)},
+            "r2": {
+                h: [None if np.isnan(v) else round(float(v), 4) for v in self.r2[i]] for i, h in enumerate(self.hooks)
+            },
+            "n_train": self.n_train,
+            "n_val": self.n_val,
+        }
 
 
 def fit_linear_probe(
@@ -133,3 +146,21 @@ def fit_running_sum_probes(
             maes[i, t] = mae(pred, truth)
             r2s[i, t] = r2(pred, truth) if truth.std() > 0 else np.nan
     return ProbeResult(hooks=tuple(hooks), mae=maes, r2=r2s, n_train=n - n_val, n_val=n_val)
+
+
+def plot_probe_mae(result: ProbeResult, *, title: str = "") -> Any:
+    """Validation MAE of c_hat_t per answer position, one line per probed hook (log scale; the paper's Fig. shows
+    the `blocks.1.hook_resid_mid` line for c_hat_2 .. c_hat_6)."""
+    from repro_core.report import new_figure
+
+    figure = new_figure(6.0, 3.5)
+    axes = figure.add_subplot()
+    positions = range(result.mae.shape[1])
+    for i, hook in enumerate(result.hooks):
+        axes.plot(positions, np.maximum(result.mae[i], 1e-3), marker="o", label=hook)
+    axes.set_xticks(list(positions), [f"ĉ{t}" for t in positions])
+    axes.set_yscale("log")
+    axes.set_ylabel("validation MAE")
+    axes.set_title(title or f"linear probes for the running sums (ridge, {result.n_val} validation pairs)", fontsize=9)
+    axes.legend(fontsize=7, loc="best")
+    return figure

@@ -1,6 +1,7 @@
-"""Training without chain of thought: standard fine-tuning (`sft`) and the running-sum auxiliary loss (`aux`).
+"""Three objectives in one loop: standard fine-tuning (`sft`), the running-sum auxiliary loss (`aux`) and implicit
+chain of thought by stepwise internalisation (`icot`, schedule in `mult_probe.icot`).
 
-Both objectives train on the no-CoT layout `a * b <eos> <eos> #### c_0 .. c_{k+l-1} <eos>` (`data.encode_nocot`)
+`sft` and `aux` train on the no-CoT layout `a * b <eos> <eos> #### c_0 .. c_{k+l-1} <eos>` (`data.encode_nocot`)
 with next-token cross entropy on everything after the first `<eos>` (Deng et al.'s masking). The `aux` objective adds
 the paper's loss: bias-free linear regression heads `w_h: [d_head]` on the pre-W_O outputs (`attn.hook_z`) of a few
 heads of one layer (default: heads 0 and 1 of the last layer) predict the running sum c_hat_t at the token of c_t:
@@ -14,6 +15,17 @@ near 1e4).
 Runs are deterministic functions of the config: the model is initialised from `torch_generator(seed, "init")`, the
 batch at step s is drawn from `numpy_rng(seed, "batch", s)` (fresh pairs, or indices into a fixed training split),
 so a run resumed from a `repro_core.checkpoint` checkpoint ends with exactly the weights of an uninterrupted run.
+
+`icot` trains on `a * b <eos> cot <eos> #### answer <eos>` and cuts `scheduled(step) + offset` CoT tokens from each
+sequence (`icot.scheduled_removal`, `icot.removal_offsets`, also pure functions of (seed, step)); a fresh AdamW
+starts whenever the scheduled count grows (`icot.optimizer_reset`). Its evaluation is the no-CoT one: what the
+model does once the CoT is fully internalised.
+
+Data parallel (`torchrun`, `repro_core.distributed.init_from_env`): with a process group of W > 1 ranks, every
+rank draws the same global batch of `batch_size` pairs and takes `pairs[rank::W]`; each rank's loss is its share
+of the *global* mean (token sums over the global label count, all-reduced), and the gradients are all-reduced by
+sum, so W processes follow the one-process run up to float summation order and every rank holds the same weights.
+Rank 0 writes the checkpoints (with every rank's RNG state); all ranks evaluate.
 """
 
 from __future__ import annotations
@@ -32,9 +44,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mult_probe.data import encode_nocot, generate_operands
+from mult_probe.data import NoCotBatch, cot_length, encode_nocot, generate_operands
+from mult_probe.icot import IcotConfig, encode_cot, optimizer_reset, removal_offsets, scheduled_removal
 from mult_probe.model import ModelConfig, Transformer
 from repro_core.checkpoint import CheckpointManager
+from repro_core.distributed import rank_seed, write_on_main
 from repro_core.errors import ConfigError
 from repro_core.metrics import exact_match, per_position_accuracy
 from repro_core.seeding import derive_seed, fork_rng, numpy_rng, torch_generator
@@ -52,14 +66,14 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Method = Literal["sft", "aux"]
+Method = Literal["sft", "aux", "icot"]
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that determines a training run (JSON round trip with `to_json` / `from_json`)."""
 
-    method: Method = "sft"  #: "sft" (answer only) or "aux" (answer + running-sum regression on hook_z)
+    method: Method = "sft"  #: "sft" (answer only), "aux" (+ running-sum regression on hook_z) or "icot" (CoT removal)
     k: int = 3  #: digits of the first operand
     l: int | None = None  #: digits of the second operand (default k)
     model: ModelConfig = field(default_factory=ModelConfig.tiny)  #: the transformer
@@ -77,12 +91,15 @@ class TrainConfig:
     aux_heads: tuple[int, ...] = (0, 1)  #: which heads (the paper uses 2 heads of the last layer)
     aux_lambda: float = 1.0  #: weight of the auxiliary loss
     aux_target_scale: float = 100.0  #: c_hat is divided by this before the MSE
+    icot: IcotConfig = field(default_factory=IcotConfig)  #: the CoT removal schedule (method "icot" only)
 
     def __post_init__(self) -> None:
-        if self.method not in ("sft", "aux"):
-            raise ConfigError(f"method: must be 'sft' or 'aux', got {self.method!r}")
+        if self.method not in ("sft", "aux", "icot"):
+            raise ConfigError(f"method: must be 'sft', 'aux' or 'icot', got {self.method!r}")
         if isinstance(self.model, dict):
             object.__setattr__(self, "model", ModelConfig.from_dict(self.model))
+        if isinstance(self.icot, dict):
+            object.__setattr__(self, "icot", IcotConfig.from_dict(self.icot))
         object.__setattr__(self, "aux_heads", tuple(int(h) for h in self.aux_heads))
         for name in ("k", "steps", "batch_size", "eval_size"):
             value = getattr(self, name)
@@ -103,11 +120,12 @@ class TrainConfig:
             raise ConfigError(f"weight_decay: must be >= 0, got {self.weight_decay}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ConfigError(f"grad_clip: must be > 0 or None, got {self.grad_clip}")
-        if 2 * (self.k + self.n_digits_b) + 5 > self.model.n_ctx:
+        if self.sequence_length > self.model.n_ctx:
             raise ConfigError(
-                f"model.n_ctx: {self.model.n_ctx} is shorter than the sequence length "
-                f"{2 * (self.k + self.n_digits_b) + 5}"
+                f"model.n_ctx: {self.model.n_ctx} is shorter than the sequence length {self.sequence_length}"
             )
+        if self.method == "icot" and self.icot.steps_per_epoch is None and self.train_size is None:
+            raise ConfigError("icot.steps_per_epoch: required for method 'icot' without a fixed train_size")
         if not -self.model.n_layers <= self.aux_layer < self.model.n_layers:
             raise ConfigError(f"aux_layer: {self.aux_layer} is not a layer of a {self.model.n_layers}-layer model")
         if not self.aux_heads or len(set(self.aux_heads)) != len(self.aux_heads):
@@ -122,6 +140,21 @@ class TrainConfig:
     @property
     def n_digits_b(self) -> int:
         return self.k if self.l is None else self.l
+
+    @property
+    def sequence_length(self) -> int:
+        """Tokens of the longest training sequence (the full CoT one for icot)."""
+        base = 2 * (self.k + self.n_digits_b) + 5
+        return base + cot_length(self.k, self.n_digits_b) if self.method == "icot" else base
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """ICoT epoch length: `icot.steps_per_epoch`, else ceil(train_size / batch_size) (Deng's DataLoader)."""
+        if self.icot.steps_per_epoch is not None:
+            return self.icot.steps_per_epoch
+        if self.train_size is None:
+            raise ConfigError("icot.steps_per_epoch: required without a fixed train_size")
+        return -(-self.train_size // self.batch_size)
 
     @property
     def layer(self) -> int:
@@ -144,6 +177,8 @@ class TrainConfig:
         data = dict(data)
         if isinstance(data.get("model"), dict):
             data["model"] = ModelConfig.from_dict(data["model"])
+        if isinstance(data.get("icot"), dict):
+            data["icot"] = IcotConfig.from_dict(data["icot"])
         return cls(**data)
 
     @classmethod
@@ -213,11 +248,31 @@ def sample_pairs(
 
 
 def losses(
-    model: Transformer, aux_heads: AuxHeads | None, pairs: np.ndarray, config: TrainConfig
+    model: Transformer,
+    aux_heads: AuxHeads | None,
+    pairs: np.ndarray,
+    config: TrainConfig,
+    *,
+    remove: np.ndarray | float | None = None,
+    norm: tuple[float, float] | None = None,
 ) -> tuple[torch.Tensor, dict[str, Any]]:
-    """Total loss of a batch and its parts: `lm`, `aux`, `position_loss` (`[k+l]`, CE per answer digit)."""
-    batch = encode_nocot(pairs, config.k, config.n_digits_b)
+    """Total loss of a batch and its parts: `lm`, `aux`, `position_loss` (`[k+l]`, CE per answer digit).
+
+    Args:
+        remove: icot only, CoT tokens cut from each row (`[n]` or a scalar; default none).
+        norm: (label tokens, aux terms) of the *global* batch in a data-parallel step: the loss is then this
+            rank's share of the global mean (sums over these counts), and `parts` hold sums (`lm_sum`, `aux_sum`,
+            `position_sum`) for an all-reduce. None: means over this batch.
+    """
     device = next(model.parameters()).device
+    if config.method == "icot":
+        batch = encode_cot(
+            pairs, config.k, config.n_digits_b, remove=0 if remove is None else remove, side=config.icot.removal_side
+        )
+        predict = torch.as_tensor(batch.predict_positions, device=device)  # [B, K]
+    else:
+        batch = encode_nocot(pairs, config.k, config.n_digits_b)
+        predict = torch.as_tensor(batch.predict_positions, device=device).expand(len(pairs), -1)
     tokens = torch.as_tensor(batch.input_ids, device=device)
     labels = torch.as_tensor(batch.labels, device=device)
     use_aux = aux_heads is not None and config.method == "aux"
@@ -228,18 +283,23 @@ def losses(
         logits, cache = model(tokens), {}
     token_loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100, reduction="none")
     token_loss = token_loss.view_as(labels)
-    lm = token_loss.sum() / (labels != -100).sum()
-    parts: dict[str, Any] = {
-        "lm": lm.detach(),
-        "position_loss": token_loss[:, batch.predict_positions].detach().mean(dim=0),
-    }
+    position = token_loss.gather(1, predict).detach()  # [B, K]
+    n_tokens = (labels != -100).sum() if norm is None else norm[0]
+    lm = token_loss.sum() / n_tokens
+    parts: dict[str, Any] = {"lm": lm.detach(), "position_loss": position.mean(dim=0)}
+    if norm is not None:
+        parts.update(lm_sum=token_loss.sum().detach(), position_sum=position.sum(dim=0))
     total = lm
     if use_aux:
         assert aux_heads is not None
+        assert isinstance(batch, NoCotBatch)
         z = cache[hook][:, batch.c_token_positions]  # [B, K, H, d_head]
         target = torch.as_tensor(batch.c_hat, device=device, dtype=z.dtype) / config.aux_target_scale
-        aux = ((aux_heads(z) - target[:, :, None]) ** 2).mean()
+        squared = (aux_heads(z) - target[:, :, None]) ** 2
+        aux = squared.mean() if norm is None else squared.sum() / norm[1]
         parts["aux"] = aux.detach()
+        if norm is not None:
+            parts["aux_sum"] = squared.sum().detach()
         total = lm + config.aux_lambda * aux
     return total, parts
 
@@ -291,6 +351,7 @@ def train(
     exclude: Iterable[tuple[int, int]] = (),
     device: str | torch.device = "cpu",
     on_step: Callable[[int, dict[str, Any]], None] | None = None,
+    distributed: bool | None = None,
 ) -> TrainResult:
     """Train one model; with `run_dir`, checkpoint there and resume from its latest checkpoint.
 
@@ -299,9 +360,15 @@ def train(
         run_dir: checkpoint directory (`ckpt-<step>.pt` via `repro_core.checkpoint.CheckpointManager`, newest 2 kept).
         eval_pairs: `[n, 2]` held-out operand pairs (default: `eval_size` seeded pairs); always excluded from training.
         exclude: further operand pairs never to train on (e.g. Deng's valid/test operands).
-        device: where to train.
-        on_step: called as `on_step(step, logs)` after each step (logs hold `loss`, `lm`, `aux` floats).
+        device: where to train (under torchrun with nccl: this rank's `cuda:LOCAL_RANK`).
+        on_step: called as `on_step(step, logs)` after each step (logs hold `loss`, `lm`, `aux` floats; icot adds
+            `cot_removed` and `optimizer_reset`).
+        distributed: data parallel over the running process group (module docstring); None: whenever one with more
+            than one rank is running; True without one raises `ConfigError`.
     """
+    rank, world = _process_group(distributed)
+    if world > 1 and config.batch_size % world:
+        raise ConfigError(f"batch_size: {config.batch_size} is not divisible by the {world} data-parallel ranks")
     eval_pairs = _eval_pairs(config) if eval_pairs is None else np.asarray(eval_pairs, dtype=np.int64)
     banned = {(int(a), int(b)) for a, b in eval_pairs} | {(int(a), int(b)) for a, b in exclude}
     train_pairs = None
@@ -309,15 +376,26 @@ def train(
         train_pairs = generate_operands(
             config.k, config.n_digits_b, n=config.train_size, seed=derive_seed(config.seed, "train"), exclude=banned
         )
+    device = torch.device(device)
     model = Transformer(config.model, generator=torch_generator(config.seed, "init")).to(device)
     aux_heads = AuxHeads(config.aux_heads, config.model.d_head).to(device) if config.method == "aux" else None
     params = list(model.parameters()) + ([] if aux_heads is None else list(aux_heads.parameters()))
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+
+    def new_optimizer() -> torch.optim.Optimizer:
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+
+    optimizer = new_optimizer()
     manager = None if run_dir is None else CheckpointManager(Path(run_dir), keep=2)
     start, history, resumed_from = 0, [], None
+    icot = config.method == "icot"
+    cot_len = cot_length(config.k, config.n_digits_b)
+    epoch_steps = config.steps_per_epoch if icot else 0
+    # data-parallel counts of the global batch: label tokens are all-reduced per step (they vary with icot)
+    n_aux_terms = float(config.batch_size * (config.k + config.n_digits_b) * len(config.aux_heads))
 
     with fork_rng():  # dropout draws from torch's global stream: seed it for this run, restore it afterwards
-        torch.manual_seed(derive_seed(config.seed, "dropout"))
+        dropout_seed = derive_seed(config.seed, "dropout")
+        torch.manual_seed(dropout_seed if rank == 0 else rank_seed(dropout_seed, rank))
         state = None if manager is None else manager.load_latest()
         if state is not None:
             if state["config"] != config.to_json():
@@ -326,42 +404,66 @@ def train(
             if aux_heads is not None:
                 aux_heads.load_state_dict(state["aux_heads"])
             optimizer.load_state_dict(state["optimizer"])
-            torch.set_rng_state(state["torch_rng"])
+            _set_rng_state(state, rank, world, device)
             start, history, resumed_from = int(state["step"]), list(state["history"]), int(state["step"])
             logger.info("resumed %s from step %d", run_dir, start)
 
         def save(step: int) -> None:
             if manager is None:
                 return
-            manager.save(
-                {
-                    "step": step,
-                    "config": config.to_json(),
-                    "model": model.state_dict(),
-                    "aux_heads": {} if aux_heads is None else aux_heads.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "torch_rng": torch.get_rng_state(),
-                    "history": history,
-                },
-                step,
-            )
+            rng = _rng_states(rank, world, device)
+            snapshot = {
+                "step": step,
+                "config": config.to_json(),
+                "model": model.state_dict(),
+                "aux_heads": {} if aux_heads is None else aux_heads.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "history": history,
+                **rng,
+            }
+            if world > 1:
+                write_on_main(manager.save, snapshot, step)
+            else:
+                manager.save(snapshot, step)
 
         model.train()
         for step in range(start, config.steps):
             pairs = sample_pairs(config, step, train_pairs, banned)
-            loss, parts = losses(model, aux_heads, pairs, config)
+            remove = None
+            logs: dict[str, Any] = {"step": step + 1}
+            if icot:
+                scheduled = scheduled_removal(step, epoch_steps, config.icot)
+                if step < config.icot.pretrain_epochs * epoch_steps:
+                    remove = np.full(len(pairs), float(scheduled))
+                else:
+                    remove = scheduled + removal_offsets(config.seed, step, len(pairs), config.icot.smoothing_lambda)
+                reset = optimizer_reset(step, epoch_steps, config.icot, cot_len)
+                if reset:
+                    optimizer.zero_grad(set_to_none=True)
+                    optimizer = new_optimizer()
+                    logger.debug("step %d: %s CoT tokens scheduled, fresh optimizer", step, scheduled)
+                logs.update(cot_removed=int(min(scheduled, cot_len)), optimizer_reset=reset)
+            norm = None
+            if world > 1:
+                pairs = pairs[rank::world]
+                remove = None if remove is None else remove[rank::world]
+                norm = (_global_label_count(config, pairs, remove, device), n_aux_terms)
+            loss, parts = losses(model, aux_heads, pairs, config, remove=remove, norm=norm)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if world > 1:
+                _all_reduce_gradients(params)
+                parts = _all_reduce_parts(parts, config.batch_size, norm)
+                loss = parts["lm"] + (config.aux_lambda * parts["aux"] if "aux" in parts else 0.0)
             if config.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
             optimizer.step()
             done = step + 1
-            logs = {
-                "step": done,
-                "loss": float(loss.detach()),
-                "lm": float(parts["lm"]),
-                "position_loss": [float(x) for x in parts["position_loss"]],
-            }
+            logs.update(
+                loss=float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss),
+                lm=float(parts["lm"]),
+                position_loss=[float(x) for x in parts["position_loss"]],
+            )
             if "aux" in parts:
                 logs["aux"] = float(parts["aux"])
             if config.eval_every and done % config.eval_every == 0 and done < config.steps:
@@ -374,8 +476,91 @@ def train(
                 on_step(done, logs)
         final = evaluate(model, eval_pairs, config.k, config.n_digits_b)
         if start < config.steps:  # a finished run reloaded from its last checkpoint only re-evaluates
-            history.append({"step": config.steps, "eval": dataclasses.asdict(final)})
+            end = {"step": config.steps, "eval": dataclasses.asdict(final)}
+            if icot:
+                end["cot_removed"] = int(min(scheduled_removal(config.steps - 1, epoch_steps, config.icot), cot_len))
+            history.append(end)
             save(config.steps)
     return TrainResult(
         config=config, model=model, aux_heads=aux_heads, history=history, final=final, resumed_from=resumed_from
     )
+
+
+def _process_group(distributed: bool | None) -> tuple[int, int]:
+    """(rank, world size) of the data-parallel run; (0, 1) without one."""
+    import torch.distributed as dist
+
+    running = dist.is_available() and dist.is_initialized()
+    if distributed and not running:
+        raise ConfigError("distributed=True needs a process group (start with torchrun; init_from_env)")
+    if distributed is False or not running:
+        return 0, 1
+    return int(dist.get_rank()), int(dist.get_world_size())
+
+
+def _global_label_count(
+    config: TrainConfig, pairs: np.ndarray, remove: np.ndarray | None, device: torch.device
+) -> float:
+    """Label tokens of the global batch: fixed without CoT, all-reduced for icot (rows differ by their removals)."""
+    import torch.distributed as dist
+
+    n_answer = config.k + config.n_digits_b
+    if remove is None:
+        return float(config.batch_size * (n_answer + 3))  # <eos> #### c_0 .. c_{k+l-1} <eos> are the targets
+    cot_len = cot_length(config.k, config.n_digits_b)
+    local = np.sum(cot_len - np.minimum(remove, cot_len) + n_answer + 3)
+    count = torch.tensor([float(local)], dtype=torch.float64, device=device)
+    dist.all_reduce(count)
+    return float(count.item())
+
+
+def _all_reduce_gradients(params: list[torch.nn.Parameter]) -> None:
+    """Sum the gradients of every rank in one flat buffer (each rank's loss is its share of the global mean)."""
+    import torch.distributed as dist
+
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.grad = flat[offset : offset + n].view_as(p).clone()
+        offset += n
+
+
+def _all_reduce_parts(parts: dict[str, Any], batch_size: int, norm: tuple[float, float] | None) -> dict[str, Any]:
+    """Global-batch `lm`, `aux` and `position_loss` for the logs, from each rank's sums."""
+    import torch.distributed as dist
+
+    assert norm is not None
+    keys = ["lm_sum", *(["aux_sum"] if "aux_sum" in parts else [])]
+    flat = torch.cat([torch.stack([parts[key].double() for key in keys]), parts["position_sum"].double()])
+    dist.all_reduce(flat)
+    out: dict[str, Any] = {"lm": flat[0] / norm[0], "position_loss": flat[len(keys) :] / batch_size}
+    if "aux_sum" in parts:
+        out["aux"] = flat[1] / norm[1]
+    return out
+
+
+def _rng_states(rank: int, world: int, device: torch.device) -> dict[str, Any]:
+    """This run's dropout RNG state(s) for a checkpoint: rank 0's as `torch_rng`, every rank's in a list."""
+    states = {"torch_rng": torch.get_rng_state()}
+    if device.type == "cuda":
+        states["cuda_rng"] = torch.cuda.get_rng_state(device)
+    if world > 1:
+        import torch.distributed as dist
+
+        gathered: list[Any] = [None] * world
+        dist.all_gather_object(gathered, {key: value.cpu() for key, value in states.items()})
+        states["rank_rng"] = gathered
+    return states
+
+
+def _set_rng_state(state: dict[str, Any], rank: int, world: int, device: torch.device) -> None:
+    """Restore this rank's dropout RNG from a checkpoint (rank 0's when it was written by fewer ranks)."""
+    mine = state
+    if world > 1 and len(state.get("rank_rng", [])) == world:
+        mine = state["rank_rng"][rank]
+    torch.set_rng_state(mine["torch_rng"])
+    if device.type == "cuda" and "cuda_rng" in mine:
+        torch.cuda.set_rng_state(mine["cuda_rng"], device)
