@@ -10,6 +10,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 SCRIPT = textwrap.dedent(
     """
     import sys
@@ -49,3 +51,14 @@ def test_core_imports_and_names_the_extra_without_torch() -> None:
     for name in ("torch_generator", "pick_device", "save_checkpoint", "topk_similarity"):
         assert "pip install 'repro-core[torch]'" in lines[name], lines[name]
     assert "pip install 'repro-core[plot]'" in lines["new_figure"]
+
+
+def test_require_names_a_package_extra() -> None:
+    from repro_core._optional import require
+    from repro_core.errors import MissingExtraError
+
+    with pytest.raises(MissingExtraError, match=r"pip install 'repro-core\[nope_not_a_module\]'"):
+        require("nope_not_a_module.sub", "a test feature")
+    with pytest.raises(MissingExtraError, match=r"a test feature needs .*pip install 'truth-crowd\[classify\]'"):
+        require("nope_not_a_module", "a test feature", extra="classify", distribution="truth-crowd")
+    assert require("json", "a test feature").__name__ == "json"

@@ -50,7 +50,14 @@ def test_alpha_equals_krippendorff_package(level: str) -> None:
             assert np.isnan(ours)
             continue
         assert ours == pytest.approx(expected, abs=1e-9)
+        assert krippendorff_alpha(matrix, level=level) == pytest.approx(ours, abs=1e-12)  # domain inferred
         checked += 1
+    # A 101-level scale takes the general path (searchsorted + one bincount over (unit, code)).
+    wide = np.clip(np.round(rng.normal(50, 15, size=(8, 50))), 0, 100)
+    wide[rng.random(wide.shape) < 0.2] = np.nan
+    assert krippendorff_alpha(wide, level=level, value_domain=range(101)) == pytest.approx(
+        krippendorff.alpha(wide, level_of_measurement=level, value_domain=list(range(101))), abs=1e-9
+    )
     # Non-integer values (interval/ratio on a continuous domain), default value domain.
     matrix = rng.normal(size=(6, 40)).round(2) + 3.0
     matrix[rng.random(matrix.shape) < 0.3] = np.nan
@@ -148,6 +155,11 @@ def test_alpha_bootstrap_interval_and_errors() -> None:
         krippendorff_alpha(matrix, value_domain=[0, 1])
     with pytest.raises(ValueError, match="2-D"):
         krippendorff_alpha(np.zeros(3))
+    for domain in (None, DOMAIN):
+        with pytest.raises(ValueError, match="infinite"):
+            krippendorff_alpha(np.array([[1.0, np.inf], [1.0, 2.0]]), value_domain=domain)
+    with pytest.raises(ValueError, match=r"misses value\(s\) present in the data: \[3.0\]"):
+        krippendorff_alpha(np.array([[1.0, 3.0], [1.0, 2.0]]), value_domain=DOMAIN)
     assert np.isnan(krippendorff_alpha(np.ones((3, 4))))  # one value only: undefined
 
 
@@ -175,3 +187,28 @@ def test_fleiss_and_cohen_kappa_match_statsmodels() -> None:
         cohens_kappa(confusion, wt="quadratic").kappa, abs=1e-12
     )
     assert cohen_kappa(a, a) == pytest.approx(1.0)
+
+
+def test_fleiss_kappa_bootstrap_interval() -> None:
+    from statsmodels.stats.inter_rater import aggregate_raters
+    from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss
+
+    from truth_crowd.agreement import fleiss_kappa_ci
+
+    rng = np.random.default_rng(5)
+    truth = rng.integers(0, 3, 120)
+    ratings = np.where(rng.random((120, 7)) < 0.6, truth[:, None], rng.integers(0, 3, (120, 7)))
+    answers = pd.DataFrame(
+        {"task": np.repeat(np.arange(120), 7), "worker": np.tile(np.arange(7), 120), "label": ratings.reshape(-1)}
+    )
+    table, _ = aggregate_raters(ratings)
+    for method in ("fleiss", "randolph"):
+        result = fleiss_kappa_ci(answers, method=method, n_resamples=300, seed=1)
+        assert result.kappa == pytest.approx(sm_fleiss(table, method=method), abs=1e-12)
+        assert result.low < result.kappa < result.high and result.high - result.low < 0.2
+        assert (result.n_tasks, result.n_raters) == (120, 7)
+    assert fleiss_kappa_ci(answers, n_resamples=300, seed=1) == fleiss_kappa_ci(answers, n_resamples=300, seed=1)
+    four = fleiss_kappa_ci(answers, method="randolph", categories=[0, 1, 2, 3], n_resamples=50)
+    assert four.kappa == pytest.approx(sm_fleiss(np.column_stack([table, np.zeros(120)]), method="randolph"))
+    with pytest.raises(ValueError, match="categories"):
+        fleiss_kappa_ci(answers, categories=[0, 1])

@@ -12,6 +12,7 @@ from repro_core.report import Verdict
 from repro_core.testing import check_package_cli, check_reproduction
 from truth_crowd.cli import main
 from truth_crowd.reproduction import DESIGN_CLAIMS, quick
+from truth_crowd.schema import ITEMS
 
 
 def _run(argv: list[str]) -> tuple[int, str, str]:
@@ -123,12 +124,16 @@ def test_bad_input_exits_2_naming_file_line_and_field(tmp_path: Path) -> None:
 
 def test_report_on_simulated_data(tmp_path: Path) -> None:
     out_dir = tmp_path / "report"
-    code, out, err = _run(["report", "--simulate", "--out", str(out_dir), "--bootstrap", "0", "--json"])
+    code, out, err = _run(
+        ["report", "--simulate", "--out", str(out_dir), "--bootstrap", "0", "--phi-samples", "100", "--json"]
+    )
     assert code == 0, err
     payload = json.loads(out)
     for name in ("levels.png", "correlations.png", "agreement.png", "time_by_position.png", "report.md"):
         assert (out_dir / name).is_file() and (out_dir / name).stat().st_size > 0, name
-    assert {"phi", "alpha", "external_adjacent", "pca", "learning_mixed"} <= set(payload["tables"])
+    assert {"phi", "alpha", "external_adjacent", "pca", "factors", "learning_mixed"} <= set(payload["tables"])
+    assert "phi_mle" not in payload["tables"]  # only with --bootstrap N
+    assert "classify_summary" in payload["tables"] or "## Predicting" in (out_dir / "report.md").read_text()
     text = (out_dir / "report.md").read_text()
     assert "## Crowd against experts" in text and "![levels](levels.png)" in text
     code, _, err = _run(["report", "--simulate", "--out", str(out_dir), "--bootstrap", "1"])
@@ -137,12 +142,73 @@ def test_report_on_simulated_data(tmp_path: Path) -> None:
 
 def test_report_on_real_data(tmp_path: Path, shared_data: Path) -> None:
     data = shared_data / "truth-crowd" / "IPM2021" / "multidimensional.csv"
-    code, out, err = _run(["report", "--data", str(data), "--out", str(tmp_path), "--bootstrap", "0", "--json"])
+    code, out, err = _run(["report", "--data", str(data), "--out", str(tmp_path), "--phi-samples", "100", "--json"])
     assert code == 0, err
-    tables = json.loads(out)["tables"]
+    payload = json.loads(out)
+    tables = payload["tables"]
+    # The acceptance point: the report's tables agree with the documented design (200 workers, 180 statements,
+    # 9 items; spec 6).
+    design = payload["counts"]
+    assert (design["workers"], design["statements"], design["values_per_judgment"]) == (200, 180, 9)
+    assert design["canonical_rows"] == 1799 and design["values_real"] == 16200
+    assert {r["item"] for r in tables["alpha"]} == set(ITEMS) and len(tables["alpha"]) == 9 * 3 * 2
+    assert {r["n_items"] for r in tables["phi"]} == {120, 60, 180}
+    assert len(tables["correlations_statement"]) == 9 * 8 // 2 and len(tables["factor_loadings"]) == 7
+    assert sum(r["n"] for r in tables["external_levels"]) == 180
+    assert sum(r["n"] for r in tables["evidence_sources"]) == 1799
     counts = {r["dataset"]: 0 for r in tables["external_levels"]}
     for r in tables["external_levels"]:
         counts[r["dataset"]] += r["n"]
     assert counts == {"politifact": 120, "abc": 60}
     assert len(tables["phi"]) == 9 * 3 and all(-1 < r["phi"] < 1 for r in tables["phi"])
     assert sum(r["n"] for r in tables["learning_per_position"] if r["block"] == "all") == 2200
+
+
+def test_analyze_and_agreement_extras_json(tmp_path: Path) -> None:
+    from repro_core._optional import has_module
+
+    args = ["analyze", "--simulate", "--phi-samples", "100", "--models", "naive_bayes", "--json"]
+    code, out, err = _run(args)
+    assert code == 0, err
+    payload = json.loads(out)
+    tables = payload["tables"]
+    expected = {"external_levels", "external_adjacent", "correlations", "pca", "factors", "factor_loadings"}
+    assert expected | {"learning_mixed", "phi", "evidence_sources"} <= set(tables)
+    assert len(tables["phi"]) == 9 * 3 and {r["method"] for r in tables["phi"]} == {"mcmc"}
+    assert len(tables["factor_loadings"]) == 7 and {"F1", "F2", "uniqueness"} <= set(tables["factor_loadings"][0])
+    if has_module("sklearn"):
+        assert {r["model"] for r in tables["classify_summary"]} == {"majority", "naive_bayes"}
+        assert payload["classify_protocol"]["n_splits"] == 5
+    code, _, err = _run(["analyze", "--simulate", "--analyses", "factors", "--n-factors", "3", "--level", "judgment"])
+    assert code == 0 and "== factor_loadings ==" in err and "F3" in err, err
+    code, _, err = _run(["analyze", "--simulate", "--analyses", "factors", "--n-factors", "9"])
+    assert code == 2 and "--n-factors" in err
+    code, _, err = _run(["analyze", "--simulate", "--item", "nope"])
+    assert code == 2 and "--item" in err
+
+    argv = ["agreement", "--simulate", "--items", "correctness", "--phi", "--kappa", "--bootstrap", "50", "--json"]
+    code, out, err = _run(argv)
+    assert code == 0, err
+    payload = json.loads(out)
+    assert {r["group"] for r in payload["phi"]} == {"politifact", "abc", "ALL"}
+    assert all(r["low"] < r["phi"] < r["high"] for r in payload["phi"])
+    assert len(payload["kappa"]) == 3 and all(r["low"] <= r["fleiss_kappa"] <= r["high"] for r in payload["kappa"])
+    code, _, err = _run(["agreement", "--simulate", "--items", "correctness", "--kappa"])
+    assert code == 0 and "Fleiss' kappa" in err, err
+
+
+def test_parquet_input_on_the_command_line(tmp_path: Path) -> None:
+    import pandas as pd
+    import pytest
+
+    pytest.importorskip("pyarrow", reason="pyarrow is the optional [parquet] extra")
+    path = tmp_path / "answers.parquet"
+    frame = pd.DataFrame({"W": ["w1", "w2", "w1", "w2"], "T": ["s1", "s1", "s2", "s2"], "V": [2, 1, -2, -1]})
+    frame.to_parquet(path)
+    argv = ["aggregate", "--data", str(path), "--format", "wide", "--map", "worker_id=W", "--map", "statement_id=T"]
+    code, out, err = _run([*argv, "--item", "V", "--json"])
+    assert code == 0, err
+    assert {r["statement_id"]: r["value"] for r in json.loads(out)["aggregates"]} == {"s1": 1.5, "s2": -1.5}
+    frame.assign(V=[2, 1, 9, -1]).to_parquet(path)
+    code, out, err = _run([*argv, "--item", "V"])
+    assert code == 2 and f"{path}:3" in err and "'V'" in err

@@ -14,7 +14,16 @@ from hypothesis import strategies as st
 
 from repro_core.errors import InputError
 from truth_crowd.describe import design_counts
-from truth_crowd.io import CrowdData, expert_level, load_csv, load_ipm2021, load_sigir2020, read_csv_records
+from truth_crowd.io import (
+    CrowdData,
+    expert_level,
+    load_csv,
+    load_ipm2021,
+    load_parquet,
+    load_sigir2020,
+    load_table,
+    read_csv_records,
+)
 from truth_crowd.schema import ITEMS, to_crowdkit, to_long, to_reliability_matrix, validate_long
 
 
@@ -215,3 +224,48 @@ def test_loaders_never_crash_on_arbitrary_csv(text: str, rows: list[list[str]], 
             assert str(exc)
         else:
             assert isinstance(data, CrowdData)
+
+
+def test_parquet_loader_with_column_mapping(tmp_path: Path) -> None:
+    pytest.importorskip("pyarrow", reason="pyarrow is the optional [parquet] extra")
+    mapping = {"worker_id": "W", "statement_id": "T", "item": "I", "value": "V"}
+    long = pd.DataFrame(
+        {"W": ["w1", "w1", "w2", "w2"], "T": [1, 1, 1, 2], "I": ["ot", "cf", "ot", "ot"], "V": [1, -2, 2, 0]}
+    )
+    long.to_parquet(tmp_path / "long.parquet")
+    data = load_table(tmp_path / "long.parquet", columns=mapping)
+    csv_twin = tmp_path / "long.csv"
+    long.to_csv(csv_twin, index=False)
+    twin = load_table(csv_twin, columns=mapping)
+    assert data.judgments.equals(twin.judgments) and data.items == ("ot", "cf")
+    assert data.judgments["statement_id"].tolist() == ["1", "1", "2"]  # numeric ids become strings
+    wide = pd.DataFrame({"worker_id": ["a", "b"], "statement_id": ["s", "s"], "ot": [1.0, np.nan], "cf": ["1", "2"]})
+    wide.to_parquet(tmp_path / "wide.parquet")
+    assert load_parquet(tmp_path / "wide.parquet", layout="wide").judgments["ot"].isna().tolist() == [False, True]
+    # Bad input names the file, the 1-based row and the column.
+    long.assign(V=[1, -2, 7, 0]).to_parquet(tmp_path / "bad.parquet")
+    with pytest.raises(InputError, match="not on the") as info:
+        load_parquet(tmp_path / "bad.parquet", columns=mapping)
+    assert (info.value.line, info.value.field) == (3, "value") and "bad.parquet" in str(info.value)
+    wide.assign(cf=["1", "zz"]).to_parquet(tmp_path / "text.parquet")
+    with pytest.raises(InputError, match="non-numeric") as info:
+        load_parquet(tmp_path / "text.parquet", layout="wide")
+    assert (info.value.line, info.value.field) == (2, "cf")
+    pd.DataFrame({"worker_id": ["a"], "statement_id": ["s"], "ot": [[1, 2]]}).to_parquet(tmp_path / "nested.parquet")
+    with pytest.raises(InputError, match="non-scalar"):
+        load_parquet(tmp_path / "nested.parquet", layout="wide")
+    (tmp_path / "junk.parquet").write_text("worker_id,statement_id\n")
+    with pytest.raises(InputError, match="Parquet"):
+        load_parquet(tmp_path / "junk.parquet")
+    with pytest.raises(InputError, match="missing required column"):
+        load_parquet(tmp_path / "long.parquet")
+
+
+def test_parquet_without_pyarrow_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from repro_core.errors import MissingExtraError
+
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    with pytest.raises(MissingExtraError, match=r"truth-crowd\[parquet\]"):
+        load_parquet(tmp_path / "any.parquet")

@@ -16,13 +16,17 @@ __all__ = ["has_module", "require"]
 EXTRA_FOR = {"torch": "torch", "jax": "jax", "triton": "triton", "matplotlib": "plot"}
 
 
-def require(module: str, feature: str) -> ModuleType:
-    """Import `module` or raise `MissingExtraError` naming the repro-core extra that installs it."""
+def require(module: str, feature: str, *, extra: str | None = None, distribution: str = "repro-core") -> ModuleType:
+    """Import `module` or raise `MissingExtraError` naming the extra that installs it.
+
+    By default the extra is repro-core's (`EXTRA_FOR`); a package that declares its own extra passes `extra` and
+    its `distribution`, so the message says e.g. `pip install 'truth-crowd[classify]'`.
+    """
     try:
         return importlib.import_module(module)
     except ImportError as exc:
         top = module.split(".")[0]
-        raise MissingExtraError(top, EXTRA_FOR.get(top, top), feature) from exc
+        raise MissingExtraError(top, extra or EXTRA_FOR.get(top, top), feature, distribution=distribution) from exc
 
 
 def has_module(module: str) -> bool:

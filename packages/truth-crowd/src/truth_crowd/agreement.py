@@ -21,9 +21,11 @@ from repro_core.metrics import BootstrapCI, bootstrap_ci
 __all__ = [
     "LEVELS",
     "AlphaResult",
+    "KappaResult",
     "alpha_by_item",
     "cohen_kappa",
     "fleiss_kappa",
+    "fleiss_kappa_ci",
     "krippendorff_alpha",
     "krippendorff_alpha_ci",
     "value_counts_matrix",
@@ -34,39 +36,65 @@ Level = Literal["nominal", "ordinal", "interval", "ratio"]
 LEVELS: tuple[str, ...] = ("nominal", "ordinal", "interval", "ratio")
 
 
+#: Domains up to this size are counted by one comparison pass per value (no sort, no search over the judgments).
+_SMALL_DOMAIN = 32
+
+
 def _as_matrix(reliability_data: np.ndarray | pd.DataFrame | Sequence[Sequence[float]]) -> np.ndarray:
     matrix = np.asarray(reliability_data, dtype=float)
     if matrix.ndim != 2:
         raise ValueError(f"reliability_data must be 2-D [n_raters, n_units], got shape {matrix.shape}")
+    return matrix
+
+
+def _check_finite(matrix: np.ndarray) -> None:
     if np.isinf(matrix).any():
         raise ValueError("reliability_data contains an infinite value; use NaN for missing ratings")
-    return matrix
+
+
+def _count_by_comparison(matrix: np.ndarray, domain: np.ndarray) -> np.ndarray:
+    """`counts [n_units, n_values]` by one `matrix == value` pass per value (fast for a small domain)."""
+    counts = np.empty((domain.size, matrix.shape[1])).T  # column-major: each value's column is contiguous
+    for k, value in enumerate(domain):
+        counts[:, k] = np.count_nonzero(matrix == value, axis=0)
+    return counts
 
 
 def value_counts_matrix(
     reliability_data: np.ndarray | pd.DataFrame, value_domain: Sequence[float] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Units x values count matrix `n_uc` and the sorted value domain.
+    """Units x values count matrix `n_uc` and the value domain.
 
     Args:
         reliability_data: `[n_raters, n_units]`, NaN for a missing rating.
         value_domain: the possible values (ascending for ordinal/interval/ratio); default: the values present.
 
     Returns:
-        `counts: [n_units, n_values]` and `domain: [n_values]`.
+        `counts: [n_units, n_values]` and `domain: [n_values]` (the given order, or ascending when inferred).
+
+    With a domain of at most 32 values (every Likert scale) the counts come from one comparison pass per value and
+    are checked to add up to the number of ratings, so no sort or search over the judgments is needed; otherwise
+    the codes come from `searchsorted` and one `bincount` over (unit, code).
     """
     matrix = _as_matrix(reliability_data)
+    if value_domain is not None:
+        domain = np.asarray(value_domain, dtype=float)
+        if domain.ndim != 1 or np.unique(domain).size != domain.size:
+            raise ValueError("value_domain must be 1-D without repeated values")
+        if domain.size <= _SMALL_DOMAIN and np.isfinite(domain).all():
+            counts = _count_by_comparison(matrix, domain)
+            if counts.sum() == np.count_nonzero(~np.isnan(matrix)):
+                return counts, domain
+            # Some rating is not in the domain (or infinite): the general path below names it.
+    _check_finite(matrix)
     transposed = matrix.T  # [n_units, n_raters]: nonzero() then walks units in order
     units, raters = np.nonzero(~np.isnan(transposed))
     values = transposed[units, raters]
     if value_domain is None:
-        domain = np.unique(values)
-        order = np.arange(domain.size)
-        codes = np.searchsorted(domain, values)
+        domain, codes = np.unique(values, return_inverse=True)  # one sort gives the domain and the codes
+        if domain.size <= _SMALL_DOMAIN:
+            return _count_by_comparison(matrix, domain), domain
     else:
-        domain = np.asarray(value_domain, dtype=float)
-        if np.unique(domain).size != domain.size:
-            raise ValueError("value_domain has repeated values")
         order = np.argsort(domain, kind="stable")
         sorted_domain = domain[order]
         position = np.minimum(np.searchsorted(sorted_domain, values), max(domain.size - 1, 0))
@@ -103,8 +131,9 @@ def _alpha_from_counts(counts: np.ndarray, domain: np.ndarray, level: Level) -> 
     """Alpha from the units x values counts `[n_units, n_values]` (the ordering of the domain matters for ordinal)."""
     m = counts.sum(axis=1)
     pairable = m >= 2
-    counts = counts[pairable]
-    weights = 1.0 / (m[pairable] - 1.0)
+    if not pairable.all():
+        counts, m = counts[pairable], m[pairable]
+    weights = 1.0 / (m - 1.0)
     weighted = counts * weights[:, None]
     coincidence = counts.T @ weighted - np.diag(weighted.sum(axis=0))  # o_ck, [n_values, n_values]
     n_c = coincidence.sum(axis=0)
@@ -248,6 +277,83 @@ def fleiss_kappa(
     kept = answers[answers["task"].isin(tasks)]
     table = pd.crosstab(kept["task"], kept["label"]).to_numpy()
     return float(_fleiss(table, method=method))
+
+
+@dataclass(frozen=True)
+class KappaResult:
+    """Fleiss' (or Randolph's) kappa with a task-resampling bootstrap interval."""
+
+    kappa: float
+    low: float
+    high: float
+    n_tasks: int
+    n_raters: int
+    method: str
+
+
+def _kappa_from_tables(tables: np.ndarray, n_raters: int, method: str) -> np.ndarray:
+    """Kappa of count tables `[b, n_tasks, n_categories]` (each row sums to `n_raters`) -> `[b]` (Fleiss 1971)."""
+    n_tasks = tables.shape[1]
+    agreement = ((tables**2).sum(axis=2) - n_raters) / (n_raters * (n_raters - 1.0))  # P_i, [b, n_tasks]
+    p_bar = agreement.mean(axis=1)
+    if method == "randolph":
+        p_e = np.full_like(p_bar, 1.0 / tables.shape[2])
+    else:
+        shares = tables.sum(axis=1) / (n_tasks * n_raters)  # p_k, [b, n_categories]
+        p_e = (shares**2).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (p_bar - p_e) / (1.0 - p_e)
+
+
+def fleiss_kappa_ci(
+    answers: pd.DataFrame,
+    *,
+    n_raters: int | None = None,
+    method: Literal["fleiss", "randolph"] = "fleiss",
+    categories: Sequence[object] | None = None,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> KappaResult:
+    """Fleiss' (or Randolph's) kappa of a crowd-kit frame with a percentile bootstrap over tasks (vectorised).
+
+    Same task selection as `fleiss_kappa` (tasks with exactly `n_raters` ratings, default the modal count); the
+    point estimate equals statsmodels'. `categories` fixes the category set (Randolph's kappa depends on its size;
+    default: the labels present).
+    """
+    if method not in ("fleiss", "randolph"):
+        raise ValueError(f"method must be 'fleiss' or 'randolph', got {method!r}")
+    per_task = answers.groupby("task").size()
+    if per_task.empty:
+        raise ValueError("fleiss_kappa_ci: no answers")
+    k = int(per_task.mode().iloc[0]) if n_raters is None else int(n_raters)
+    if k < 2:
+        raise ValueError(f"fleiss_kappa_ci: needs at least 2 ratings per task, got n_raters={k}")
+    tasks = per_task.index[per_task == k]
+    if len(tasks) < 2:
+        raise ValueError(f"fleiss_kappa_ci: needs at least 2 tasks with exactly {k} ratings")
+    kept = answers[answers["task"].isin(tasks)]
+    table = pd.crosstab(kept["task"], kept["label"])
+    if categories is not None:
+        missing = set(table.columns) - set(categories)
+        if missing:
+            raise ValueError(f"categories miss label(s) present in the answers: {sorted(missing, key=str)[:5]}")
+        table = table.reindex(columns=list(categories), fill_value=0)
+    counts = table.to_numpy(dtype=float)  # [n_tasks, n_categories]
+
+    def statistic(index: np.ndarray) -> np.ndarray:
+        return _kappa_from_tables(counts[index.astype(np.int64)], k, method)  # index: [b, n_tasks]
+
+    ci = bootstrap_ci(
+        np.arange(counts.shape[0]),
+        statistic,
+        n_resamples=n_resamples,
+        confidence=confidence,
+        seed=seed,
+        vectorized=True,
+    )
+    kappa = float(_kappa_from_tables(counts[None], k, method)[0])
+    return KappaResult(kappa, float(ci.low), float(ci.high), int(counts.shape[0]), k, method)
 
 
 def cohen_kappa(

@@ -4,7 +4,9 @@
   Mann-Whitney U between adjacent levels with Bonferroni correction (statsmodels `multipletests`) within each
   dataset, Kruskal-Wallis, Spearman/Kendall (τ-b)/Pearson with the expert value, and AUC of merged levels.
 - `dimension_correlations` / `correlation_matrix`: pairwise correlations of the items at judgment or statement
-  (mean-aggregated) level; `dimension_pca`: eigenvalues, explained variance and loadings (statsmodels `PCA`).
+  (mean-aggregated) level; `dimension_pca`: eigenvalues, explained variance and loadings (statsmodels `PCA`);
+  `dimension_factors`: factor analysis with varimax rotation (statsmodels `Factor`).
+- `evidence_sources`: the domain frequency table of the evidence URLs (worker behaviour, spec §2.5 E).
 - `learning_curve`: time and quality (|OT − normalised expert label|) per position, stratified by the ABC block
   position, Spearman trends, and `MixedLM` `time ~ position + block + (1 | worker)`.
 
@@ -36,7 +38,9 @@ __all__ = [
     "aggregate_items",
     "correlation_matrix",
     "dimension_correlations",
+    "dimension_factors",
     "dimension_pca",
+    "evidence_sources",
     "external_agreement",
     "learning_curve",
 ]
@@ -216,6 +220,90 @@ def dimension_pca(
     )
     loadings = pd.DataFrame(np.asarray(pca.loadings), index=list(items), columns=names)
     return components, loadings
+
+
+def dimension_factors(
+    judgments: pd.DataFrame,
+    items: Sequence[str] = DIMENSIONS,
+    *,
+    n_factors: int = 2,
+    level: Literal["judgment", "statement"] = "statement",
+    method: Literal["ml", "pa"] = "ml",
+    rotation: str | None = "varimax",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Factor analysis of the items' correlation matrix (statsmodels `Factor`), rotated (default varimax).
+
+    Returns `(factors, loadings)`: `factors` has `factor, ss_loadings, explained` (share of the total variance,
+    i.e. of the number of items); `loadings` is items x factors plus `communality` and `uniqueness`. Each factor's
+    sign is set so that its largest absolute loading is positive and factors are ordered by `ss_loadings`, so
+    results do not depend on the solver's arbitrary sign and order. Rows with a missing item are dropped.
+    `method`: maximum likelihood (`ml`) or principal axis (`pa`).
+    """
+    from statsmodels.multivariate.factor import Factor
+
+    if method not in ("ml", "pa"):
+        raise ValueError(f"method must be 'ml' or 'pa', got {method!r}")
+    if not 1 <= n_factors < len(items):
+        raise ValueError(f"n_factors must be in [1, {len(items) - 1}] for {len(items)} items, got {n_factors}")
+    frame = aggregate_items(judgments, items) if level == "statement" else judgments[list(items)].astype("float64")
+    frame = frame.dropna()
+    if len(frame) <= len(items):
+        raise ValueError(f"factor analysis needs more complete rows than items; got {len(frame)} for {len(items)}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # statsmodels' convergence chatter; uniqueness is reported
+        result = Factor(frame.to_numpy(), n_factors, method=method).fit()
+        if rotation is not None and n_factors > 1:
+            result.rotate(rotation)
+    loads = np.asarray(result.loadings, dtype=float).reshape(len(items), n_factors)
+    signs = np.sign(loads[np.abs(loads).argmax(axis=0), np.arange(n_factors)])
+    loads = loads * np.where(signs == 0, 1.0, signs)
+    ss = (loads**2).sum(axis=0)
+    order = np.argsort(-ss, kind="stable")
+    loads, ss = loads[:, order], ss[order]
+    names = [f"F{i + 1}" for i in range(n_factors)]
+    loadings = pd.DataFrame(loads, index=list(items), columns=names)
+    loadings["communality"] = (loads**2).sum(axis=1)
+    loadings["uniqueness"] = np.asarray(result.uniqueness, dtype=float)
+    factors = pd.DataFrame({"factor": names, "ss_loadings": ss, "explained": ss / len(items)})
+    factors["cumulative"] = factors["explained"].cumsum()
+    factors["rotation"] = rotation or "none"
+    return factors, loadings
+
+
+#: Host part of a URL (scheme and user info optional), for `evidence_sources`.
+_HOST = r"^\s*(?:[A-Za-z][A-Za-z0-9+.-]*://)?(?:[^@/?#]*@)?([^/:?#\s]+)"
+
+
+def evidence_sources(
+    judgments: pd.DataFrame,
+    *,
+    column: str = "evidence_url",
+    blocked: Sequence[str] = ("politifact", "abc.net.au"),
+) -> pd.DataFrame:
+    """Domain frequency table of the evidence URLs: `domain, n, share, n_workers, n_statements, blocked`.
+
+    The domain is the URL's host, lower-cased, without a leading `www.`; `share` is over the judgments with a URL;
+    `blocked` flags domains containing one of `blocked` (the experts' sites, filtered by the task's search engine).
+    Sorted by `n` (descending), then domain.
+    """
+    if column not in judgments.columns:
+        raise ValueError(f"judgments have no {column!r} column")
+    urls = judgments[column].astype("string")
+    host = urls.str.extract(_HOST, expand=False).str.lower().str.replace(r"^www\.", "", regex=True)
+    frame = pd.DataFrame(
+        {"domain": host, "worker_id": judgments["worker_id"], "statement_id": judgments["statement_id"]}
+    ).dropna(subset=["domain"])
+    columns = ["domain", "n", "share", "n_workers", "n_statements", "blocked"]
+    if frame.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+    table = (
+        frame.groupby("domain", sort=False)
+        .agg(n=("worker_id", "size"), n_workers=("worker_id", "nunique"), n_statements=("statement_id", "nunique"))
+        .reset_index()
+    )
+    table["share"] = table["n"] / table["n"].sum()
+    table["blocked"] = [any(b.lower() in d for b in blocked) for d in table["domain"]]
+    return table.sort_values(["n", "domain"], ascending=[False, True], ignore_index=True)[columns]
 
 
 def abc_block(judgments: pd.DataFrame) -> pd.Series:

@@ -1,49 +1,81 @@
-"""The `truth-crowd` command line: validate, qc, agreement, aggregate, and the quick reproduction."""
+"""The `truth-crowd` command line: validate, qc, agreement, aggregate, analyze, report and the quick reproduction.
+
+Every subcommand honours `--json` (a JSON-able payload on stdout; tables as lists of records)."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from repro_core._optional import has_module
 from repro_core.cli import add_command, emit, make_parser, run_main
 from repro_core.errors import ConfigError
 from repro_core.umbrella import add_reproduce_command, reproduce_package
 from truth_crowd.__about__ import __version__
 from truth_crowd.aggregation import TIE_BREAKS, DawidSkene, majority_vote, mean_aggregate, median_aggregate
-from truth_crowd.agreement import LEVELS, alpha_by_item, krippendorff_alpha_ci
+from truth_crowd.agreement import LEVELS, alpha_by_item, fleiss_kappa, fleiss_kappa_ci, krippendorff_alpha_ci
+from truth_crowd.analyses import (
+    MERGES,
+    dimension_correlations,
+    dimension_factors,
+    dimension_pca,
+    evidence_sources,
+    external_agreement,
+    learning_curve,
+)
 from truth_crowd.describe import design_counts
 from truth_crowd.inference import GLAD, MACE, OneCoinDawidSkene, Wawa, ZeroBasedSkill
-from truth_crowd.io import CrowdData, load_csv, load_ipm2021
+from truth_crowd.io import CrowdData, load_ipm2021, load_table
+from truth_crowd.phi import PHI_METHODS, phi_by_item
 from truth_crowd.qc import default_checks, run_qc
 from truth_crowd.report import write_report
 from truth_crowd.reproduction import quick
-from truth_crowd.schema import to_crowdkit
+from truth_crowd.schema import DIMENSIONS, to_crowdkit
 from truth_crowd.simulate import simulate_crowd
 
-__all__ = ["build_parser", "main"]
+__all__ = ["ANALYSES", "build_parser", "main"]
+
+logger = logging.getLogger(__name__)
+
+#: The analyses of `truth-crowd analyze` (spec 2.5 B, D, F, G and 6).
+ANALYSES: tuple[str, ...] = (
+    "external",
+    "correlations",
+    "pca",
+    "factors",
+    "learning",
+    "sources",
+    "phi",
+    "classify",
+)
 
 _MODELS = {"onecoin": OneCoinDawidSkene, "glad": GLAD, "mace": MACE, "wawa": Wawa, "zbs": ZeroBasedSkill}
 
 DESCRIPTION = """Crowdsourced truthfulness judgments on seven dimensions plus overall truthfulness (arXiv 2108.01222):
 loading and validation, quality control, agreement and aggregation.
 
-Data: --data FILE (the released IPM2021 multidimensional.csv by default; --format long/wide for any CSV with
---map OURS=THEIRS column renames), or --simulate for a seeded IPM-like simulated run.
+Data: --data FILE (the released IPM2021 multidimensional.csv by default; --format long/wide for any CSV or Parquet
+file with --map OURS=THEIRS column renames), or --simulate for a seeded IPM-like simulated run.
 
 commands:
   validate    load, validate and print the design counts and the loader's decisions
   qc          the paper's quality checks (completeness, gold LOW < HIGH, time >= 2 s, tries, URL domains)
-  agreement   Krippendorff's alpha per item and dataset (nominal/ordinal/interval/ratio), bootstrap CIs
+  agreement   Krippendorff's alpha per item and dataset (nominal/ordinal/interval/ratio), bootstrap CIs;
+              --phi adds Checco et al.'s Phi (Metropolis posterior, HPD), --kappa Fleiss' kappa
   aggregate   one value per statement: mean (the paper's), median, majority vote, Dawid-Skene, one-coin DS,
               GLAD, MACE, Wawa, zero-based skill
+  analyze     the paper's analyses as tables: crowd vs experts, dimension correlations, PCA, factor
+              analysis (varimax), learning effect, evidence-URL domains, Phi, classifiers predicting the
+              expert label
   report      every analysis as a Markdown report with CSV tables and PNG figures
   reproduce   this package's quick reproduction (also run by `repro reproduce`)
 
-Not implemented yet: worker-background and evidence-source tables, factor analysis, the classifiers."""
+Every command prints a JSON payload with --json."""
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -116,6 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="add a 95%% unit-bootstrap interval with N resamples (default: none)",
     )
+    agreement.add_argument(
+        "--phi", action="store_true", help="add Phi per item and dataset (Metropolis posterior mean, 95%% HPD)"
+    )
+    agreement.add_argument(
+        "--kappa", action="store_true", help="add Fleiss' kappa per item and dataset (--bootstrap: task-bootstrap CI)"
+    )
 
     aggregate = add_command(
         commands,
@@ -135,6 +173,51 @@ def build_parser() -> argparse.ArgumentParser:
     aggregate.add_argument("--tie-break", choices=TIE_BREAKS, default="lowest", help="mv ties (default: lowest)")
     aggregate.add_argument("--out", type=Path, default=None, help="also write the aggregates as CSV")
 
+    analyze = add_command(
+        commands,
+        "analyze",
+        help="the paper's analyses as tables",
+        description="Run the paper's analyses on the canonical filter and print their tables: crowd vs "
+        "experts (per-level summaries, adjacent Mann-Whitney with Bonferroni, Kruskal-Wallis, "
+        "correlations, AUC), dimension correlations, PCA, factor analysis with varimax, the learning "
+        "effect (MixedLM), evidence-URL domains, Phi, and classifiers predicting the expert label "
+        "(needs the [classify] extra).",
+    )
+    _add_data_options(analyze)
+    analyze.add_argument(
+        "--analyses",
+        nargs="+",
+        choices=ANALYSES,
+        default=None,
+        help="which analyses (default: all; classify only when scikit-learn is installed)",
+    )
+    analyze.add_argument("--item", default="overall_truthfulness", help="external: crowd item (default: OT)")
+    analyze.add_argument("--aggregator", choices=("mean", "median"), default="mean", help="per-statement aggregate")
+    analyze.add_argument("--merge", choices=sorted(MERGES), default=None, help="external: PolitiFact level merge")
+    analyze.add_argument(
+        "--method", choices=("pearson", "spearman", "kendall"), default="pearson", help="correlations: method"
+    )
+    analyze.add_argument(
+        "--level", choices=("judgment", "statement"), default="statement", help="correlations/PCA/factors: rows"
+    )
+    analyze.add_argument("--n-factors", type=int, default=2, help="factors: number of factors (default: 2)")
+    analyze.add_argument("--rotation", default="varimax", help="factors: rotation (default: varimax; 'none')")
+    analyze.add_argument("--phi-method", choices=PHI_METHODS, default="mcmc", help="phi: estimator (default: mcmc)")
+    analyze.add_argument(
+        "--phi-samples", type=int, default=1000, help="phi: burn-in and kept draws per chain (default: 1000)"
+    )
+    analyze.add_argument("--features", nargs="+", default=list(DIMENSIONS), help="classify: items (default: 7 dims)")
+    analyze.add_argument(
+        "--target", choices=("levels", "01|23|45", "binary"), default="binary", help="classify: target"
+    )
+    analyze.add_argument(
+        "--dataset", choices=("politifact", "abc", "all"), default="politifact", help="classify: dataset"
+    )
+    analyze.add_argument("--unit", choices=("statement", "judgment"), default="statement", help="classify: rows")
+    analyze.add_argument("--folds", type=int, default=5, help="classify: stratified folds (default: 5)")
+    analyze.add_argument("--seeds", type=int, nargs="+", default=[0], help="classify: CV/model seeds (default: 0)")
+    analyze.add_argument("--models", nargs="+", default=None, help="classify: model names (default: all five)")
+
     report = add_command(
         commands,
         "report",
@@ -148,9 +231,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--bootstrap",
         type=int,
-        default=1000,
+        default=0,
         metavar="N",
-        help="Phi item-bootstrap resamples (default: 1000; 0: none)",
+        help="also the MLE Phi with an item bootstrap of N resamples (default: 0, none; Phi is always reported"
+        " as the Metropolis posterior mean with its 95%% HPD)",
+    )
+
+    report.add_argument(
+        "--phi-samples", type=int, default=1000, help="Phi: burn-in and kept draws per chain (default: 1000)"
     )
 
     add_reproduce_command(commands)
@@ -174,7 +262,7 @@ def _load(args: argparse.Namespace) -> CrowdData:
         if args.map:
             raise ConfigError("--map applies to --format long or wide only")
         return load_ipm2021(args.data, drop_broken=args.drop_broken)
-    return load_csv(args.data, layout=args.format, columns=_mapping(args.map))
+    return load_table(args.data, layout=args.format, columns=_mapping(args.map))
 
 
 def _real(data: CrowdData) -> CrowdData:
@@ -250,13 +338,142 @@ def _agreement(args: argparse.Namespace) -> dict[str, Any]:
             lows.append(ci.low)
             highs.append(ci.high)
         table["low"], table["high"] = lows, highs
-    return {"alpha": table.to_dict(orient="records"), "n_judgments": len(data.judgments)}
+    result: dict[str, Any] = {"alpha": table.to_dict(orient="records"), "n_judgments": len(data.judgments)}
+    if args.phi:
+        result["phi"] = _records(phi_by_item(data.judgments, items, seed=args.seed))
+    if args.kappa:
+        result["kappa"] = _kappas(data, items, args.bootstrap, args.seed)
+    return result
+
+
+def _kappas(data: CrowdData, items: Sequence[str], n_resamples: int, seed: int) -> list[dict[str, Any]]:
+    """Fleiss' kappa per item and dataset (+ ALL) on the statements with the modal number of ratings, with a
+    task-bootstrap interval when `n_resamples` > 0."""
+    groups = [(str(g), part) for g, part in data.judgments.groupby("dataset", observed=True)]
+    rows = []
+    for item in items:
+        for name, part in [*groups, ("ALL", data.judgments)]:
+            answers = to_crowdkit(part, item)
+            row: dict[str, Any] = {"item": item, "group": name}
+            if n_resamples:
+                result = fleiss_kappa_ci(answers, n_resamples=n_resamples, seed=seed)
+                row.update(fleiss_kappa=result.kappa, low=result.low, high=result.high, n_tasks=result.n_tasks)
+            else:
+                row["fleiss_kappa"] = fleiss_kappa(answers)
+            row["n_raters"] = int(answers.groupby("task").size().mode().iloc[0])
+            rows.append(row)
+    return rows
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """A table as JSON-able records (missing values as null)."""
+    return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
 
 
 def _human_agreement(result: dict[str, Any]) -> str:
     table = pd.DataFrame(result["alpha"])
     wide = table.pivot_table(index="item", columns=["level", "group"], values="alpha", sort=False)
-    return f"Krippendorff's alpha on {result['n_judgments']} judgments\n" + wide.round(4).to_string()
+    text = f"Krippendorff's alpha on {result['n_judgments']} judgments\n" + wide.round(4).to_string()
+    if "phi" in result:
+        phi = pd.DataFrame(result["phi"])[["item", "group", "phi", "low", "high", "phi_mle", "rhat"]]
+        text += "\n\nPhi (posterior mean of tau, 95% HPD; phi_mle: maximum likelihood)\n" + phi.round(4).to_string()
+    if "kappa" in result:
+        text += "\n\nFleiss' kappa\n" + pd.DataFrame(result["kappa"]).round(4).to_string()
+    return text
+
+
+def _analyze(args: argparse.Namespace) -> dict[str, Any]:
+    data = _load(args)
+    real = _real(data)
+    chosen = list(args.analyses) if args.analyses else [a for a in ANALYSES if a != "classify"]
+    if not args.analyses and has_module("sklearn"):
+        chosen.append("classify")
+    if args.n_factors < 1:
+        raise ConfigError(f"--n-factors: needs at least 1, got {args.n_factors}")
+    if args.phi_samples < 2:
+        raise ConfigError(f"--phi-samples: needs at least 2, got {args.phi_samples}")
+    items = list(real.items)
+    dims = [d for d in DIMENSIONS if d in items]
+    if args.item not in items:
+        raise ConfigError(f"--item: unknown item {args.item!r}; the data has {items}")
+    tables: dict[str, pd.DataFrame] = {}
+    protocol: dict[str, Any] = {}
+    for name in chosen:
+        if name == "external":
+            ext = external_agreement(real, item=args.item, aggregator=args.aggregator, merge=args.merge)
+            tables.update({f"external_{k}": v for k, v in ext.tables().items()})
+        elif name == "correlations":
+            tables["correlations"] = dimension_correlations(real.judgments, items, level=args.level, method=args.method)
+        elif name == "pca":
+            components, loadings = dimension_pca(real.judgments, dims, level=args.level)
+            tables["pca"], tables["pca_loadings"] = components, loadings.reset_index(names="item")
+        elif name == "factors":
+            rotation = None if args.rotation == "none" else args.rotation
+            try:
+                factors, loadings = dimension_factors(
+                    real.judgments, dims, n_factors=args.n_factors, level=args.level, rotation=rotation
+                )
+            except ValueError as exc:
+                raise ConfigError(f"--n-factors/--rotation: {exc}") from exc
+            tables["factors"], tables["factor_loadings"] = factors, loadings.reset_index(names="item")
+        elif name == "learning":
+            has_time = "time_elapsed_s" in data.judgments.columns and data.judgments["time_elapsed_s"].notna().any()
+            if has_time:
+                curve = learning_curve(data)
+                tables.update({f"learning_{k}": v for k, v in curve.tables().items()})
+            else:
+                logger.warning("learning: skipped, the data has no times")
+        elif name == "sources":
+            if "evidence_url" in real.judgments.columns:
+                tables["evidence_sources"] = evidence_sources(real.judgments)
+            else:
+                logger.warning("sources: skipped, the data has no evidence URLs")
+        elif name == "phi":
+            tables["phi"] = phi_by_item(
+                real.judgments,
+                items,
+                method=args.phi_method,
+                n_samples=args.phi_samples,
+                n_burn=args.phi_samples,
+                seed=args.seed,
+            )
+        elif name == "classify":
+            from truth_crowd.classify import predict_expert_label
+
+            unknown = [f for f in args.features if f not in items]
+            if unknown:
+                raise ConfigError(f"--features: unknown item(s) {unknown}; the data has {items}")
+            result = predict_expert_label(
+                real,
+                features=args.features,
+                dataset=args.dataset,
+                target=args.target,
+                unit=args.unit,
+                aggregator=args.aggregator,
+                models=args.models,
+                n_splits=args.folds,
+                seeds=args.seeds,
+            )
+            tables["classify_summary"], tables["classify_folds"] = result.summary, result.folds
+            protocol = result.protocol
+    payload: dict[str, Any] = {
+        "source": data.source,
+        "analyses": chosen,
+        "tables": {k: _records(v) for k, v in tables.items()},
+    }
+    if protocol:
+        payload["classify_protocol"] = protocol
+    return payload
+
+
+def _human_analyze(result: dict[str, Any]) -> str:
+    lines = [f"analyses of {result['source'] or 'simulated data'}: {', '.join(result['analyses'])}"]
+    for name, records in result["tables"].items():
+        if name == "classify_folds":
+            continue
+        frame = pd.DataFrame(records)
+        lines += ["", f"== {name} ==", frame.round(4).to_string(index=False) if len(frame) else "(empty)"]
+    return "\n".join(lines)
 
 
 def _aggregate(args: argparse.Namespace) -> dict[str, Any]:
@@ -303,7 +520,9 @@ def _human_aggregate(result: dict[str, Any]) -> str:
 def _report(args: argparse.Namespace) -> dict[str, Any]:
     if args.bootstrap < 0 or args.bootstrap == 1:
         raise ConfigError(f"--bootstrap: needs 0 or at least 2 resamples, got {args.bootstrap}")
-    return write_report(_load(args), args.out, n_resamples=args.bootstrap, seed=args.seed)
+    if args.phi_samples < 2:
+        raise ConfigError(f"--phi-samples: needs at least 2, got {args.phi_samples}")
+    return write_report(_load(args), args.out, n_resamples=args.bootstrap, seed=args.seed, phi_samples=args.phi_samples)
 
 
 def _human_report(result: dict[str, Any]) -> str:
@@ -316,6 +535,7 @@ _COMMANDS = {
     "qc": (_qc, _human_qc),
     "agreement": (_agreement, _human_agreement),
     "aggregate": (_aggregate, _human_aggregate),
+    "analyze": (_analyze, _human_analyze),
 }
 
 

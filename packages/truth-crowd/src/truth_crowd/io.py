@@ -42,8 +42,11 @@ __all__ = [
     "find_shared_data",
     "load_csv",
     "load_ipm2021",
+    "load_parquet",
     "load_sigir2020",
+    "load_table",
     "read_csv_records",
+    "read_parquet_records",
 ]
 
 logger = logging.getLogger(__name__)
@@ -218,13 +221,18 @@ def _numeric(
     return values
 
 
+def _show(value: object) -> str:
+    """A cell for an error message: strings quoted, numbers (numpy ones too) plain."""
+    return repr(value) if isinstance(value, str) else str(value)
+
+
 def _scale_column(frame: pd.DataFrame, column: str, scale: Scale, path: str) -> pd.Series:
     values = _numeric(frame, column, path)
     bad = values.notna() & ~pd.Series(scale.contains(values.to_numpy()), index=values.index)
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
         raise InputError(
-            f"value {frame[column].iloc[i]!r} is not on the {scale.name} scale {list(scale.values)} (row {i})",
+            f"value {_show(frame[column].iloc[i])} is not on the {scale.name} scale {list(scale.values)} (row {i})",
             path=path,
             line=int(frame["_line"].iloc[i]),
             field=column,
@@ -601,8 +609,84 @@ def load_csv(
     """
     if layout not in ("long", "wide"):
         raise ValueError(f"layout must be 'long' or 'wide', got {layout!r}")
-    path = _source_name(source)
-    raw = read_csv_records(source)
+    return _load_table(read_csv_records(source), _source_name(source), layout, columns, items, scale)
+
+
+def read_parquet_records(source: str | PathLike[str]) -> pd.DataFrame:
+    """Read a Parquet file (pandas with pyarrow, the `[parquet]` extra) into a frame with a `_line` column.
+
+    `_line` is the 1-based row number, which is what errors name for Parquet input. Ids stay as read; nested or
+    binary cells, an unreadable file and a reserved `_line` column raise `InputError`.
+    """
+    from repro_core._optional import require
+
+    name = _source_name(source)
+    require("pyarrow", "reading Parquet files", extra="parquet", distribution="truth-crowd")
+    try:
+        frame = pd.read_parquet(source, engine="pyarrow")
+    except (OSError, ValueError, TypeError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise InputError(f"not a readable Parquet file: {exc}", path=name) from exc
+    frame.columns = [str(c).strip() for c in frame.columns]
+    if "_line" in frame.columns:
+        raise InputError("the column name '_line' is reserved", path=name, field="_line")
+    if len(set(frame.columns)) != len(frame.columns) or any(c == "" for c in frame.columns):
+        raise InputError("duplicate or empty column names", path=name)
+    frame = frame.reset_index(drop=True)
+    for column in frame.columns:
+        values = frame[column]
+        if values.dtype == object:
+            bad = ~values.map(lambda v: v is None or isinstance(v, str | int | float | bool | np.number))
+            if bad.any():
+                i = int(np.flatnonzero(bad.to_numpy())[0])
+                raise InputError(
+                    f"non-scalar cell of type {type(values.iloc[i]).__name__} (row {i + 1})",
+                    path=name,
+                    line=i + 1,
+                    field=column,
+                )
+        if isinstance(values.dtype, pd.StringDtype) or values.dtype == object:
+            frame[column] = values.astype(object).where(values.notna(), None)
+            frame[column] = frame[column].map(lambda v: None if isinstance(v, str) and v == "" else v)
+    frame["_line"] = np.arange(1, len(frame) + 1, dtype=np.int64)
+    return frame
+
+
+def load_parquet(
+    source: str | PathLike[str],
+    *,
+    layout: Literal["long", "wide"] = "long",
+    columns: Mapping[str, str] | None = None,
+    items: Sequence[str] | None = None,
+    scale: Scale = LIKERT5,
+) -> CrowdData:
+    """`load_csv` for a Parquet file (needs pyarrow: `pip install 'truth-crowd[parquet]'`); errors name the row."""
+    if layout not in ("long", "wide"):
+        raise ValueError(f"layout must be 'long' or 'wide', got {layout!r}")
+    return _load_table(read_parquet_records(source), _source_name(source), layout, columns, items, scale)
+
+
+def load_table(
+    source: str | PathLike[str],
+    *,
+    layout: Literal["long", "wide"] = "long",
+    columns: Mapping[str, str] | None = None,
+    items: Sequence[str] | None = None,
+    scale: Scale = LIKERT5,
+) -> CrowdData:
+    """`load_parquet` for `.parquet`/`.pq` files, `load_csv` otherwise."""
+    loader = load_parquet if Path(source).suffix.lower() in (".parquet", ".pq") else load_csv
+    return loader(source, layout=layout, columns=columns, items=items, scale=scale)
+
+
+def _load_table(
+    raw: pd.DataFrame,
+    path: str,
+    layout: str,
+    columns: Mapping[str, str] | None,
+    items: Sequence[str] | None,
+    scale: Scale,
+) -> CrowdData:
+    """Shared body of the generic loaders: `raw` has the file's columns (strings or numbers) and `_line`."""
     rename = {theirs: ours for ours, theirs in (columns or {}).items()}
     for theirs in rename:
         if theirs not in raw.columns:
@@ -618,6 +702,9 @@ def load_csv(
                 f"missing required column {column!r} (map it with columns=)", path=path, line=1, field=column
             )
     for column in ("worker_id", "statement_id", *(["item"] if layout == "long" else [])):
+        # Ids are strings (Parquet may hold them as numbers: 7 -> "7").
+        raw[column] = raw[column].map(lambda v: v if v is None or isinstance(v, str) or pd.isna(v) else str(v))
+        raw[column] = raw[column].where(raw[column].notna(), None)
         empty = raw[column].isna() | (raw[column].astype("string").str.strip() == "")
         if empty.any():
             i = int(np.flatnonzero(empty.to_numpy())[0])

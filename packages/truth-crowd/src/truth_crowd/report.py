@@ -1,6 +1,7 @@
 """`truth-crowd report`: every analysis of this package on one run, as Markdown + CSV tables + PNG figures.
 
-Deterministic for a seed (the bootstraps are seeded), offline, and about 10 s on the released IPM2021 file.
+Deterministic for a seed (the sampler, bootstraps and CV folds are seeded), offline, and about 10 s of CPU (10-30 s
+wall on a busy 2-core machine) on the released IPM2021 file.
 Figures use `repro_core.report.new_figure` / `save_figure` (matplotlib on an Agg canvas, no pyplot).
 """
 
@@ -13,12 +14,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from repro_core._optional import has_module
 from repro_core.report import atomic_write_text, new_figure, save_figure
 from truth_crowd.agreement import alpha_by_item
 from truth_crowd.analyses import (
     correlation_matrix,
     dimension_correlations,
+    dimension_factors,
     dimension_pca,
+    evidence_sources,
     external_agreement,
     learning_curve,
 )
@@ -92,7 +96,7 @@ def _figure_agreement(alpha: pd.DataFrame, phi: pd.DataFrame, out: Path) -> Path
     axes = figure.add_subplot()
     x = np.arange(len(a))
     axes.bar(x - 0.2, a.to_numpy(), 0.4, label="Krippendorff's alpha (interval)")
-    axes.bar(x + 0.2, p.to_numpy(), 0.4, label="Phi (MLE)")
+    axes.bar(x + 0.2, p.to_numpy(), 0.4, label="Phi (posterior mean)")
     axes.set_xticks(x, [i[:12] for i in a.index], rotation=45, ha="right")
     axes.axhline(0, color="black", linewidth=0.5)
     axes.legend()
@@ -112,10 +116,14 @@ def _figure_time(per_position: pd.DataFrame, out: Path) -> Path:
     return save_figure(figure, out / "time_by_position.png")
 
 
-def write_report(data: CrowdData, out: str | Path, *, n_resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
+def write_report(
+    data: CrowdData, out: str | Path, *, n_resamples: int = 0, seed: int = 0, phi_samples: int = 1000
+) -> dict[str, Any]:
     """Run the analyses on `data` and write `report.md`, one CSV per table and four PNG figures under `out`.
 
-    `n_resamples` sets the Φ bootstrap (0: none). Returns the tables as records (the CLI's `--json`).
+    Φ is the Metropolis posterior (mean and HPD; `phi_samples` burn-in and kept draws per chain); `n_resamples > 0`
+    adds the MLE Φ with an item bootstrap.
+    Returns the tables as records (the CLI's `--json`).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -124,8 +132,10 @@ def write_report(data: CrowdData, out: str | Path, *, n_resamples: int = 1000, s
     tables: dict[str, pd.DataFrame] = {}
     counts = design_counts(data)
     alpha = alpha_by_item(real.judgments, items, levels=("interval", "ordinal"))
-    phi = phi_by_item(real.judgments, items, n_resamples=n_resamples, seed=seed)
+    phi = phi_by_item(real.judgments, items, n_samples=phi_samples, n_burn=phi_samples, seed=seed)  # mean, HPD
     tables["alpha"], tables["phi"] = alpha, phi
+    if n_resamples > 0:
+        tables["phi_mle"] = phi_by_item(real.judgments, items, method="mle", n_resamples=n_resamples, seed=seed)
     ext = external_agreement(real)
     for name, table in ext.tables().items():
         tables[f"external_{name}"] = table
@@ -136,6 +146,18 @@ def write_report(data: CrowdData, out: str | Path, *, n_resamples: int = 1000, s
     tables["correlations_judgment"], tables["correlations_statement"] = corr_j, corr_s
     components, loadings = dimension_pca(real.judgments)
     tables["pca"], tables["pca_loadings"] = components, loadings.reset_index(names="item")
+    factors, factor_loadings = dimension_factors(real.judgments)
+    sources = evidence_sources(real.judgments) if "evidence_url" in real.judgments.columns else None
+    if sources is not None:
+        tables["evidence_sources"] = sources
+    tables["factors"], tables["factor_loadings"] = factors, factor_loadings.reset_index(names="item")
+    classify = None
+    has_experts = "gt_value" in real.statements.columns and (real.statements["dataset"] == "politifact").any()
+    if has_experts and has_module("sklearn"):
+        from truth_crowd.classify import predict_expert_label
+
+        classify = predict_expert_label(real, seeds=(seed,))
+        tables["classify_summary"], tables["classify_folds"] = classify.summary, classify.folds
     figures = [
         _figure_levels(real, out),
         _figure_heatmap(correlation_matrix(corr_s), out),
@@ -161,8 +183,9 @@ def write_report(data: CrowdData, out: str | Path, *, n_resamples: int = 1000, s
         "",
         "## Internal agreement",
         "",
-        "Krippendorff's alpha (interval, ordinal) and Φ (MLE of the Beta model;"
-        f" {n_resamples} item-bootstrap resamples for the 95% interval).",
+        "Krippendorff's alpha (interval, ordinal) and Φ (Checco et al.'s Beta model by Metropolis MCMC: Φ at the"
+        " posterior mean of τ with the 95% HPD interval, as the reference reports; `phi_mle` is the maximum-likelihood"
+        " Φ" + (f", with a {n_resamples}-resample item bootstrap in `phi_mle.csv`" if n_resamples > 0 else "") + ").",
         "",
         markdown_frame(
             alpha.pivot_table(index="item", columns=["level", "group"], values="alpha", sort=False)
@@ -181,7 +204,7 @@ def write_report(data: CrowdData, out: str | Path, *, n_resamples: int = 1000, s
             )
         ),
         "",
-        markdown_frame(phi[["item", "group", "phi", "low", "high", "tau"]]),
+        markdown_frame(phi[["item", "group", "phi", "low", "high", "tau", "phi_mle", "rhat"]]),
         "",
         "![agreement](agreement.png)",
         "",
@@ -216,7 +239,35 @@ def write_report(data: CrowdData, out: str | Path, *, n_resamples: int = 1000, s
         "",
         markdown_frame(components),
         "",
+        "Factor analysis of the seven dimensions (statement means; maximum likelihood, 2 factors, varimax):",
+        "",
+        markdown_frame(factor_loadings.reset_index(names="item")),
+        "",
+        markdown_frame(factors),
+        "",
     ]
+    if sources is not None and len(sources):
+        md += [
+            "## Evidence sources",
+            "",
+            f"Domains of the evidence URLs ({int(sources['n'].sum())} URLs, {len(sources)} domains; top 15, all in"
+            " `evidence_sources.csv`; `blocked`: the experts' own sites):",
+            "",
+            markdown_frame(sources.head(15)),
+            "",
+        ]
+    md += ["## Predicting the expert label from the dimensions", ""]
+    if classify is not None:
+        md += [
+            "Our protocol, not the paper's (spec 6 item 11): statement means of the seven dimensions, PolitiFact"
+            " `012|345`, 5-fold stratified CV; the released classifier settings adapted to the installed"
+            " scikit-learn (`truth_crowd.classify`); `majority` is the majority-class baseline.",
+            "",
+            markdown_frame(classify.summary),
+            "",
+        ]
+    else:
+        md += ["Not computed: needs scikit-learn (`pip install 'truth-crowd[classify]'`) and PolitiFact labels.", ""]
     if has_time:
         md += [
             "## Learning effect",
@@ -237,6 +288,7 @@ def write_report(data: CrowdData, out: str | Path, *, n_resamples: int = 1000, s
     atomic_write_text(out / "report.md", "\n".join(md))
     logger.info("report written to %s (%d tables, %d figures)", out, len(tables), len(figures))
     return {
+        "counts": counts,
         "out": str(out),
         "report": str(out / "report.md"),
         "figures": [str(f) for f in figures],
