@@ -1,16 +1,15 @@
 """Leave-one-out retrieval evaluation: the chunked path against one full n x n score matrix, side by side.
 
-Both use `bt2_compat.evaluate.retrieval` (so the same `topk_similarity` kernel and `retrieval_metrics`), once
+Both use `bt2_compat.evaluate.retrieval` (so the same `similarity_blocks` scores and `retrieval_metrics`), once
 with its default query blocks (about 4M score entries each) and once with `query_block=n`, a single `[n, n]`
 block: the full-matrix implementation. Each measurement runs in a fresh subprocess so that its peak resident
 memory (`ru_maxrss`) is its own. Embeddings: seeded Gaussian class clusters, `[n, dim]` float32.
 
     .venv/bin/python packages/bt2-compat/benchmarks/bench_retrieval.py --sizes 10000 50000 \\
-        [--full-max 10000] [--dim 64] [--classes 100] [--threads 2] [--json out.json]
+        [--full-max 50000] [--dim 64] [--classes 100] [--threads 2] [--json out.json]
 
-`--full-max` caps the full-matrix runs: at n = 10,000 the single block peaks at 3.8 GB resident (float32 scores,
-int64 neighbour indices, the boolean mask and the metric's sort buffers, about 38 bytes per entry), so 20,000
-needs about 15 GB and 50,000 about 95 GB.
+`--full-max` caps the full-matrix runs: the single block holds the float32 scores and the boolean leave-one-out
+mask, about 5 bytes per entry, so 50,000 needs about 12.5 GB.
 """
 
 from __future__ import annotations
@@ -53,7 +52,7 @@ def _measure(n: int, dim: int, classes: int, mode: str, threads: int) -> dict[st
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10000, 50000])
-    parser.add_argument("--full-max", type=int, default=10000, help="largest n for the full-matrix run")
+    parser.add_argument("--full-max", type=int, default=50000, help="largest n for the full-matrix run")
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--classes", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2)

@@ -2,14 +2,16 @@
 
 Modules: `transform` (the orthonormal basis transformation), `models` (MLP / CIFAR ResNet-18 backbones, the
 embedding model, the BT^2 head), `losses`, `train` (independent, BCT, L2, BT^2 by name; seeded, resumable),
-`evaluate` (leave-one-out cross-model CMC/mAP and the compatibility criterion), `data` (digits, synthetic,
-class splits), `readers` (already-downloaded `cifar-100-python` through a restricted unpickler; image folders),
+`evaluate` (leave-one-out cross-model CMC/mAP and the compatibility criterion), `data` (digits, synthetic vectors
+and images, class splits), `augment` (seeded batch-wise random crop + flip), `readers` (already-downloaded
+`cifar-100-python` through a restricted unpickler; image folders),
 `experiment` (the whole class-split experiment), `series` (multi-step series, all-pairs compatibility matrix),
 `io` (model files), `cli`.
 """
 
 from bt2_compat.__about__ import __version__
-from bt2_compat.data import Dataset, class_subset, load_dataset, load_digits, make_synthetic
+from bt2_compat.augment import augment_batch
+from bt2_compat.data import Dataset, class_subset, load_dataset, load_digits, make_synthetic, make_synthetic_images
 from bt2_compat.evaluate import Compatibility, compatibility, embed, retrieval
 from bt2_compat.experiment import ExperimentConfig, ExperimentResult, run_experiment
 from bt2_compat.io import load_model, save_model
@@ -51,6 +53,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "__version__",
+    "augment_batch",
     "build_model",
     "class_subset",
     "compatibility",
@@ -61,6 +64,7 @@ __all__ = [
     "load_image_folder",
     "load_model",
     "make_synthetic",
+    "make_synthetic_images",
     "orthogonality_error",
     "plot_series",
     "read_cifar100",

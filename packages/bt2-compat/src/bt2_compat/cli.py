@@ -27,6 +27,9 @@ from repro_core.umbrella import add_reproduce_command, reproduce_package
 
 __all__ = ["build_parser", "main"]
 
+#: Presets of the `series` subcommand.
+SERIES_PRESETS = ("mlp", "resnet18-cifar")
+
 DESCRIPTION = """BT^2: backward-compatible embedding training with an orthonormal basis transformation
 (arXiv 2211.03989), with the independent, BCT and L2-regression baselines.
 
@@ -35,6 +38,7 @@ commands:
   train-new    train a new model on all classes: --method independent | bct | l2 | bt2
   evaluate     leave-one-out retrieval: query model vs gallery model (first min(d) dims), and the criterion
   train        the whole experiment (old, independent, BCT, L2, BT^2) and the compatibility table
+  series       old -> new -> newer models and the all-pairs compatibility matrix (--run-dir: resumable)
   reproduce    this package's quick reproduction on digits (also run by `repro reproduce`)
 
 Typical session:
@@ -49,7 +53,8 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--data",
         default="digits",
-        help="digits (bundled in scikit-learn), synthetic[:<classes>], cifar100-python:<dir> or imagefolder:<dir>",
+        help="digits (bundled in scikit-learn), synthetic[:<classes>], synthetic-images[:<classes>] (32x32), "
+        "cifar100-python:<dir> or imagefolder:<dir>",
     )
     group.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic task (default: 0)")
     group.add_argument(
@@ -67,6 +72,13 @@ def _train_options(parser: argparse.ArgumentParser, *, run_dir: bool = True) -> 
     group.add_argument("--weight-decay", type=float, default=3e-5, help="default: 3e-5")
     group.add_argument("--schedule", choices=SCHEDULES, default="cosine", help="LR schedule (default: cosine)")
     group.add_argument("--warmup-epochs", type=int, default=0, help="linear warm-up epochs (default: 0)")
+    group.add_argument(
+        "--augment",
+        action="store_true",
+        help="random crop (zero padding --crop-padding) + horizontal flip of image batches, seeded "
+        "(image data only, e.g. synthetic-images or cifar100-python; off by default)",
+    )
+    group.add_argument("--crop-padding", type=int, default=4, help="padding of the random crop (default: 4)")
     if run_dir:
         group.add_argument(
             "--run-dir",
@@ -175,16 +187,39 @@ def build_parser() -> argparse.ArgumentParser:
         "independently, every later model by --method with the previous model as old model. "
         "Prints the matrix of all (query, gallery) pairs and the criteria M(i/j) > M(j/j).",
     )
-    series.add_argument("--data", default="digits", help="a --data spec as for train-old (default: digits)")
     series.add_argument(
-        "--classes", type=int, nargs="+", default=[3, 6, 10], help="class count of each step (default: 3 6 10)"
+        "--preset",
+        choices=SERIES_PRESETS,
+        default="mlp",
+        help="mlp: MLPs on digits, classes 3 6 10, 60 epochs; resnet18-cifar: ResNet-18 on 32x32 synthetic "
+        "images (synthetic-images:20), classes 10 15 20, d 128, k 32, batch 128, 15 epochs, crop+flip "
+        "augmentation (default: mlp)",
+    )
+    series.add_argument("--data", default=None, help="a --data spec as for train-old (default: the preset's)")
+    series.add_argument(
+        "--classes", type=int, nargs="+", default=None, help="class count of each step (default: the preset's)"
     )
     series.add_argument("--method", choices=NEW_METHODS, default="bt2", help="default: bt2")
     series.add_argument("--seed", type=int, default=0, help="series seed (default: 0)")
-    series.add_argument("--epochs", type=int, default=60, help="epochs per model (default: 60)")
+    series.add_argument("--epochs", type=int, default=None, help="epochs per model (default: the preset's)")
+    series.add_argument("--batch-size", type=int, default=None, help="default: the preset's")
+    series.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="random crop (padding 4) + horizontal flip of image batches (default: on for resnet18-cifar only)",
+    )
     series.add_argument("--metric", choices=METRICS, default="cosine", help="default: cosine (after truncation)")
     series.add_argument("--plot", type=Path, default=None, help="write a PNG heatmap of the mAP matrix here")
+    series.add_argument(
+        "--run-dir",
+        type=Path,
+        default=None,
+        help="keep finished models and per-epoch checkpoints here; a killed series restarted with the same "
+        "options resumes from the last finished model and checkpoint",
+    )
     series.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
+    series.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
 
     add_reproduce_command(commands)
     return parser
@@ -206,6 +241,8 @@ def _train_config(args: argparse.Namespace, method: str, **extra: Any) -> TrainC
         schedule=args.schedule,
         warmup_epochs=args.warmup_epochs,
         seed=args.seed,
+        augment=args.augment,
+        crop_padding=args.crop_padding,
         **extra,
     )
 
@@ -370,15 +407,24 @@ def _human_run(rows: list[dict[str, Any]]) -> str:
 
 
 def _series(args: argparse.Namespace) -> dict[str, Any]:
-    config = SeriesConfig(
-        data=args.data,
-        class_steps=tuple(args.classes),
+    config = SeriesConfig.resnet18_cifar() if args.preset == "resnet18-cifar" else SeriesConfig()
+    train = config.train
+    if args.epochs is not None:  # the preset's warm-up shrinks to fit a short run
+        train = replace(train, epochs=args.epochs, warmup_epochs=max(0, min(train.warmup_epochs, args.epochs - 1)))
+    if args.batch_size is not None:
+        train = replace(train, batch_size=args.batch_size)
+    if args.augment is not None:
+        train = replace(train, augment=args.augment)
+    config = replace(
+        config,
+        data=args.data if args.data is not None else config.data,
+        class_steps=tuple(args.classes) if args.classes is not None else config.class_steps,
         method=args.method,
         seed=args.seed,
         metric=args.metric,
-        train=replace(TrainConfig(), epochs=args.epochs),
+        train=train,
     )
-    out = run_series(config, show_progress=True).to_dict()
+    out = run_series(config, show_progress=True, run_dir=args.run_dir, device=args.device).to_dict()
     if args.plot is not None:
         out["plot"] = str(plot_series(out, args.plot))
     return out
@@ -388,6 +434,8 @@ def _human_series(result: dict[str, Any]) -> str:
     names = result["names"]
     config = result["config"]
     lines = [f"{config['method']} series, classes {config['class_steps']} ({result['seconds']:.0f} s)"]
+    if result.get("resumed"):
+        lines.append(f"resumed: {', '.join(result['resumed'])} loaded from the run directory")
     for metric in ("mAP", "top1"):
         lines.append(f"{metric} (%), rows: query model, columns: gallery model")
         lines.append("      " + "".join(f"{name:>8}" for name in names))

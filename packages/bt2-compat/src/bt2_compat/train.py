@@ -10,19 +10,23 @@
   teachers (its stage 1 is training those two with "independent").
 
 Teacher features are computed once, in eval mode, from the (un-augmented) training inputs and indexed by sample,
-not cached from randomly augmented images as the released code does (spec 2.4).
+not cached from randomly augmented images as the released code does (spec 2.4). Training works on sample indices:
+each step draws a batch of indices and gathers `(x[idx], y[idx], teacher[idx])`, the `(index, image, label)` form
+of spec 3. With `augment=True` (images `[n, C, H, W]` only) each batch is randomly cropped (zero padding
+`crop_padding`) and flipped on the fly (`bt2_compat.augment`), with draws from a generator seeded per epoch.
 
 Determinism: the initial weights come from `build_model(config, seed)`; the data order of epoch e is drawn from
-`derive_seed(seed, "shuffle", e)`; the LR is a pure function of the step. So a run resumed from a checkpoint
-(`run_dir`, saved atomically through `repro_core.checkpoint.CheckpointManager`) ends with the same weights, bit for
-bit on CPU, as an uninterrupted one.
+`derive_seed(seed, "shuffle", e)` and its augmentation draws from `derive_seed(seed, "augment", e)`; the LR is a
+pure function of the step. So a run resumed from a checkpoint (`run_dir`, saved atomically through
+`repro_core.checkpoint.CheckpointManager`) ends with the same weights, bit for bit on CPU, as an uninterrupted one.
 
 Data parallel (`torchrun`, `repro_core.distributed.init_from_env`): when a process group with more than one rank is
 running, every rank draws the same shuffled order, takes its share `batch[rank::world_size]` of each global batch,
 scales its mean loss by `local / global` batch size and the gradients are summed with one all-reduce, so each
 step applies the gradient of the whole global batch, as a single process would (up to float summation order).
 Rank 0's initial weights are broadcast first; BatchNorm buffers are broadcast from rank 0 after each epoch;
-checkpoints are written by rank 0 only (`repro_core.distributed.write_on_main`).
+checkpoints are written by rank 0 only (`repro_core.distributed.write_on_main`). Augmentation draws are made for
+the whole global batch on every rank and each rank keeps its share, so they match a single process too.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from bt2_compat.augment import apply_augmentation, draw_augmentation
 from bt2_compat.losses import bct_influence, bt2_loss, classification_loss, l2_regression, pseudo_classifier
 from bt2_compat.models import BT2Model, EmbeddingModel
 from repro_core.checkpoint import CheckpointManager
@@ -76,6 +81,8 @@ class TrainConfig:
     influence_scale: float = 16.0  #: logit scale of the influence CE (BCT and BT^2); BT-2 effectively uses 1
     seed: int = 0  #: data-order seed (model init has its own seed in `build_model`)
     checkpoint_every: int = 1  #: epochs between checkpoints when `run_dir` is given
+    augment: bool = False  #: random crop + horizontal flip of image batches (CIFAR recipe; off for digits/MLP)
+    crop_padding: int = 4  #: zero padding of the random crop (0: flip only)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lambdas", tuple(float(v) for v in self.lambdas))
@@ -103,6 +110,10 @@ class TrainConfig:
                 raise ConfigError(f"{name}: expected >= 0, got {getattr(self, name)!r}")
         if any(not v >= 0 for v in self.lambdas):
             raise ConfigError(f"lambdas: expected values >= 0, got {self.lambdas!r}")
+        if not isinstance(self.augment, bool):
+            raise ConfigError(f"augment: expected true or false, got {self.augment!r}")
+        if isinstance(self.crop_padding, bool) or not isinstance(self.crop_padding, int) or self.crop_padding < 0:
+            raise ConfigError(f"crop_padding: expected an integer >= 0, got {self.crop_padding!r}")
         if not 0 <= self.label_smoothing < 1:
             raise ConfigError(f"label_smoothing: expected a value in [0, 1), got {self.label_smoothing!r}")
 
@@ -208,6 +219,8 @@ def train_model(
     n = xt.shape[0]
     if n == 0:
         raise ConfigError("x: empty training set")
+    if config.augment and xt.ndim != 4:
+        raise ConfigError(f"augment: needs images [n, C, H, W], got inputs of shape {tuple(xt.shape)}")
     n_cls = int(yt.max()) + 1 if num_classes is None else num_classes
     model.to(device)
     rank, world = _process_group(distributed)
@@ -242,7 +255,7 @@ def train_model(
     if manager is not None:
         state = manager.load_latest()
         if state is not None:
-            if state.get("train_config") != config.to_dict():
+            if _stored_config(state.get("train_config")) != config:  # fields added later take their defaults
                 raise ConfigError(f"run_dir {run_dir}: its checkpoints were made with a different training config")
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
@@ -256,6 +269,7 @@ def train_model(
     for epoch in progress(epochs, desc=desc or method, unit="epoch", disable=None if show_progress else True):
         order = torch.randperm(n, generator=torch_generator(config.seed, "bt2-compat", "shuffle", epoch))
         order = order.to(device)
+        augment_gen = torch_generator(config.seed, "bt2-compat", "augment", epoch) if config.augment else None
         total, count = 0.0, 0
         for i in range(steps_per_epoch):
             step = epoch * steps_per_epoch + i
@@ -263,12 +277,19 @@ def train_model(
                 group["lr"] = config.lr * _lr_factor(step, total_steps, warmup_steps, config.schedule)
             batch = order[i * config.batch_size : (i + 1) * config.batch_size]
             idx = batch[rank::world]
+            params = None
+            if augment_gen is not None:  # drawn for the global batch on every rank: same images as one process
+                params = draw_augmentation(len(batch), augment_gen, padding=config.crop_padding).select(
+                    slice(rank, None, world)
+                )
             optimizer.zero_grad(set_to_none=True)
             if len(idx) == 0:  # a global batch smaller than the world: this rank adds zero gradient
                 _all_reduce_gradients(model)
                 optimizer.step()
                 continue
             xb, yb = xt[idx], yt[idx]
+            if params is not None:
+                xb = apply_augmentation(xb, params)
             out = model(xb)
             if method == "bt2":
                 assert old_feats is not None and new_feats is not None and classifier is not None
@@ -319,6 +340,14 @@ def train_model(
             on_epoch_end(epoch, losses[-1])
     model.eval()
     return TrainResult(model, losses, resumed_from)
+
+
+def _stored_config(data: Any) -> TrainConfig | None:
+    """The `TrainConfig` a checkpoint was made with (None if unreadable)."""
+    try:
+        return TrainConfig.from_dict(data)
+    except (ConfigError, TypeError):
+        return None
 
 
 def _process_group(distributed: bool | None) -> tuple[int, int]:
