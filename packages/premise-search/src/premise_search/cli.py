@@ -1,8 +1,10 @@
-"""The `premise-search` command line: build and inspect indexes, search, evaluate, reproduce."""
+"""The `premise-search` command line: indexes, search, reasoning mode, informalisation, evaluation, serving."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,33 +13,40 @@ from typing import Any
 import numpy as np
 
 from premise_search.__about__ import __version__
-from premise_search.corpus import Declaration, load_default_corpus, read_jsonl
+from premise_search.corpus import Declaration, load_default_corpus, read_jsonl, write_jsonl
 from premise_search.evaluation import MPR_KS, QR_KS, load_mathlib_mpr, load_mathlib_qr, mpr_metrics, qr_metrics
 from premise_search.index import default_index_dir, load_index, open_index, read_manifest
+from premise_search.informalize import InformalizeConfig, Informalizer
+from premise_search.llm import ENV_PREFIX, LLMClient, LLMConfig, client_from_config
+from premise_search.llm_rerank import LLMReranker
+from premise_search.reasoning import LLMPlanner, ReasoningConfig, ReasoningEngine, ReasoningProblem
 from premise_search.reproduction import quick
 from premise_search.retrieval import MODES, SearchEngine
 from premise_search.scanner import scan_lean_directory
 from premise_search.server import DEFAULT_HOST, DEFAULT_PORT, make_server
-from repro_core.cli import add_command, make_parser, run_main
+from repro_core.cli import add_command, make_parser, progress, run_main
 from repro_core.cli import emit as emit_result
 from repro_core.errors import ConfigError, InputError
 from repro_core.umbrella import add_reproduce_command, reproduce_package
 
 __all__ = ["build_parser", "main"]
 
-DESCRIPTION = """Premise search for Lean 4 (LeanSearch v2, arXiv 2605.13137): standard mode offline.
+DESCRIPTION = """Premise search for Lean 4 (LeanSearch v2, arXiv 2605.13137): standard and reasoning modes, offline.
 
 commands:
   index build   build an index directory (embedded Mathlib subset, JSONL corpora, or .lean sources)
   index info    show an index's manifest
   search        search declarations by a Lean, LaTeX or English query
+  reason        reasoning mode: sketch sub-queries, retrieve, filter, judge, reflect; ranked premises + trace
+  informalize   write informal names and descriptions for a corpus (offline, or an LLM when configured)
   eval          MathlibQR (nDCG@k, Recall@k) or MathlibMPR (Recall@k(group), Covered@k) with upstream metrics
   serve         an HTTP server with leansearch.net's API and a search page (127.0.0.1 by default)
   reproduce     this package's quick reproduction (also run by `repro reproduce`)
 
 Without --index, search and eval use the embedded corpus's index, built on first use into
 $PREMISE_SEARCH_INDEX_DIR (default ~/.cache/premise-search/default-index).
-Not implemented yet: reasoning mode, informalisation."""
+No LLM is contacted unless one is configured: --llm-url/--llm-model or $PREMISE_SEARCH_LLM_BASE_URL and
+$PREMISE_SEARCH_LLM_MODEL (an OpenAI-compatible /chat/completions server; key in $PREMISE_SEARCH_LLM_API_KEY)."""
 
 
 def _add_engine_options(parser: argparse.ArgumentParser) -> None:
@@ -50,6 +59,31 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
         default=True,
         help="rerank the top 50 with the feature reranker (default: on)",
     )
+
+
+def _add_llm_options(parser: argparse.ArgumentParser, what: str) -> None:
+    group = parser.add_argument_group(f"LLM ({what}; default: offline, nothing is contacted)")
+    group.add_argument(
+        "--llm-url", help=f"OpenAI-compatible API root, e.g. http://127.0.0.1:8000/v1 (or ${ENV_PREFIX}BASE_URL)"
+    )
+    group.add_argument("--llm-model", help=f"model name (or ${ENV_PREFIX}MODEL)")
+    group.add_argument(
+        "--llm-api-key-env",
+        default=ENV_PREFIX + "API_KEY",
+        metavar="VAR",
+        help=f"environment variable holding the API key (default: {ENV_PREFIX}API_KEY)",
+    )
+    group.add_argument("--llm-timeout", type=float, default=120.0, help="seconds per LLM request (default: 120)")
+
+
+def _llm(args: argparse.Namespace) -> LLMClient | None:
+    config = LLMConfig.from_env(
+        base_url=args.llm_url,
+        model=args.llm_model,
+        api_key=os.environ.get(args.llm_api_key_env) or None,
+        timeout_s=args.llm_timeout,
+    )
+    return client_from_config(config)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,6 +119,55 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("query", nargs="+", help="one or more queries")
     search.add_argument("-k", type=int, default=10, help="results per query (default: 10)")
     _add_engine_options(search)
+    search.add_argument(
+        "--llm-rerank", action="store_true", help="rerank with the configured LLM (yes/no per candidate) instead"
+    )
+    search.add_argument("--rerank-depth", type=int, default=None, help="candidates the reranker sees (default: 50)")
+    _add_llm_options(search, "for --llm-rerank")
+
+    reason = add_command(
+        commands,
+        "reason",
+        help="reasoning mode: premises for a theorem",
+        description="Sketch sub-queries for a theorem, retrieve each in standard mode, filter, judge and reflect\n"
+        "(at most 4 attempts), then rank the kept premises by DCG votes. Offline planner unless an LLM is set.",
+        epilog="examples:\n  premise-search reason --informal 'the order of an element divides the group order'\n"
+        "  premise-search reason --statement-file thm.lean -k 20 --json\n"
+        "  premise-search reason --statement-file problem.json   # {formal_statement, informal_statement, ...}",
+    )
+    reason.add_argument(
+        "--statement-file",
+        type=Path,
+        help=".json object with formal_statement/informal_statement/informal_proof, a .lean file, or English text",
+    )
+    reason.add_argument("--formal", help="the Lean statement")
+    reason.add_argument("--informal", help="the statement in English")
+    reason.add_argument("-k", type=int, default=10, help="premises to print (default: 10)")
+    reason.add_argument("--big-loop", type=int, default=3, help="reflection rounds after the first (default: 3)")
+    _add_engine_options(reason)
+    _add_llm_options(reason, "sketch, filter and judge")
+
+    informalize = add_command(
+        commands,
+        "informalize",
+        help="informal names and descriptions for a corpus",
+        description="Informalise declarations bottom-up along their dependency levels (Kahn's algorithm).\n"
+        "Offline (name, signature, docstring) unless an LLM is configured.",
+        epilog="examples:\n  premise-search informalize --out informal.jsonl.gz\n"
+        "  premise-search informalize --corpus mine.jsonl --out out.jsonl --llm-url http://127.0.0.1:8000/v1 "
+        "--llm-model qwen3-32b",
+    )
+    informalize.add_argument("--corpus", type=Path, nargs="+", help="JSONL(.gz) corpus files (default: embedded)")
+    informalize.add_argument("--lean", type=Path, nargs="+", help="folders of .lean sources to scan")
+    informalize.add_argument("--out", type=Path, required=True, help="output JSONL(.gz)")
+    informalize.add_argument("--style", choices=("native", "lsv2"), default="native", help="output fields")
+    informalize.add_argument("--limit", type=int, help="only the first N declarations")
+    informalize.add_argument("--overwrite", action="store_true", help="redo rows that already have informal text")
+    informalize.add_argument(
+        "--fallback-offline", action="store_true", help="write offline text for rows the LLM fails on"
+    )
+    informalize.add_argument("--parallelism", type=int, default=16, help="concurrent LLM calls per level (16)")
+    _add_llm_options(informalize, "informaliser")
 
     evaluate = add_command(commands, "eval", help="evaluate on MathlibQR or MathlibMPR")
     evaluate.add_argument("benchmark", choices=("qr", "mpr"), help="qr = MathlibQR, mpr = MathlibMPR")
@@ -101,13 +184,17 @@ def build_parser() -> argparse.ArgumentParser:
         default="nl",
         help="MathlibMPR query: the English statement or the formal statement (default: nl)",
     )
+    evaluate.add_argument(
+        "--reasoning", action="store_true", help="MathlibMPR: run the reasoning mode per problem (offline planner)"
+    )
     _add_engine_options(evaluate)
+    _add_llm_options(evaluate, "reasoning planner for --reasoning")
 
     serve = add_command(
         commands,
         "serve",
         help="serve the HTTP API and the search page",
-        description="Serve POST /search, /search_with_profile, /fetch, GET /health and the search page at /.",
+        description="Serve POST /search, /search_with_profile, /fetch, /reasoning, GET /health and the page at /.",
         epilog="example:\n  premise-search serve --port 8765   # then open http://127.0.0.1:8765/",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -171,8 +258,16 @@ def _human_kv(result: dict[str, Any]) -> str:
 def _search(args: argparse.Namespace) -> list[dict[str, Any]]:
     if args.k < 1:
         raise ConfigError(f"-k: must be >= 1, got {args.k}")
+    if args.rerank_depth is not None and args.rerank_depth < 1:
+        raise ConfigError(f"--rerank-depth: must be >= 1, got {args.rerank_depth}")
+    llm = _llm(args)
+    if args.llm_rerank and llm is None:
+        raise ConfigError("--llm-rerank: no LLM configured (give --llm-url and --llm-model)")
     engine = _engine(args)
-    results = engine.search_batch(args.query, args.k, mode=args.mode, rerank=args.rerank)
+    if args.llm_rerank:
+        engine.reranker = LLMReranker(llm)  # type: ignore[arg-type]  # checked above
+    rerank = args.rerank or args.llm_rerank
+    results = engine.search_batch(args.query, args.k, mode=args.mode, rerank=rerank, rerank_depth=args.rerank_depth)
     return [
         {"query": q, "results": [hit.to_dict() for hit in hits]} for q, hits in zip(args.query, results, strict=True)
     ]
@@ -188,8 +283,122 @@ def _human_search(result: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _eval(args: argparse.Namespace) -> dict[str, Any]:
+def _read_problem(args: argparse.Namespace) -> ReasoningProblem:
+    fields = {"formal_statement": args.formal or "", "informal_statement": args.informal or ""}
+    path = args.statement_file
+    if path is not None:
+        if args.formal or args.informal:
+            raise ConfigError("--statement-file: give it alone, not with --formal/--informal")
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".json":
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"not valid JSON ({exc.msg})", path=path, line=exc.lineno) from None
+            if not isinstance(data, dict):
+                raise InputError("expected a JSON object with formal_statement and/or informal_statement", path=path)
+            fields = {}
+            for key, alias in (
+                ("formal_statement", None),
+                ("informal_statement", "NL_main_result"),
+                ("informal_proof", None),
+            ):
+                value = data.get(key, data.get(alias, "") if alias else "")
+                if value is None:
+                    value = ""
+                if not isinstance(value, str):
+                    raise InputError("expected a string", path=path, field=key)
+                fields[key] = value
+        elif path.suffix == ".lean":
+            fields = {"formal_statement": text, "informal_statement": ""}
+        else:
+            fields = {"formal_statement": "", "informal_statement": text}
+    try:
+        return ReasoningProblem(**fields)
+    except InputError as exc:
+        raise InputError(exc.message, path=path, field=exc.field) from None
+
+
+def _reasoner(args: argparse.Namespace, engine: SearchEngine, big_loop: int = 3) -> ReasoningEngine:
+    """The reasoning engine; each sub-query uses the command's `--mode` and `--rerank` in standard mode."""
+    llm = _llm(args)
+    planner = LLMPlanner(llm) if llm is not None else None
+    return ReasoningEngine(engine, planner, ReasoningConfig(big_loop=big_loop, mode=args.mode, rerank=args.rerank))
+
+
+def _reason(args: argparse.Namespace) -> dict[str, Any]:
+    if args.k < 1:
+        raise ConfigError(f"-k: must be >= 1, got {args.k}")
+    if args.big_loop < 0:
+        raise ConfigError(f"--big-loop: must be >= 0, got {args.big_loop}")
+    problem = _read_problem(args)
     engine = _engine(args)
+    trace = _reasoner(args, engine, args.big_loop).run(problem, output_top_k=args.k)
+    return trace.to_dict()
+
+
+def _human_reason(result: dict[str, Any]) -> str:
+    lines = [f"planner: {result['planner']}"]
+    for attempt in result["attempts"]:
+        verdict = attempt["verdict"]
+        kept = sum(len(q["kept"]) for q in attempt["queries"])
+        lines.append(
+            f"attempt {attempt['index'] + 1}: {len(attempt['queries'])} queries, {kept} kept, "
+            f"judge {verdict['judgment']}: {verdict['reasoning']}"
+        )
+        for q in attempt["queries"]:
+            lines.append(f"   - {q['query'][:100]}  -> {', '.join(q['kept'][:4]) or '(none)'}")
+    lines.append("premises:")
+    for rank, p in enumerate(result["ranking"], start=1):
+        lines.append(f"{rank:>3}. {p['name']}  [{p['kind']}, {p['module']}]  score {p['score']:.3f} votes {p['votes']}")
+    return "\n".join(lines)
+
+
+def _informalize(args: argparse.Namespace) -> dict[str, Any]:
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError(f"--limit: must be >= 1, got {args.limit}")
+    if args.parallelism < 1:
+        raise ConfigError(f"--parallelism: must be >= 1, got {args.parallelism}")
+    corpus = _gather_corpus(args.corpus, args.lean) if (args.corpus or args.lean) else load_default_corpus()
+    if args.limit is not None:
+        corpus = corpus[: args.limit]
+    if not corpus:
+        raise InputError("no declarations found in the given corpus files or folders")
+    informalizer = Informalizer(
+        _llm(args),
+        InformalizeConfig(parallelism=args.parallelism, overwrite=args.overwrite),
+        fallback_offline=args.fallback_offline,
+    )
+    with progress(total=len(corpus), desc="informalize", unit="decl") as bar:
+        result = informalizer.run(corpus, on_progress=bar.update)
+    write_jsonl(result.declarations, args.out, style=args.style)
+    return {"out": str(args.out), **result.summary()}
+
+
+def _eval_reasoning(args: argparse.Namespace, engine: SearchEngine) -> dict[str, Any]:
+    problems = load_mathlib_mpr(args.file)
+    reasoner = _reasoner(args, engine)
+    rankings, attempts = [], 0
+    for p in progress(problems, desc="reasoning", unit="problem"):
+        trace = reasoner.run(ReasoningProblem(p.formal_statement, p.nl_statement), output_top_k=max(MPR_KS))
+        rankings.append(trace.names)
+        attempts += len(trace.attempts)
+    return {
+        "benchmark": "MathlibMPR",
+        "n_queries": len(problems),
+        "mode": "reasoning",
+        "planner": reasoner.planner.id if reasoner.planner is not None else None,
+        "mean_attempts": attempts / max(len(problems), 1),
+        "metrics": {"all": mpr_metrics(rankings, problems)},
+    }
+
+
+def _eval(args: argparse.Namespace) -> dict[str, Any]:
+    if args.reasoning and args.benchmark != "mpr":
+        raise ConfigError("--reasoning: only with the mpr benchmark")
+    engine = _engine(args)
+    if args.reasoning:
+        return _eval_reasoning(args, engine)
     if args.benchmark == "qr":
         rows = load_mathlib_qr(args.file)
         if args.slice == "fair":
@@ -267,6 +476,12 @@ def _main(args: argparse.Namespace) -> int:
         return 0
     if args.command == "eval":
         emit_result(_eval(args), as_json=args.json, human=_human_eval)
+        return 0
+    if args.command == "reason":
+        emit_result(_reason(args), as_json=args.json, human=_human_reason)
+        return 0
+    if args.command == "informalize":
+        emit_result(_informalize(args), as_json=args.json, human=_human_kv)
         return 0
     if args.command == "serve":
         return _serve(args)

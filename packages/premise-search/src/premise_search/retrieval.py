@@ -5,11 +5,24 @@ Channels (each a ranking of the whole corpus):
 - `bm25`: BM25 Okapi over the declaration text (name, module, signature, docstring, informal text);
 - `name`: BM25 over the declaration name alone (split on dots, underscores and camelCase), the "name channel"
   LeanExplore also uses: a query that spells a name finds it even in a long signature-heavy corpus;
-- `dense`: cosine similarity of `HashingEmbedder` vectors, exact top-k via `repro_core.kernels.topk_similarity`.
+- `dense`: cosine similarity of `HashingEmbedder` vectors (lexical-fuzzy), exact top-k via
+  `repro_core.kernels.topk_similarity`;
+- `semantic`: cosine similarity of a `TextEmbedder` from an installed package (all-MiniLM-L6-v2 from the
+  `semantic` extra) over `semantic_text`. An index built without one (`IndexConfig.semantic="none"`, or `"auto"`
+  with the extra absent) answers `semantic` with the built-in `dense` channel instead.
 
-`hybrid` fuses the three by reciprocal rank fusion (Cormack, Clarke & Büttcher 2009):
-`score(d) = Σ_c weight_c / (rrf_k + rank_c(d))`, rank 1-based, over each channel's top `candidates`;
-ties go to the lower corpus index; rrf_k = 60 and the weights `DEFAULT_CHANNEL_WEIGHTS` by default.
+`hybrid` fuses the channels' top `candidates` (default 100) with one of two rules:
+
+- `"zscore"` (default): each channel's scores are standardised over its own candidate list
+  (`(s - mean) / std`), a candidate missing from a channel gets that channel's lowest listed value, and the
+  fused score is `Σ_c weight_c · z_c(d)`. Score fusion keeps *how much* better a channel's first hit is, which
+  rank fusion throws away: with RRF a weak channel's votes pulled BM25's correct first places down (README).
+- `"rrf"`: reciprocal rank fusion (Cormack, Clarke & Büttcher 2009), `Σ_c weight_c / (rrf_k + rank_c(d))`,
+  rank 1-based, rrf_k = 60.
+
+Ties go to the lower corpus index. The weights (`LEXICAL_CHANNEL_WEIGHTS` without a semantic channel,
+`SEMANTIC_CHANNEL_WEIGHTS` with one) were chosen on MathlibQR rows *outside* the fair slice (136 rows) and are
+reported on the fair slice and MathlibMPR (`benchmarks/bench_quality.py`; see the README).
 `rerank=True` re-orders the top `rerank_depth` of the chosen mode with a `Reranker` (the deterministic
 `FeatureReranker` by default); the rest keep their order below.
 """
@@ -18,29 +31,59 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
 
 from premise_search.bm25 import BM25Config, SparseBM25, top_k_scores
 from premise_search.corpus import Declaration
-from premise_search.embed import HashingEmbedder, HashingEmbedderConfig
+from premise_search.embed import (
+    HashingEmbedder,
+    HashingEmbedderConfig,
+    TextEmbedder,
+    load_semantic_embedder,
+    resolve_semantic,
+    semantic_text,
+    validate_semantic,
+)
 from premise_search.rerank import FeatureReranker, Reranker
 from premise_search.tokenize import LeanTokenizer, TokenizerConfig
 from repro_core.errors import ConfigError, InputError
 
-__all__ = ["DEFAULT_CHANNEL_WEIGHTS", "MODES", "Hit", "IndexConfig", "SearchEngine", "document_text", "rrf_fuse"]
+__all__ = [
+    "DEFAULT_CHANNEL_WEIGHTS",
+    "FUSIONS",
+    "LEXICAL_CHANNEL_WEIGHTS",
+    "MODES",
+    "SEMANTIC_CHANNEL_WEIGHTS",
+    "Hit",
+    "IndexConfig",
+    "SearchEngine",
+    "default_index_config",
+    "document_text",
+    "rrf_fuse",
+    "zscore_fuse",
+]
 
 logger = logging.getLogger(__name__)
 
-Mode = Literal["bm25", "name", "dense", "hybrid"]
+Mode = Literal["bm25", "name", "dense", "semantic", "hybrid"]
 #: Search modes (`name` is the name channel alone).
-MODES: tuple[str, ...] = ("bm25", "name", "dense", "hybrid")
-#: RRF weights of the hybrid channels. Picked from a small grid on MathlibQR (fair slice, embedded corpus):
-#: equal weights let the weaker dense and name channels pull BM25's good ranks down (see the README).
-DEFAULT_CHANNEL_WEIGHTS = {"bm25": 1.0, "dense": 0.5, "name": 0.2}
+MODES: tuple[str, ...] = ("bm25", "name", "dense", "semantic", "hybrid")
+#: Hybrid fusion rules.
+FUSIONS: tuple[str, ...] = ("zscore", "rrf")
+#: z-score fusion weights without a semantic channel: the best of a 32-point grid (rrf and zscore; dense and name
+#: weights) by nDCG@10 on the 136 MathlibQR rows outside the fair slice. The lexical dense channel did not help
+#: there, so it gets 0 (it is still a mode of its own).
+LEXICAL_CHANNEL_WEIGHTS = {"bm25": 1.0, "dense": 0.0, "name": 0.1}
+#: z-score fusion weights with a semantic channel (MiniLM): the best of a 90-point grid (rrf and zscore; semantic,
+#: dense and name weights), chosen the same way (`benchmarks/bench_quality.py --grid` repeats the search).
+SEMANTIC_CHANNEL_WEIGHTS = {"bm25": 1.0, "semantic": 2.0, "dense": 0.5, "name": 0.25}
+#: Kept for compatibility: the weights used when the index has no semantic channel.
+DEFAULT_CHANNEL_WEIGHTS = LEXICAL_CHANNEL_WEIGHTS
 
 
 def document_text(decl: Declaration) -> str:
@@ -59,20 +102,35 @@ class IndexConfig:
     Attributes:
         tokenizer: `LeanTokenizer` options.
         bm25: BM25 parameters, shared by the text and name channels.
-        embedder: `HashingEmbedder` options.
+        embedder: `HashingEmbedder` options (the built-in `dense` channel).
+        semantic: the semantic channel's model: `none` (default: built-in channels only, identical on every
+            machine), `auto` (`minilm` when the `semantic` extra is installed, else `none`), `minilm`,
+            `wordllama`, or `st:<directory>` for a local sentence-transformers model. `build` stores the
+            resolved name, so a saved index says which model made its vectors.
     """
 
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     bm25: BM25Config = field(default_factory=BM25Config)
     embedder: HashingEmbedderConfig = field(default_factory=HashingEmbedderConfig)
+    semantic: str = "none"
 
     def __post_init__(self) -> None:
         for key, kind in (("tokenizer", TokenizerConfig), ("bm25", BM25Config), ("embedder", HashingEmbedderConfig)):
             if not isinstance(getattr(self, key), kind):
                 raise ConfigError(f"IndexConfig.{key}: expected a {kind.__name__}")
+        validate_semantic(self.semantic)
+
+    def resolved(self) -> IndexConfig:
+        """This config with `semantic="auto"` replaced by what it means in this environment."""
+        return replace(self, semantic=resolve_semantic(self.semantic))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"tokenizer": asdict(self.tokenizer), "bm25": asdict(self.bm25), "embedder": asdict(self.embedder)}
+        return {
+            "tokenizer": asdict(self.tokenizer),
+            "bm25": asdict(self.bm25),
+            "embedder": asdict(self.embedder),
+            "semantic": self.semantic,
+        }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -80,14 +138,30 @@ class IndexConfig:
     @classmethod
     def from_json(cls, text: str | dict[str, Any]) -> IndexConfig:
         data = json.loads(text) if isinstance(text, str) else dict(text)
-        unknown = set(data) - {"tokenizer", "bm25", "embedder"}
+        unknown = set(data) - {"tokenizer", "bm25", "embedder", "semantic"}
         if unknown:
             raise ConfigError(f"IndexConfig: unknown field(s) {sorted(unknown)}")
         return cls(
             tokenizer=TokenizerConfig.from_json(data.get("tokenizer", {})),
             bm25=BM25Config.from_json(data.get("bm25", {})),
             embedder=HashingEmbedderConfig.from_json(data.get("embedder", {})),
+            semantic=data.get("semantic", "none"),
         )
+
+
+def default_index_config() -> IndexConfig:
+    """The config used when none is given: `IndexConfig()`, with `semantic` from `$PREMISE_SEARCH_SEMANTIC`.
+
+    The variable (`none`, `auto`, `minilm`, `wordllama`, `st:<dir>`) lets the CLI and the server use the
+    semantic channel without a flag; unset means `none`, so results do not depend on what is installed.
+    """
+    value = os.environ.get("PREMISE_SEARCH_SEMANTIC", "").strip()
+    if not value:
+        return IndexConfig()
+    try:
+        return IndexConfig(semantic=value)
+    except ConfigError as exc:
+        raise ConfigError(f"$PREMISE_SEARCH_SEMANTIC: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -125,6 +199,33 @@ def rrf_fuse(
     return sorted(fused.items(), key=lambda pair: (-pair[1], pair[0]))
 
 
+def zscore_fuse(
+    rankings: Sequence[tuple[Sequence[int], Sequence[float]]], *, weights: Sequence[float] | None = None
+) -> list[tuple[int, float]]:
+    """Weighted sum of per-channel standardised scores: (id, Σ_c w_c · z_c(id)) best first, ties by lower id.
+
+    `rankings` holds one (ids, scores) pair per channel, its candidate list. Scores are standardised over that
+    list (`(s - mean) / std`; a constant list gives 0), and an id the channel did not list gets the channel's
+    lowest listed z, since it scored below all of them.
+    """
+    weights = [1.0] * len(rankings) if weights is None else list(weights)
+    if len(weights) != len(rankings):
+        raise ValueError(f"weights: expected {len(rankings)} values, got {len(weights)}")
+    per_channel: list[tuple[dict[int, float], float, float]] = []
+    for (ids, scores), weight in zip(rankings, weights, strict=True):
+        values = np.asarray(scores, dtype=np.float64)
+        if len(ids) != values.size:
+            raise ValueError("rankings: each channel needs as many scores as ids")
+        if values.size == 0 or weight == 0:
+            continue
+        std = float(values.std())
+        z = (values - values.mean()) / std if std > 0 else np.zeros_like(values)
+        per_channel.append(({int(i): float(v) for i, v in zip(ids, z, strict=True)}, float(z.min()), float(weight)))
+    candidates = sorted({i for table, _, _ in per_channel for i in table})
+    fused = [(i, sum(w * table.get(i, floor) for table, floor, w in per_channel)) for i in candidates]
+    return sorted(fused, key=lambda pair: (-pair[1], pair[0]))
+
+
 class SearchEngine:
     """Search a corpus of `Declaration`s in standard mode (see the module docstring).
 
@@ -145,12 +246,21 @@ class SearchEngine:
         candidates: int = 100,
         channel_weights: dict[str, float] | None = None,
         rerank_depth: int = 50,
+        semantic: TextEmbedder | None = None,
+        semantic_embeddings: np.ndarray | None = None,
+        fusion: str = "zscore",
     ) -> None:
         n = len(corpus)
         if not (text_bm25.n_docs == name_bm25.n_docs == embeddings.shape[0] == n):
             raise InputError(f"index parts disagree on the corpus size ({n} declarations)")
+        if (semantic is None) != (semantic_embeddings is None):
+            raise ConfigError("semantic and semantic_embeddings: give both or neither")
+        if semantic_embeddings is not None and semantic_embeddings.shape[0] != n:
+            raise InputError(f"semantic embeddings have {semantic_embeddings.shape[0]} rows for {n} declarations")
         if candidates < 1 or rerank_depth < 1:
             raise ConfigError("candidates and rerank_depth must be >= 1")
+        if fusion not in FUSIONS:
+            raise ConfigError(f"fusion: expected one of {FUSIONS}, got {fusion!r}")
         self.corpus = list(corpus)
         self.config = config
         self.tokenizer = LeanTokenizer(config.tokenizer)
@@ -158,8 +268,14 @@ class SearchEngine:
         self.embedder, self.embeddings = embedder, embeddings
         self.reranker: Reranker = reranker if reranker is not None else FeatureReranker(tokenizer=self.tokenizer)
         self.rrf_k, self.candidates, self.rerank_depth = float(rrf_k), int(candidates), int(rerank_depth)
-        self.channel_weights = dict(DEFAULT_CHANNEL_WEIGHTS)
+        self.semantic, self.semantic_embeddings = semantic, semantic_embeddings
+        self.fusion = fusion
+        base = SEMANTIC_CHANNEL_WEIGHTS if semantic is not None else LEXICAL_CHANNEL_WEIGHTS
+        self.channel_weights = dict(base)
         if channel_weights:
+            unknown = set(channel_weights) - {"bm25", "dense", "name", "semantic"}
+            if unknown:
+                raise ConfigError(f"channel_weights: unknown channel(s) {sorted(unknown)}")
             self.channel_weights.update(channel_weights)
         self._by_name: dict[str, int] = {}
         for i, decl in enumerate(self.corpus):
@@ -167,10 +283,13 @@ class SearchEngine:
 
     @classmethod
     def build(cls, corpus: Sequence[Declaration], config: IndexConfig | None = None, **kwargs: Any) -> SearchEngine:
-        """Tokenize, fit both BM25 channels and the embedder, and embed the corpus."""
+        """Tokenize, fit both BM25 channels and the embedder, and embed the corpus (semantically too, if asked).
+
+        `config=None` means `default_index_config()`. `semantic="auto"` is resolved here and stored resolved.
+        """
         if len(corpus) == 0:
             raise InputError("cannot index an empty corpus")
-        config = config if config is not None else IndexConfig()
+        config = (config if config is not None else default_index_config()).resolved()
         tokenizer = LeanTokenizer(config.tokenizer)
         text_tokens = [tokenizer.tokenize(document_text(d)) for d in corpus]
         name_tokens = [tokenizer.name_tokens(d.name) for d in corpus]
@@ -178,8 +297,18 @@ class SearchEngine:
         name_bm25 = SparseBM25(config.bm25).fit(name_tokens)
         embedder = HashingEmbedder(config.embedder)
         embeddings = embedder.fit_embed(text_tokens)
+        semantic = load_semantic_embedder(config.semantic)
+        if semantic is not None:
+            logger.info("embedding %d declarations with %s", len(corpus), semantic.id)
+            kwargs = {**kwargs, "semantic": semantic}
+            kwargs["semantic_embeddings"] = semantic.embed_documents([semantic_text(d) for d in corpus])
         logger.info("built an index of %d declarations (%d text terms)", len(corpus), len(text_bm25.vocabulary_))
         return cls(corpus, config, text_bm25, name_bm25, embedder, embeddings, **kwargs)
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """The channels `hybrid` fuses: bm25, dense, name, and semantic when the index has it."""
+        return ("bm25", "dense", "name", "semantic") if self.semantic is not None else ("bm25", "dense", "name")
 
     def __len__(self) -> int:
         return len(self.corpus)
@@ -190,16 +319,23 @@ class SearchEngine:
         return None if i is None else self.corpus[i]
 
     # -- channels -------------------------------------------------------------------------------------------
-    def _dense_rankings(self, queries: Sequence[str], depth: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _dense_rankings(
+        self, queries: Sequence[str], depth: int, *, semantic: bool = False
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
         from repro_core.kernels import topk_similarity
 
-        vectors = self.embedder.embed([self.tokenizer.tokenize(q) for q in queries])
-        scores, indices = topk_similarity(vectors, self.embeddings, min(depth, len(self)), metric="dot")
-        return [(indices[i], scores[i].astype(np.float64)) for i in range(len(queries))]
+        if semantic and self.semantic is not None and self.semantic_embeddings is not None:
+            vectors, matrix = self.semantic.embed_queries(list(queries)), self.semantic_embeddings
+        else:
+            vectors = self.embedder.embed([self.tokenizer.tokenize(q) for q in queries])
+            matrix = self.embeddings
+        scores, indices = topk_similarity(vectors, matrix, min(depth, len(self)), metric="dot")
+        return [(np.asarray(indices[i]), np.asarray(scores[i], dtype=np.float64)) for i in range(len(queries))]
 
     def _channel(self, channel: str, queries: Sequence[str], depth: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        if channel == "dense":
-            return self._dense_rankings(queries, depth)
+        if channel in ("dense", "semantic"):
+            # an index without a semantic model answers `semantic` with the built-in dense channel
+            return self._dense_rankings(queries, depth, semantic=channel == "semantic")
         model = self.text_bm25 if channel == "bm25" else self.name_bm25
         tok = self.tokenizer.name_tokens if channel == "name" else self.tokenizer.tokenize
         out = []
@@ -238,12 +374,15 @@ class SearchEngine:
             return []
         depth = max(k, rerank_depth if rerank else k, self.candidates if mode == "hybrid" else k)
         if mode == "hybrid":
-            channels = {c: self._channel(c, queries, depth) for c in ("bm25", "dense", "name")}
+            names = [c for c in self.channels if self.channel_weights.get(c, 0.0) != 0.0]
+            channels = {c: self._channel(c, queries, depth) for c in names}
+            weights = [self.channel_weights[c] for c in names]
             ranked = []
             for i in range(len(queries)):
-                lists = [channels[c][i][0] for c in channels]
-                weights = [self.channel_weights[c] for c in channels]
-                fused = rrf_fuse(lists, k=self.rrf_k, weights=weights)[:depth]
+                if self.fusion == "rrf":
+                    fused = rrf_fuse([channels[c][i][0] for c in names], k=self.rrf_k, weights=weights)[:depth]
+                else:
+                    fused = zscore_fuse([channels[c][i] for c in names], weights=weights)[:depth]
                 ranked.append(([j for j, _ in fused], [s for _, s in fused]))
         else:
             ranked = [(list(map(int, idx)), list(map(float, sc))) for idx, sc in self._channel(mode, queries, depth)]

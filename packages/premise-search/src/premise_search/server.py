@@ -9,7 +9,11 @@ Routes (JSON in and out, UTF-8):
   `distance` is our score of the ranking step (higher is better), not a metric distance.
 - `POST /search_with_profile` → `{"results": <as above>, "profiles": [per query], "total_request_time": s}`.
 - `POST /fetch` body `{"query": [Lean name, ...]}` (or a bare list) → one record or null per name.
-- `POST /reasoning` → 501 until the reasoning mode exists.
+- `POST /reasoning` body `{"formal_statement": str, "informal_statement": str, "informal_proof": str,
+  "num_results": 50, "trace": true}` (at least one statement) → `{"results": [{"result": ..., "score": float,
+  "votes": int}, ...], "trace": {plans, queries, kept premises, verdicts} | null, "planner": str,
+  "total_request_time": s}`: the reasoning mode (`premise_search.reasoning`), offline planner unless the
+  server was given another. A failing LLM behind the planner gives 502, not 500.
 - `GET /health` → `{"status": "ok", ...}`; `GET /` → the search page (`web/index.html`, `web/app.js`).
 
 Every request is validated: body size (`ServerLimits.max_body_bytes`, 413), JSON syntax and encoding (400), field
@@ -35,8 +39,10 @@ from typing import Any
 
 from premise_search.__about__ import __version__
 from premise_search.corpus import Declaration
+from premise_search.llm import LLMError
+from premise_search.reasoning import Planner, ReasoningEngine, ReasoningProblem
 from premise_search.retrieval import MODES, Hit, SearchEngine
-from repro_core.errors import ConfigError
+from repro_core.errors import ConfigError, InputError
 
 __all__ = [
     "DEFAULT_HOST",
@@ -66,6 +72,7 @@ class ServerLimits:
         max_num_results: largest `num_results` (LeanSearch's `le=150`).
         max_retrieve_k: largest `retrieve_k` (candidates the reranker sees).
         socket_timeout_s: an idle or slow client's connection is closed after this many seconds.
+        max_statement_chars: longest `/reasoning` statement or proof field.
     """
 
     max_body_bytes: int = 256 * 1024
@@ -74,9 +81,17 @@ class ServerLimits:
     max_num_results: int = 150
     max_retrieve_k: int = 1000
     socket_timeout_s: float = 30.0
+    max_statement_chars: int = 16384
 
     def __post_init__(self) -> None:
-        for key in ("max_body_bytes", "max_queries", "max_query_chars", "max_num_results", "max_retrieve_k"):
+        for key in (
+            "max_body_bytes",
+            "max_queries",
+            "max_query_chars",
+            "max_num_results",
+            "max_retrieve_k",
+            "max_statement_chars",
+        ):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"ServerLimits.{key}: expected a positive integer, got {value!r}")
@@ -144,6 +159,15 @@ _RESULT_FIELDS = (
 
 
 @dataclass(frozen=True)
+class ReasoningRequest:
+    """A validated `/reasoning` body."""
+
+    problem: ReasoningProblem
+    num_results: int
+    trace: bool
+
+
+@dataclass(frozen=True)
 class SearchRequest:
     """A validated `/search` body."""
 
@@ -160,10 +184,13 @@ class SearchService:
     Kept apart from the HTTP handler so the contract can be tested (and reused) without sockets.
     """
 
-    def __init__(self, engine: SearchEngine, limits: ServerLimits | None = None) -> None:
+    def __init__(
+        self, engine: SearchEngine, limits: ServerLimits | None = None, *, planner: Planner | None = None
+    ) -> None:
         self.engine = engine
         self.limits = limits if limits is not None else ServerLimits()
         self.started = time.time()
+        self.reasoner = ReasoningEngine(engine, planner)
 
     def _queries(self, body: Any, *, allow_bare_list: bool = False) -> list[str]:
         if allow_bare_list and isinstance(body, list):
@@ -245,6 +272,51 @@ class SearchService:
             out.append(None if decl is None else result_record(decl))
         return out
 
+    def parse_reasoning(self, body: Any) -> ReasoningRequest:
+        """Validate a `/reasoning` body; raises `RequestError` (422) naming the field."""
+        if not isinstance(body, dict):
+            raise _unprocessable(f"body: expected a JSON object, got {type(body).__name__}")
+        fields = {}
+        for key in ("formal_statement", "informal_statement", "informal_proof"):
+            value = body.get(key, "")
+            if value is None:
+                value = ""
+            if not isinstance(value, str):
+                raise _unprocessable(f"{key}: expected a string, got {type(value).__name__}")
+            if len(value) > self.limits.max_statement_chars:
+                raise _unprocessable(f"{key}: longer than {self.limits.max_statement_chars} characters ({len(value)})")
+            fields[key] = value
+        if not (fields["formal_statement"].strip() or fields["informal_statement"].strip()):
+            raise _unprocessable("formal_statement: give a formal_statement or an informal_statement (non-empty)")
+        num_results = _as_int(body.get("num_results", 50), "num_results", 1, self.limits.max_num_results)
+        trace = _as_bool(body.get("trace", True), "trace")
+        try:
+            problem = ReasoningProblem(**fields)
+        except InputError as exc:
+            raise _unprocessable(str(exc)) from None
+        return ReasoningRequest(problem, num_results, trace)
+
+    def reasoning(self, body: Any) -> dict[str, Any]:
+        """`POST /reasoning`: the reasoning mode's ranked premises and (optionally) its whole trace."""
+        start = time.perf_counter()
+        request = self.parse_reasoning(body)
+        try:
+            trace = self.reasoner.run(request.problem, output_top_k=request.num_results)
+        except LLMError as exc:
+            raise RequestError(HTTPStatus.BAD_GATEWAY, f"the reasoning LLM failed: {str(exc)[:300]}") from None
+        results = []
+        for premise in trace.ranking:
+            decl = self.engine.lookup(premise.name)
+            if decl is not None:
+                results.append({"result": result_record(decl), "score": premise.score, "votes": premise.votes})
+        return {
+            "results": results,
+            "trace": trace.to_dict() if request.trace else None,
+            "planner": trace.planner,
+            "attempts": len(trace.attempts),
+            "total_request_time": time.perf_counter() - start,
+        }
+
     def health(self) -> dict[str, Any]:
         return {
             "status": "ok",
@@ -253,13 +325,15 @@ class SearchService:
             "num_gpus": 0,
             "index_backend": "exact",
             "modes": list(MODES),
-            "reasoning": False,
+            "reasoning": True,
+            "reasoning_planner": self.reasoner.planner.id if self.reasoner.planner is not None else None,
             "uptime_s": time.time() - self.started,
             "limits": {
                 "max_queries": self.limits.max_queries,
                 "max_query_chars": self.limits.max_query_chars,
                 "max_num_results": self.limits.max_num_results,
                 "max_body_bytes": self.limits.max_body_bytes,
+                "max_statement_chars": self.limits.max_statement_chars,
             },
         }
 
@@ -395,13 +469,9 @@ class _Handler(BaseHTTPRequestHandler):
                     HTTPStatus.OK, service.search_with_profile(self._read_json())
                 ),
                 "/fetch": lambda: self._json(HTTPStatus.OK, service.fetch(self._read_json())),
-                "/reasoning": self._reasoning,
+                "/reasoning": lambda: self._json(HTTPStatus.OK, service.reasoning(self._read_json())),
             }
         )
-
-    def _reasoning(self) -> None:
-        self._read_json()  # still validate the body (and drain it, so keep-alive stays in sync)
-        raise RequestError(HTTPStatus.NOT_IMPLEMENTED, "the reasoning mode is not implemented yet")
 
     def _other(self) -> None:
         self.close_connection = True
@@ -451,15 +521,20 @@ def make_server(
     port: int = DEFAULT_PORT,
     *,
     limits: ServerLimits | None = None,
+    planner: Planner | None = None,
 ) -> SearchServer:
-    """A bound (not yet serving) server; port 0 picks a free one (read it from `server.server_address`)."""
+    """A bound (not yet serving) server; port 0 picks a free one (read it from `server.server_address`).
+
+    `planner` drives `POST /reasoning` (default: the deterministic `OfflinePlanner`; pass
+    `reasoning.LLMPlanner(llm)` to use a model).
+    """
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise ConfigError(f"port: expected 0 to 65535, got {port!r}")
     if not isinstance(host, str) or not host:
         raise ConfigError(f"host: expected a host name or address, got {host!r}")
     if host not in ("127.0.0.1", "localhost", "::1"):
         logger.warning("binding to %s: the server is reachable from other machines", host)
-    return SearchServer((host, port), SearchService(engine, limits))
+    return SearchServer((host, port), SearchService(engine, limits, planner=planner))
 
 
 def serve_in_thread(server: SearchServer) -> threading.Thread:

