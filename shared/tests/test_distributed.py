@@ -82,3 +82,12 @@ def test_rank_seeds_differ_per_rank_and_repeat() -> None:
     assert seeds == [rank_seed(0, r, "data") for r in range(8)]
     with pytest.raises(ValueError):
         rank_seed(0, -1)
+
+
+def test_data_parallel_group_without_a_process_group() -> None:
+    from repro_core.distributed import data_parallel_group
+
+    assert data_parallel_group() == (0, 1)
+    assert data_parallel_group(False) == (0, 1)
+    with pytest.raises(ConfigError, match="torchrun"):
+        data_parallel_group(True)

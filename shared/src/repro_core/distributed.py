@@ -22,6 +22,7 @@ from repro_core.seeding import derive_seed
 __all__ = [
     "DistContext",
     "barrier",
+    "data_parallel_group",
     "init_from_env",
     "is_main_process",
     "rank_seed",
@@ -105,6 +106,26 @@ def barrier() -> None:
         return
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
+
+
+def data_parallel_group(distributed: bool | None = None) -> tuple[int, int]:
+    """`(rank, world_size)` a trainer should shard its batches over; `(0, 1)` for a single process.
+
+    `distributed=None` follows the process group (data-parallel whenever one is running), `False` ignores it, and
+    `True` requires one (a `ConfigError` says to start with torchrun) so a misconfigured launch fails loudly
+    instead of training the whole batch on every rank.
+    """
+    try:
+        import torch.distributed as dist
+    except ImportError:
+        running = False
+    else:
+        running = dist.is_available() and dist.is_initialized()
+    if distributed and not running:
+        raise ConfigError("distributed=True needs a process group (start with torchrun; init_from_env)")
+    if distributed is False or not running:
+        return 0, 1
+    return int(dist.get_rank()), int(dist.get_world_size())
 
 
 def is_main_process() -> bool:

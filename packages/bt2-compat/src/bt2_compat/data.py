@@ -85,6 +85,15 @@ def load_digits(test_fraction: float = 0.3, split_seed: int = 0) -> Dataset:
     return Dataset("digits", x[train], y[train], x[test], y[test], 10)
 
 
+def _check_generator_args(noise: float, **integers: tuple[int, int]) -> None:
+    """`ConfigError` unless each `name=(value, minimum)` is an integer >= minimum and `noise` >= 0."""
+    for name, (value, low) in integers.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigError(f"{name}: expected an integer >= {low}, got {value!r}")
+    if not noise >= 0:
+        raise ConfigError(f"noise: expected >= 0, got {noise!r}")
+
+
 def make_synthetic(
     num_classes: int = 40,
     per_class: int = 100,
@@ -96,16 +105,9 @@ def make_synthetic(
     seed: int = 0,
 ) -> Dataset:
     """A seeded nonlinear classification task (module docstring) with `num_classes * per_class` samples."""
-    for name, value, low in (
-        ("num_classes", num_classes, 2),
-        ("per_class", per_class, 2),
-        ("latent_dim", latent_dim, 1),
-        ("dim", dim, 1),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ConfigError(f"{name}: expected an integer >= {low}, got {value!r}")
-    if not noise >= 0:
-        raise ConfigError(f"noise: expected >= 0, got {noise!r}")
+    _check_generator_args(
+        noise, num_classes=(num_classes, 2), per_class=(per_class, 2), latent_dim=(latent_dim, 1), dim=(dim, 1)
+    )
     rng = numpy_rng(seed, "bt2-compat", "synthetic")
     centres = rng.standard_normal((num_classes, latent_dim))
     a1 = rng.standard_normal((latent_dim, 2 * latent_dim)) / np.sqrt(latent_dim)
@@ -129,16 +131,9 @@ def make_synthetic_images(
     seed: int = 0,
 ) -> Dataset:
     """Seeded CIFAR-like images (module docstring): `x_*: [n, channels, size, size]` float32 in [0, 1]."""
-    for name, value, low in (
-        ("num_classes", num_classes, 2),
-        ("per_class", per_class, 2),
-        ("size", size, 4),
-        ("channels", channels, 1),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ConfigError(f"{name}: expected an integer >= {low}, got {value!r}")
-    if not noise >= 0:
-        raise ConfigError(f"noise: expected >= 0, got {noise!r}")
+    _check_generator_args(
+        noise, num_classes=(num_classes, 2), per_class=(per_class, 2), size=(size, 4), channels=(channels, 1)
+    )
     rng = numpy_rng(seed, "bt2-compat", "synthetic-images")
     # class parameters: orientations spread over [0, pi), frequencies in cycles per image, colours, blob centres
     theta = (rng.permutation(num_classes) + rng.uniform(0, 0.5, num_classes)) * np.pi / num_classes

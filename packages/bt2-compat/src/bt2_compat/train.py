@@ -48,7 +48,7 @@ from bt2_compat.losses import bct_influence, bt2_loss, classification_loss, l2_r
 from bt2_compat.models import BT2Model, EmbeddingModel
 from repro_core.checkpoint import CheckpointManager
 from repro_core.cli import progress
-from repro_core.distributed import write_on_main
+from repro_core.distributed import data_parallel_group, write_on_main
 from repro_core.errors import ConfigError
 from repro_core.seeding import torch_generator
 
@@ -223,7 +223,7 @@ def train_model(
         raise ConfigError(f"augment: needs images [n, C, H, W], got inputs of shape {tuple(xt.shape)}")
     n_cls = int(yt.max()) + 1 if num_classes is None else num_classes
     model.to(device)
-    rank, world = _process_group(distributed)
+    rank, world = data_parallel_group(distributed)
     if world > 1:
         _broadcast_from_main(model, buffers_only=False)
 
@@ -348,18 +348,6 @@ def _stored_config(data: Any) -> TrainConfig | None:
         return TrainConfig.from_dict(data)
     except (ConfigError, TypeError):
         return None
-
-
-def _process_group(distributed: bool | None) -> tuple[int, int]:
-    """(rank, world size) of the data-parallel run; (0, 1) without one."""
-    import torch.distributed as dist
-
-    running = dist.is_available() and dist.is_initialized()
-    if distributed and not running:
-        raise ConfigError("distributed=True needs a process group (start with torchrun; init_from_env)")
-    if distributed is False or not running:
-        return 0, 1
-    return int(dist.get_rank()), int(dist.get_world_size())
 
 
 def _all_reduce_gradients(model: torch.nn.Module) -> None:

@@ -48,7 +48,7 @@ from mult_probe.data import NoCotBatch, cot_length, encode_nocot, generate_opera
 from mult_probe.icot import IcotConfig, encode_cot, optimizer_reset, removal_offsets, scheduled_removal
 from mult_probe.model import ModelConfig, Transformer
 from repro_core.checkpoint import CheckpointManager
-from repro_core.distributed import rank_seed, write_on_main
+from repro_core.distributed import data_parallel_group, rank_seed, write_on_main
 from repro_core.errors import ConfigError
 from repro_core.metrics import exact_match, per_position_accuracy
 from repro_core.seeding import derive_seed, fork_rng, numpy_rng, torch_generator
@@ -366,7 +366,7 @@ def train(
         distributed: data parallel over the running process group (module docstring); None: whenever one with more
             than one rank is running; True without one raises `ConfigError`.
     """
-    rank, world = _process_group(distributed)
+    rank, world = data_parallel_group(distributed)
     if world > 1 and config.batch_size % world:
         raise ConfigError(f"batch_size: {config.batch_size} is not divisible by the {world} data-parallel ranks")
     eval_pairs = _eval_pairs(config) if eval_pairs is None else np.asarray(eval_pairs, dtype=np.int64)
@@ -484,18 +484,6 @@ def train(
     return TrainResult(
         config=config, model=model, aux_heads=aux_heads, history=history, final=final, resumed_from=resumed_from
     )
-
-
-def _process_group(distributed: bool | None) -> tuple[int, int]:
-    """(rank, world size) of the data-parallel run; (0, 1) without one."""
-    import torch.distributed as dist
-
-    running = dist.is_available() and dist.is_initialized()
-    if distributed and not running:
-        raise ConfigError("distributed=True needs a process group (start with torchrun; init_from_env)")
-    if distributed is False or not running:
-        return 0, 1
-    return int(dist.get_rank()), int(dist.get_world_size())
 
 
 def _global_label_count(
