@@ -16,16 +16,20 @@ from hypothesis import strategies as st
 
 from mult_probe.data import CharTokenizer, cot_length, cot_line, encode_nocot
 from mult_probe.icot import (
+    CotEvalResult,
     IcotConfig,
     cot_token_ids,
     encode_cot,
+    evaluate_cot,
+    generate_cot,
     optimizer_reset,
     removal_offsets,
+    removed_at,
     scheduled_removal,
     smoothing_distribution,
     steps_per_removed_token,
 )
-from mult_probe.model import ModelConfig
+from mult_probe.model import ModelConfig, Transformer
 from mult_probe.train import TrainConfig, train
 from repro_core.checkpoint import CheckpointManager
 from repro_core.errors import ConfigError
@@ -213,3 +217,123 @@ def test_icot_resume_after_kill_gives_the_same_weights(tmp_path: Path) -> None:
     for p, q in zip(whole.model.parameters(), resumed.model.parameters(), strict=True):
         assert torch.equal(p, q)
     assert resumed.final == whole.final
+
+
+class _Copier(Transformer):
+    """Stub: at every position, the next token of the reference sequence with `removed` CoT tokens cut (2x2).
+
+    It reads only the operands, so it ignores what it generated; `corrupt` changes the token it emits at one
+    position (to test that the answer is scored from the model's own `####` on).
+    """
+
+    def __init__(self, removed: float, side: str = "left", corrupt: dict[int, int] | None = None) -> None:
+        super().__init__(ModelConfig.tiny(d_model=32, n_ctx=32))
+        self.removed, self.side, self.corrupt = removed, side, corrupt or {}
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        logits = torch.full((*tokens.shape, 17), -10.0)
+        for row, seq in enumerate(tokens.tolist()):
+            pair = np.array([[seq[0] + 10 * seq[1], seq[3] + 10 * seq[4]]])
+            ref = encode_cot(pair, 2, remove=self.removed, side=self.side).input_ids[0].tolist()  # type: ignore[arg-type]
+            for t in range(len(seq)):
+                nxt = ref[t + 1] if t + 1 < len(ref) else CharTokenizer().eos_id
+                logits[row, t, self.corrupt.get(t + 1, nxt)] = 10.0
+        return logits
+
+
+PAIRS = np.array([[12, 34], [99, 99], [10, 10], [57, 68]])
+
+
+@pytest.mark.parametrize(("removed", "side"), [(0, "left"), (3, "left"), (5, "right"), (7, "left")])
+def test_cot_aware_evaluation_of_a_copying_model_is_perfect(removed: int, side: str) -> None:
+    result = evaluate_cot(_Copier(removed, side), PAIRS, 2, removed=removed, side=side, batch_size=3)  # type: ignore[arg-type]
+    assert result.exact_match == 1.0 and result.digit_accuracy == [1.0] * 4 and result.n == 4
+    assert result.cot_token_accuracy == 1.0 and result.cot_exact_match == 1.0
+    assert (result.removed, result.cot_tokens) == (removed, 8 - removed)
+    seqs, reference = generate_cot(_Copier(removed, side), PAIRS, 2, removed=removed, side=side)  # type: ignore[arg-type]
+    assert np.array_equal(seqs, reference.input_ids[:, :-1])  # stops after the answer, before the final <eos>
+
+
+def test_cot_aware_evaluation_scores_the_answer_after_the_models_own_cot() -> None:
+    tok = CharTokenizer()
+    # a wrong CoT token (position 6 is the second CoT token of 2x2): answer still right, CoT diagnostics drop
+    wrong_cot = evaluate_cot(_Copier(0, corrupt={6: tok.vocab["+"]}), PAIRS, 2, removed=0)
+    assert wrong_cot.exact_match == 1.0 and wrong_cot.cot_exact_match == 0.0
+    assert wrong_cot.cot_token_accuracy == pytest.approx(7 / 8)
+    # a model still writing the full CoT, scored at 2 removed: CoT too long, but its answer is within the slack
+    longer = evaluate_cot(_Copier(0), PAIRS, 2, removed=2)
+    assert longer.exact_match == 1.0 and longer.cot_exact_match == 0.0
+    assert longer.cot_token_accuracy is not None and longer.cot_token_accuracy < 1.0
+    assert evaluate_cot(_Copier(0), PAIRS, 2, removed=2, slack=0).exact_match == 0.0  # no room: answer cut short
+    # a model that never writes `####` gets no answer digit
+    no_mark = evaluate_cot(_Copier(8, corrupt={7: tok.vocab["+"]}), PAIRS, 2, removed=8)
+    assert no_mark.exact_match == 0.0 and no_mark.digit_accuracy == [0.0] * 4
+    with pytest.raises(ValueError, match="batch_size"):
+        evaluate_cot(_Copier(0), PAIRS, 2, batch_size=0)
+
+
+@pytest.mark.parametrize("removed", [8, 20, math.inf])
+def test_cot_aware_evaluation_after_full_removal_is_the_nocot_layout(removed: float) -> None:
+    seqs, _ = generate_cot(_Copier(removed), PAIRS, 2, removed=removed)
+    assert np.array_equal(seqs, encode_nocot(PAIRS, 2).input_ids[:, :-1])  # a * b <eos> <eos> #### answer
+    result = evaluate_cot(_Copier(removed), PAIRS, 2, removed=removed)
+    assert result.exact_match == 1.0 and result.cot_tokens == 0 and result.removed == 8
+    assert result.cot_token_accuracy is None and result.cot_exact_match == 1.0
+
+
+def test_cot_aware_evaluation_is_deterministic_and_restores_train_mode() -> None:
+    model = Transformer(ModelConfig.tiny(d_model=32, n_ctx=32), generator=torch.Generator().manual_seed(0))
+    model.train()
+    pairs = np.random.default_rng(3).integers(10, 100, size=(30, 2))
+    first = evaluate_cot(model, pairs, 2, removed=3, batch_size=7)
+    assert model.training
+    assert evaluate_cot(model, pairs, 2, removed=3, batch_size=7) == first
+    assert isinstance(first, CotEvalResult) and first.cot_tokens == 5 and len(first.digit_accuracy) == 4
+
+
+def test_removed_at_is_the_last_trained_steps_count() -> None:
+    config = IcotConfig(remove_per_epoch=2, steps_per_epoch=4)  # one more token every 2 steps
+    assert [removed_at(done, 4, config, 8) for done in range(0, 22, 3)] == [0, 1, 2, 4, 5, 7, 8, 8]
+    assert removed_at(5, 1, IcotConfig(remove_per_epoch=1, remove_all_beyond=3), 8) == 8  # inf -> the whole CoT
+
+
+def test_icot_training_reports_cot_aware_and_nocot_scores() -> None:
+    config = TrainConfig(steps=6, eval_every=3, **SMALL)  # type: ignore[arg-type]
+    result = train(config)
+    assert [entry["step"] for entry in result.history] == [3, 6]  # logs are kept at evaluations only
+    mid, end = result.history[0]["eval"], result.history[-1]["eval"]
+    assert mid["cot_aware"]["removed"] == 1  # the count of 0-based step 2
+    assert end["cot_aware"]["removed"] == 2 == result.history[-1]["cot_removed"]
+    final = result.final
+    assert final.cot_aware is not None and final.cot_aware.n == final.n == 20
+    assert len(final.cot_aware.digit_accuracy) == len(final.digit_accuracy) == 4
+    assert 0.0 <= final.cot_aware.exact_match <= 1.0 and final.cot_aware.cot_tokens == 6
+
+
+def test_cli_eval_of_an_icot_run_reports_both_scores(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from mult_probe.cli import main
+
+    run = tmp_path / "run"
+    argv = ["train", "--method", "icot", "--k", "2", "--steps", "3", "--batch-size", "8", "--eval-size", "6"]
+    assert main([*argv, "--steps-per-epoch", "4", "--remove-per-epoch", "2", "--run-dir", str(run), "--json"]) == 0
+    capsys.readouterr()
+    assert main(["eval", "--run-dir", str(run), "--n", "5", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["method"] == "icot" and out["cot_aware"]["removed"] == 1  # the count of 0-based step 2
+    assert out["cot_aware"]["n"] == out["n"] == 5 and len(out["cot_aware"]["digit_accuracy"]) == 4
+    assert main(["eval", "--run-dir", str(run), "--n", "5", "--cot-removed", "8"]) == 0
+    err = capsys.readouterr().err
+    assert "CoT-aware exact match (greedy CoT, 8 CoT tokens removed, 0 left)" in err and "no-CoT layout" in err
+    assert main(["eval", "--run-dir", str(run), "--cot-removed", "-1"]) == 2
+
+
+def test_position_dynamics_on_the_cot_layout() -> None:
+    from mult_probe.train import position_dynamics
+
+    config = TrainConfig(steps=1, **SMALL)  # type: ignore[arg-type]
+    model = Transformer(config.model, generator=torch.Generator().manual_seed(0))
+    dynamics = position_dynamics(model, PAIRS, config, remove=np.array([0, 3, 8, 2]))
+    assert len(dynamics["grad_norm"]) == len(dynamics["position_loss"]) == 4
+    assert all(g > 0 for g in dynamics["grad_norm"]) and model.training

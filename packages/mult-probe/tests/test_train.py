@@ -12,7 +12,7 @@ import torch
 
 from mult_probe.data import encode_nocot
 from mult_probe.model import ModelConfig, Transformer
-from mult_probe.train import AuxHeads, TrainConfig, evaluate, losses, sample_pairs, train
+from mult_probe.train import AuxHeads, TrainConfig, evaluate, losses, position_dynamics, sample_pairs, train
 from repro_core.errors import ConfigError
 
 SMALL = dict(k=2, model=ModelConfig.tiny(d_model=32, n_ctx=16), batch_size=16, eval_size=20, lr=3e-3)
@@ -100,10 +100,40 @@ def test_evaluate_perfect_and_wrong_models() -> None:
     assert result.exact_match == 1.0 and result.teacher_forced_exact_match == 1.0
     assert result.digit_accuracy == [1.0] * 4 and result.n == 3
     assert max(result.position_loss) < 1e-3
+    assert result.cot_aware is None  # only with cot_removed (ICoT models)
+    # the CoT-aware evaluation after full removal (8 CoT tokens for 2x2) is the no-CoT layout: perfect too
+    both = evaluate(oracle, pairs, 2, cot_removed=8)
+    assert both.cot_aware is not None and both.cot_aware.exact_match == 1.0 and both.exact_match == 1.0
+    skipped = evaluate(oracle, pairs, 2, cot_removed=0).cot_aware  # it skips the CoT: answer still scored
+    assert skipped is not None and skipped.exact_match == 1.0
+    assert skipped.cot_token_accuracy == 0.0 and skipped.cot_exact_match == 0.0
     untrained = Transformer(ModelConfig.tiny(d_model=32, n_ctx=16), generator=torch.Generator().manual_seed(0))
     result = evaluate(untrained, pairs, 2)
     assert len(result.digit_accuracy) == 4 and 0.0 <= result.mean_digit_accuracy <= 1.0
     assert batch.answer.shape == (3, 4)
+
+
+def test_position_dynamics_are_logged_without_changing_the_run() -> None:
+    config = TrainConfig(method="aux", steps=4, **SMALL)  # type: ignore[arg-type]
+    plain = train(config)
+    logged = train(config, dynamics_every=2)
+    for p, q in zip(plain.model.parameters(), logged.model.parameters(), strict=True):
+        assert torch.equal(p, q)  # dropout off and separate gradients: the run is untouched
+    entries = [entry for entry in logged.history if "dynamics" in entry]
+    assert [entry["step"] for entry in entries] == [2, 4]
+    for entry in entries:
+        assert len(entry["dynamics"]["grad_norm"]) == len(entry["dynamics"]["position_loss"]) == 4
+        assert all(0.0 < g < float("inf") for g in entry["dynamics"]["grad_norm"])
+    # the per-position losses are those of `losses` with dropout off
+    model = Transformer(config.model, generator=torch.Generator().manual_seed(0))
+    pairs = sample_pairs(config, 0, None, set())
+    dynamics = position_dynamics(model, pairs, config)
+    model.eval()
+    _, parts = losses(model, None, pairs, config)
+    assert dynamics["position_loss"] == pytest.approx(parts["position_loss"].tolist(), rel=1e-5)
+    assert all(p.grad is None for p in model.parameters())
+    with pytest.raises(ConfigError, match="dynamics_every"):
+        train(config, dynamics_every=-1)
 
 
 class _Killed(Exception):

@@ -111,14 +111,22 @@ def build_parser() -> argparse.ArgumentParser:
         "eval",
         help="evaluate a trained run",
         description="Greedy exact match and per-digit accuracy (plus the labelled "
-        "teacher-forced figures) of the latest checkpoint in --run-dir.",
-        epilog="example:\n  mult-probe eval --run-dir runs/sft3 --n 2000 --json",
+        "teacher-forced figures) of the latest checkpoint in --run-dir. For an ICoT run the main score is "
+        "CoT-aware: the model greedily writes the CoT it was last trained on (the schedule's removal count at "
+        "the checkpoint's step), then `<eos> ####` and the answer; the no-CoT score follows.",
+        epilog="example:\n  mult-probe eval --run-dir runs/sft3 --n 2000 --json\n"
+        "  mult-probe eval --run-dir runs/icot3 --cot-removed 10",
     )
     evaluate.add_argument("--run-dir", type=Path, required=True, help="a `mult-probe train` run directory")
     evaluate.add_argument("--data", type=Path, help="Deng-format file to evaluate on (default: seeded pairs)")
     evaluate.add_argument("--n", type=int, default=1000, help="seeded pairs when no --data (default: 1000)")
     evaluate.add_argument("--seed", type=int, default=12345, help="seed of those pairs (default: 12345)")
     evaluate.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto (default: cpu)")
+    evaluate.add_argument(
+        "--cot-removed",
+        type=int,
+        help="ICoT runs: CoT tokens removed in the CoT-aware evaluation (default: the schedule at the checkpoint)",
+    )
 
     _add_analysis_commands(commands)
     add_reproduce_command(commands)
@@ -241,7 +249,8 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _eval(args: argparse.Namespace) -> dict[str, Any]:
-    from mult_probe.data import generate_operands
+    from mult_probe.data import cot_length, generate_operands
+    from mult_probe.icot import removed_at
     from mult_probe.model import Transformer
     from mult_probe.train import TrainConfig, evaluate
     from repro_core.checkpoint import CheckpointManager
@@ -250,6 +259,16 @@ def _eval(args: argparse.Namespace) -> dict[str, Any]:
     if state is None:
         raise InputError("no checkpoint found (run `mult-probe train --run-dir` first)", path=args.run_dir)
     config = TrainConfig.from_json(state["config"])
+    removed = None
+    if config.method == "icot":
+        removed = args.cot_removed
+        if removed is None:
+            cot_len = cot_length(config.k, config.n_digits_b)
+            removed = removed_at(int(state["step"]), config.steps_per_epoch, config.icot, cot_len)
+        elif removed < 0:
+            raise ConfigError(f"--cot-removed: must be >= 0, got {removed}")
+    elif args.cot_removed is not None:
+        raise ConfigError(f"--cot-removed: only for ICoT runs; {args.run_dir} is a {config.method!r} run")
     model = Transformer(config.model)
     model.load_state_dict(state["model"])
     model.to(_device(args.device))
@@ -261,7 +280,9 @@ def _eval(args: argparse.Namespace) -> dict[str, Any]:
         pairs = generate_operands(config.k, config.n_digits_b, n=args.n, seed=args.seed)
     if (pairs[:, 0] >= 10**config.k).any() or (pairs[:, 1] >= 10**config.n_digits_b).any():
         raise InputError(f"operands do not fit the run's {config.k}x{config.n_digits_b} layout", path=args.data)
-    result = evaluate(model, pairs, config.k, config.n_digits_b)
+    result = evaluate(
+        model, pairs, config.k, config.n_digits_b, cot_removed=removed, removal_side=config.icot.removal_side
+    )
     return {
         "run_dir": args.run_dir,
         "step": int(state["step"]),
@@ -276,7 +297,17 @@ def _human_eval(result: dict[str, Any]) -> str:
     final = result.get("final", result)
     digits = " ".join(f"c{i}={v:.3f}" for i, v in enumerate(final["digit_accuracy"]))
     forced = " ".join(f"{v:.3f}" for v in final["teacher_forced_digit_accuracy"])
-    return (
+    text = ""
+    cot = final.get("cot_aware")
+    if cot is not None:  # ICoT: the CoT-aware score first (the main one), the no-CoT one labelled as such
+        cot_digits = " ".join(f"c{i}={v:.3f}" for i, v in enumerate(cot["digit_accuracy"]))
+        tokens = "-" if cot["cot_token_accuracy"] is None else f"{cot['cot_token_accuracy']:.3f}"
+        text = (
+            f"CoT-aware exact match (greedy CoT, {cot['removed']} CoT tokens removed, {cot['cot_tokens']} left) "
+            f"{cot['exact_match']:.4f} on {cot['n']} pairs\nCoT-aware per-digit accuracy: {cot_digits}\n"
+            f"CoT token accuracy {tokens}, CoT exact {cot['cot_exact_match']:.3f}\nno-CoT layout: "
+        )
+    return text + (
         f"exact match (greedy) {final['exact_match']:.4f} on {final['n']} pairs\n"
         f"per-digit accuracy (greedy): {digits}\nteacher-forced per-digit: {forced}"
     )

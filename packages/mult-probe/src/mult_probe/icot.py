@@ -18,6 +18,10 @@ Training starts on the full CoT sequence and removes CoT tokens on a fixed sched
 
 Deviation: Deng's `round(steps_per_epoch / remove_per_epoch) == 0` removes one token per step even while
 pretraining; we clamp `steps_per_removed` to >= 1 and keep pretraining CoT-complete.
+
+CoT-aware evaluation (`evaluate_cot`): before the CoT is fully removed, the no-CoT evaluation asks the model for a
+layout it has not been trained on yet. Deng et al. evaluate in the format the model is trained on at that moment:
+prompt `a * b <eos>`, greedy generation of the remaining CoT, `<eos> #### answer`, answer read after `####`.
 """
 
 from __future__ import annotations
@@ -25,22 +29,30 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from mult_probe.data import ANSWER_MARK, EOS, CharTokenizer, answer_digits
 from repro_core.errors import ConfigError, InputError
+from repro_core.metrics import exact_match, per_position_accuracy
 from repro_core.seeding import numpy_rng
+
+if TYPE_CHECKING:
+    from mult_probe.model import Transformer
 
 __all__ = [
     "SMOOTHING_TRUNCATE",
     "CotBatch",
+    "CotEvalResult",
     "IcotConfig",
     "cot_token_ids",
     "encode_cot",
+    "evaluate_cot",
+    "generate_cot",
     "optimizer_reset",
     "removal_offsets",
+    "removed_at",
     "scheduled_removal",
     "smoothing_distribution",
     "steps_per_removed_token",
@@ -106,6 +118,17 @@ def scheduled_removal(step: int, steps_per_epoch: int, config: IcotConfig) -> fl
     if config.remove_all_beyond is not None and scheduled >= config.remove_all_beyond:
         return math.inf
     return scheduled
+
+
+def removed_at(steps_done: int, steps_per_epoch: int, config: IcotConfig, cot_len: int) -> int:
+    """CoT tokens removed (without smoothing) in the last step of a model trained for `steps_done` steps.
+
+    The count the model was trained on most recently, so the one its CoT-aware evaluation uses; clipped to
+    `cot_len` (`inf` after `remove_all_beyond` becomes the whole CoT). `steps_done = 0` gives the first step's count.
+    """
+    if steps_done < 0:
+        raise ValueError(f"steps_done must be >= 0, got {steps_done}")
+    return int(min(scheduled_removal(max(steps_done - 1, 0), steps_per_epoch, config), cot_len))
 
 
 def optimizer_reset(step: int, steps_per_epoch: int, config: IcotConfig, cot_len: int) -> bool:
@@ -226,3 +249,146 @@ def encode_cot(
     n_answer = k + l
     predict = lengths[:, None] - 2 - n_answer + np.arange(n_answer)[None, :]  # c_t predicted at the token before it
     return CotBatch(input_ids=ids, labels=labels, predict_positions=predict, removed=removed, cot_length=cot_len)
+
+
+@dataclass(frozen=True)
+class CotEvalResult:
+    """Greedy evaluation in the format of `removed` cut CoT tokens (`evaluate_cot`).
+
+    The answer is the k+l tokens after the first `####` the model writes (missing tokens count as wrong), so a model
+    whose CoT is one token off still gets its answer scored; the CoT figures say how closely it follows Deng's CoT.
+    """
+
+    exact_match: float  #: every answer digit right (the main ICoT score before full removal)
+    digit_accuracy: list[float]  #: per answer position c_0 .. c_{k+l-1}
+    cot_token_accuracy: float | None  #: generated CoT tokens equal to the truncated reference, position by position
+    cot_exact_match: float  #: the generated CoT (up to `<eos>`/`####`) equals the reference, length included
+    removed: int  #: CoT tokens cut from the reference (`removal_side` end)
+    cot_tokens: int  #: reference CoT tokens left to generate (None accuracy when 0)
+    n: int  #: evaluation pairs
+
+    @property
+    def mean_digit_accuracy(self) -> float:
+        return float(np.mean(self.digit_accuracy))
+
+
+def _first_index(mask: np.ndarray) -> np.ndarray:
+    """`[n]` column of the first True of each row of `mask: [n, T]`, T where there is none."""
+    return np.where(mask.any(axis=1), mask.argmax(axis=1), mask.shape[1])
+
+
+def generate_cot(
+    model: Transformer,
+    pairs: np.ndarray,
+    k: int,
+    l: int | None = None,
+    *,
+    removed: int | float = 0,
+    side: Literal["left", "right"] = "left",
+    slack: int = 4,
+) -> tuple[np.ndarray, CotBatch]:
+    """Greedy continuation of `a * b <eos>`: `[n, prompt + generated]` token ids and the reference `CotBatch`.
+
+    Generates at most the reference's remaining CoT + `<eos> ####` + k+l answer tokens + `slack` (room for a model
+    whose CoT runs a little long), stopping once every row has written `####` and k+l tokens after it.
+    """
+    torch = _torch()
+    l = k if l is None else l
+    if isinstance(slack, bool) or not isinstance(slack, int) or slack < 0:
+        raise ValueError(f"slack: must be an integer >= 0, got {slack!r}")
+    tok = CharTokenizer()
+    reference = encode_cot(pairs, k, l, remove=removed, side=side, tokenizer=tok)
+    prompt_len = k + l + 2  # a-digits * b-digits <eos>
+    n_answer = k + l
+    budget = reference.cot_length - int(reference.removed[0]) + 2 + n_answer + slack if len(pairs) else 0
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = torch.as_tensor(reference.input_ids[:, :prompt_len], device=device)
+            mark_at = torch.full((len(out),), -1, dtype=torch.long, device=device)  # first `####` column
+            for _ in range(budget):
+                next_token = model(out)[:, -1].argmax(dim=-1)
+                is_mark = (next_token == tok.answer_mark_id) & (mark_at < 0)
+                mark_at = torch.where(is_mark, torch.full_like(mark_at, out.shape[1]), mark_at)
+                out = torch.cat([out, next_token[:, None]], dim=1)
+                if bool(((mark_at >= 0) & (out.shape[1] - 1 - mark_at >= n_answer)).all()):
+                    break
+    finally:
+        model.train(was_training)
+    return out.cpu().numpy(), reference
+
+
+def _torch() -> Any:
+    from repro_core._optional import require
+
+    return require("torch", "CoT-aware ICoT evaluation")
+
+
+def evaluate_cot(
+    model: Transformer,
+    pairs: np.ndarray,
+    k: int,
+    l: int | None = None,
+    *,
+    removed: int | float = 0,
+    side: Literal["left", "right"] = "left",
+    batch_size: int = 500,
+    slack: int = 4,
+) -> CotEvalResult:
+    """Exact match and per-digit accuracy of the answer an ICoT model writes after its own greedy CoT.
+
+    Args:
+        model: the transformer (put in eval mode for the call, restored afterwards).
+        pairs: `[n, 2]` operand pairs.
+        removed: CoT tokens cut at `side` (`removed_at` gives a checkpoint's count; >= the CoT length or inf: the
+            no-CoT layout `a * b <eos> <eos> #### answer`, generated from `a * b <eos>`).
+        batch_size: pairs per generation batch.
+        slack: extra generation steps beyond the reference length (`generate_cot`).
+    """
+    l = k if l is None else l
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size: must be an integer >= 1, got {batch_size!r}")
+    pairs = np.asarray(pairs, dtype=np.int64)
+    if len(pairs) == 0:
+        raise InputError("pairs: no evaluation pairs", field="pairs")
+    tok = CharTokenizer()
+    n_answer, prompt_len = k + l, k + l + 2
+    answers, refs, gen_answers, gen_cots, cot_ok_len = [], [], [], [], []
+    n_removed = cot_len = 0
+    for start in range(0, len(pairs), batch_size):
+        seqs, reference = generate_cot(
+            model, pairs[start : start + batch_size], k, l, removed=removed, side=side, slack=slack
+        )
+        cot_len, n_removed = reference.cot_length, int(reference.removed[0])
+        kept = cot_len - n_removed
+        gen = seqs[:, prompt_len:]  # [B, T_gen]
+        padded = np.concatenate([gen, np.full((len(gen), n_answer + kept + 1), -1, dtype=gen.dtype)], axis=1)
+        mark = _first_index(gen == tok.answer_mark_id)  # T_gen when the model never wrote ####
+        cot_end = np.minimum(_first_index(gen == tok.eos_id), mark)
+        rows = np.arange(len(gen))[:, None]
+        answer_cols = np.where(mark[:, None] < gen.shape[1], mark[:, None] + 1 + np.arange(n_answer), -1)
+        gen_answers.append(np.where(answer_cols >= 0, padded[rows, answer_cols], -1))
+        cot_cols = np.arange(kept)[None, :]
+        gen_cots.append(np.where(cot_cols < cot_end[:, None], padded[:, :kept], -1))
+        cot_ok_len.append(cot_end == kept)
+        refs.append(reference.input_ids[:, prompt_len : prompt_len + kept])
+        answers.append(reference.input_ids[:, prompt_len + kept + 2 : prompt_len + kept + 2 + n_answer])
+    ans, got = np.concatenate(answers), np.concatenate(gen_answers)
+    ref_cot, got_cot, right_len = np.concatenate(refs), np.concatenate(gen_cots), np.concatenate(cot_ok_len)
+    kept = cot_len - n_removed
+    if kept:
+        token_accuracy: float | None = float(np.mean(got_cot == ref_cot))
+        cot_exact = float(np.mean(np.all(got_cot == ref_cot, axis=1) & right_len))
+    else:
+        token_accuracy, cot_exact = None, float(np.mean(right_len))
+    return CotEvalResult(
+        exact_match=float(exact_match(got, ans)),
+        digit_accuracy=per_position_accuracy(got, ans).tolist(),
+        cot_token_accuracy=token_accuracy,
+        cot_exact_match=cot_exact,
+        removed=n_removed,
+        cot_tokens=kept,
+        n=len(ans),
+    )

@@ -18,8 +18,10 @@ so a run resumed from a `repro_core.checkpoint` checkpoint ends with exactly the
 
 `icot` trains on `a * b <eos> cot <eos> #### answer <eos>` and cuts `scheduled(step) + offset` CoT tokens from each
 sequence (`icot.scheduled_removal`, `icot.removal_offsets`, also pure functions of (seed, step)); a fresh AdamW
-starts whenever the scheduled count grows (`icot.optimizer_reset`). Its evaluation is the no-CoT one: what the
-model does once the CoT is fully internalised.
+starts whenever the scheduled count grows (`icot.optimizer_reset`). Its evaluation has two parts: the CoT-aware
+one (`icot.evaluate_cot`, `EvalResult.cot_aware`, the main score: greedy CoT then answer, in the layout of the
+count removed in the last training step) and the no-CoT one (what the model does once the CoT is internalised;
+before full removal it under-states the model).
 
 Data parallel (`torchrun`, `repro_core.distributed.init_from_env`): with a process group of W > 1 ranks, every
 rank draws the same global batch of `batch_size` pairs and takes `pairs[rank::W]`; each rank's loss is its share
@@ -45,7 +47,16 @@ from torch import nn
 from torch.nn import functional as F
 
 from mult_probe.data import NoCotBatch, cot_length, encode_nocot, generate_operands
-from mult_probe.icot import IcotConfig, encode_cot, optimizer_reset, removal_offsets, scheduled_removal
+from mult_probe.icot import (
+    CotEvalResult,
+    IcotConfig,
+    encode_cot,
+    evaluate_cot,
+    optimizer_reset,
+    removal_offsets,
+    removed_at,
+    scheduled_removal,
+)
 from mult_probe.model import ModelConfig, Transformer
 from repro_core.checkpoint import CheckpointManager
 from repro_core.distributed import data_parallel_group, rank_seed, write_on_main
@@ -60,6 +71,7 @@ __all__ = [
     "TrainResult",
     "evaluate",
     "losses",
+    "position_dynamics",
     "sample_pairs",
     "train",
 ]
@@ -201,7 +213,11 @@ class AuxHeads(nn.Module):
 
 @dataclass(frozen=True)
 class EvalResult:
-    """Greedy-generation and teacher-forced accuracies on held-out pairs (positions c_0 .. c_{k+l-1})."""
+    """Greedy-generation and teacher-forced accuracies on held-out pairs (positions c_0 .. c_{k+l-1}).
+
+    The top-level figures are the no-CoT layout's; ICoT runs add `cot_aware`, the model's own greedy CoT followed
+    by its answer (the main ICoT score until the CoT is fully removed).
+    """
 
     exact_match: float  #: generated answer equals the product, all digits (greedy decoding)
     digit_accuracy: list[float]  #: per-position accuracy of the generated digits
@@ -209,6 +225,7 @@ class EvalResult:
     teacher_forced_digit_accuracy: list[float]  #: per position, given the true prefix
     position_loss: list[float]  #: mean cross entropy per answer position (chance: ln 10 = 2.303)
     n: int  #: number of evaluation pairs
+    cot_aware: CotEvalResult | None = None  #: icot: greedy CoT then answer (`icot.evaluate_cot`); else None
 
     @property
     def mean_digit_accuracy(self) -> float:
@@ -304,12 +321,67 @@ def losses(
     return total, parts
 
 
+def position_dynamics(
+    model: Transformer, pairs: np.ndarray, config: TrainConfig, *, remove: np.ndarray | float | None = None
+) -> dict[str, list[float]]:
+    """Per answer position t: the batch-mean cross entropy L_t and the gradient norm ||dL_t/dtheta|| (spec 4.10).
+
+    The paper's training-dynamics figure: learned positions' gradients go to ~0 while the middle digits keep
+    receiving gradient at a plateaued loss. Computed with dropout off (so the run's dropout stream, hence its
+    weights, are unchanged) over the model's parameters (not the aux heads: they do not enter L_t), one backward
+    pass per position. Returns `{"position_loss": [k+l], "grad_norm": [k+l]}`.
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    try:
+        if config.method == "icot":
+            cot = encode_cot(
+                pairs,
+                config.k,
+                config.n_digits_b,
+                remove=0 if remove is None else remove,
+                side=config.icot.removal_side,
+            )
+            tokens, labels, predict = cot.input_ids, cot.labels, torch.as_tensor(cot.predict_positions, device=device)
+        else:
+            nocot = encode_nocot(pairs, config.k, config.n_digits_b)
+            tokens, labels = nocot.input_ids, nocot.labels
+            predict = torch.as_tensor(nocot.predict_positions, device=device).expand(len(pairs), -1)
+        logits = model(torch.as_tensor(tokens, device=device))
+        targets = torch.as_tensor(labels, device=device).gather(1, predict)  # [B, K] answer digits
+        picked = logits.gather(1, predict[:, :, None].expand(-1, -1, logits.shape[-1]))  # [B, K, vocab]
+        per_position = F.cross_entropy(picked.transpose(1, 2), targets, reduction="none").mean(dim=0)  # [K]
+        params = [p for p in model.parameters() if p.requires_grad]
+        norms = []
+        for t in range(len(per_position)):
+            grads = torch.autograd.grad(per_position[t], params, retain_graph=t + 1 < len(per_position))
+            norms.append(float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads))))
+    finally:
+        model.train(was_training)
+    return {"position_loss": [float(x) for x in per_position.detach()], "grad_norm": norms}
+
+
 @torch.no_grad()
 def evaluate(
-    model: Transformer, pairs: np.ndarray, k: int, l: int | None = None, *, batch_size: int = 500
+    model: Transformer,
+    pairs: np.ndarray,
+    k: int,
+    l: int | None = None,
+    *,
+    batch_size: int = 500,
+    cot_removed: int | float | None = None,
+    removal_side: Literal["left", "right"] = "left",
 ) -> EvalResult:
-    """Greedy-generation exact match and per-digit accuracy, plus teacher-forced figures, on pairs `[n, 2]`."""
+    """Greedy-generation exact match and per-digit accuracy, plus teacher-forced figures, on pairs `[n, 2]`.
+
+    With `cot_removed` (an ICoT model; `icot.removed_at` gives a checkpoint's count) the result also holds the
+    CoT-aware evaluation in the layout with that many CoT tokens cut at `removal_side`.
+    """
     l = k if l is None else l
+    cot_aware = None
+    if cot_removed is not None:
+        cot_aware = evaluate_cot(model, pairs, k, l, removed=cot_removed, side=removal_side, batch_size=batch_size)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -336,6 +408,7 @@ def evaluate(
         teacher_forced_digit_accuracy=per_position_accuracy(tf, ans).tolist(),
         position_loss=position_loss,
         n=len(ans),
+        cot_aware=cot_aware,
     )
 
 
@@ -352,6 +425,7 @@ def train(
     device: str | torch.device = "cpu",
     on_step: Callable[[int, dict[str, Any]], None] | None = None,
     distributed: bool | None = None,
+    dynamics_every: int = 0,
 ) -> TrainResult:
     """Train one model; with `run_dir`, checkpoint there and resume from its latest checkpoint.
 
@@ -363,9 +437,14 @@ def train(
         device: where to train (under torchrun with nccl: this rank's `cuda:LOCAL_RANK`).
         on_step: called as `on_step(step, logs)` after each step (logs hold `loss`, `lm`, `aux` floats; icot adds
             `cot_removed` and `optimizer_reset`).
+        dynamics_every: every this many steps (0: never) log `dynamics` (`position_dynamics`: per-position loss and
+            gradient norm on the step's batch, before its update) and keep that step's logs in the history. It does
+            not change the weights, so it is not part of the config; under torchrun each rank measures its shard.
         distributed: data parallel over the running process group (module docstring); None: whenever one with more
             than one rank is running; True without one raises `ConfigError`.
     """
+    if isinstance(dynamics_every, bool) or not isinstance(dynamics_every, int) or dynamics_every < 0:
+        raise ConfigError(f"dynamics_every: must be an integer >= 0, got {dynamics_every!r}")
     rank, world = data_parallel_group(distributed)
     if world > 1 and config.batch_size % world:
         raise ConfigError(f"batch_size: {config.batch_size} is not divisible by the {world} data-parallel ranks")
@@ -392,6 +471,13 @@ def train(
     epoch_steps = config.steps_per_epoch if icot else 0
     # data-parallel counts of the global batch: label tokens are all-reduced per step (they vary with icot)
     n_aux_terms = float(config.batch_size * (config.k + config.n_digits_b) * len(config.aux_heads))
+
+    def run_eval(done: int) -> EvalResult:
+        """No-CoT evaluation; for icot also the CoT-aware one at the count removed in the last trained step."""
+        removed = removed_at(done, epoch_steps, config.icot, cot_len) if icot else None
+        return evaluate(
+            model, eval_pairs, config.k, config.n_digits_b, cot_removed=removed, removal_side=config.icot.removal_side
+        )
 
     with fork_rng():  # dropout draws from torch's global stream: seed it for this run, restore it afterwards
         dropout_seed = derive_seed(config.seed, "dropout")
@@ -448,6 +534,8 @@ def train(
                 pairs = pairs[rank::world]
                 remove = None if remove is None else remove[rank::world]
                 norm = (_global_label_count(config, pairs, remove, device), n_aux_terms)
+            if dynamics_every and (step + 1) % dynamics_every == 0:
+                logs["dynamics"] = position_dynamics(model, pairs, config, remove=remove)
             loss, parts = losses(model, aux_heads, pairs, config, remove=remove, norm=norm)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -467,14 +555,15 @@ def train(
             if "aux" in parts:
                 logs["aux"] = float(parts["aux"])
             if config.eval_every and done % config.eval_every == 0 and done < config.steps:
-                result = evaluate(model, eval_pairs, config.k, config.n_digits_b)
+                result = run_eval(done)
                 logs["eval"] = dataclasses.asdict(result)
+            if "eval" in logs or "dynamics" in logs:
                 history.append(logs)
             if config.checkpoint_every and done % config.checkpoint_every == 0 and done < config.steps:
                 save(done)
             if on_step is not None:
                 on_step(done, logs)
-        final = evaluate(model, eval_pairs, config.k, config.n_digits_b)
+        final = run_eval(config.steps)
         if start < config.steps:  # a finished run reloaded from its last checkpoint only re-evaluates
             end = {"step": config.steps, "eval": dataclasses.asdict(final)}
             if icot:
