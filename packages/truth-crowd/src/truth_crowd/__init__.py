@@ -8,7 +8,8 @@ statements and workers),
 `mean_aggregate`,
 `median_aggregate`, `majority_vote`, `DawidSkene`, `OneCoinDawidSkene`, `GLAD`, `MACE`, `Wawa`, `ZeroBasedSkill`,
 the analyses (`external_agreement`, `dimension_correlations`, `dimension_pca`, `dimension_factors`,
-`learning_curve`, `predict_expert_label` with the `[classify]` extra) and `write_report`.
+`learning_curve`, `worker_background`, `predict_expert_label` with the `[classify]` extra), `compare_aggregators` /
+`compare_with_experts` and `write_report`.
 """
 
 from truth_crowd.__about__ import __version__
@@ -21,8 +22,10 @@ from truth_crowd.analyses import (
     dimension_pca,
     external_agreement,
     learning_curve,
+    worker_background,
 )
 from truth_crowd.classify import paper_models, predict_expert_label
+from truth_crowd.comparison import compare_aggregators, compare_with_experts
 from truth_crowd.describe import design_counts
 from truth_crowd.inference import GLAD, MACE, OneCoinDawidSkene, Wawa, ZeroBasedSkill
 from truth_crowd.io import CrowdData, load_csv, load_ipm2021, load_parquet, load_sigir2020, load_table
@@ -48,6 +51,8 @@ __all__ = [
     "__version__",
     "alpha_by_item",
     "cohen_kappa",
+    "compare_aggregators",
+    "compare_with_experts",
     "correlation_matrix",
     "design_counts",
     "dimension_correlations",
@@ -77,6 +82,7 @@ __all__ = [
     "to_crowdkit",
     "to_long",
     "to_reliability_matrix",
+    "worker_background",
     "write_report",
 ]
 

@@ -9,6 +9,8 @@
 - `evidence_sources`: the domain frequency table of the evidence URLs (worker behaviour, spec §2.5 E).
 - `learning_curve`: time and quality (|OT − normalised expert label|) per position, stratified by the ABC block
   position, Spearman trends, and `MixedLM` `time ~ position + block + (1 | worker)`.
+- `worker_background`: demographics and the CRT score against each worker's error with respect to the experts
+  (Kruskal-Wallis per factor with Bonferroni, Spearman for ordered codes; spec §2.5 E).
 
 Inputs are a `CrowdData` (loaded or simulated; use `data.real()` for the paper's canonical rows). Nothing here
 hard-codes a conclusion: the tables report the numbers and their tests.
@@ -31,9 +33,11 @@ from truth_crowd.io import CrowdData
 from truth_crowd.schema import DIMENSIONS, ITEMS
 
 __all__ = [
+    "BACKGROUND_FACTORS",
     "MERGES",
     "ExternalAgreement",
     "LearningCurve",
+    "WorkerBackground",
     "abc_block",
     "aggregate_items",
     "correlation_matrix",
@@ -43,6 +47,7 @@ __all__ = [
     "evidence_sources",
     "external_agreement",
     "learning_curve",
+    "worker_background",
 ]
 
 logger = logging.getLogger(__name__)
@@ -387,3 +392,132 @@ def learning_curve(data: CrowdData, *, time_column: str = "time_elapsed_s", log_
         ignore_index=True,
     )
     return LearningCurve(per_position, pd.DataFrame(trends), mixed)
+
+
+#: Worker background factors of the IPM questionnaire (`workers` columns) and whether their codes are ordered.
+#: Spearman's ρ is only meaningful for ordered codes; every factor gets Kruskal-Wallis across its groups.
+BACKGROUND_FACTORS: dict[str, bool] = {
+    "age_value": True,
+    "school_value": True,
+    "taxes_value": True,
+    "political_views_value": True,
+    "consideration_value": False,
+    "southern_border_value": False,
+    "environment_value": False,
+    "crt_score": True,
+}
+
+
+@dataclass(frozen=True)
+class WorkerBackground:
+    """Tables of `worker_background`."""
+
+    quality: pd.DataFrame  # worker_id, n, mae, bias, plus the background factors
+    groups: pd.DataFrame  # factor, value, label, n_workers, mean, median, q1, q3
+    tests: pd.DataFrame  # factor, ordered, n_workers, n_groups, h, p_kruskal, p_bonferroni, rho, p_spearman
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The three tables by name."""
+        return {"quality": self.quality, "groups": self.groups, "tests": self.tests}
+
+
+def worker_background(
+    data: CrowdData,
+    *,
+    factors: Sequence[str] | None = None,
+    item: str = "overall_truthfulness",
+    metric: Literal["mae", "bias"] = "mae",
+    min_group: int = 1,
+    exclude_mismatch: bool = True,
+) -> WorkerBackground:
+    """Demographics and CRT score against judgment quality (spec 2.5 E, 7.6 `worker_background_effects`).
+
+    Quality is per worker on real statements: `mae` = mean |item − gt_norm| (the learning curve's error, −2..+2
+    scale), `bias` = mean (item − gt_norm) (leniency). Rows flagged `shown_level_mismatch` are left out by default:
+    their worker saw another statement than the one whose expert level we compare with. Per factor (`workers`
+    columns; default: the IPM questionnaire codes and `crt_score` present in the data) the tables give the
+    quality per group, Kruskal-Wallis across groups with at least `min_group` workers, Bonferroni over the factors
+    tested, and Spearman ρ between the code and the quality for ordered factors.
+    """
+    if metric not in ("mae", "bias"):
+        raise ValueError(f"metric must be 'mae' or 'bias', got {metric!r}")
+    if min_group < 1:
+        raise ValueError(f"min_group must be >= 1, got {min_group}")
+    j = data.judgments
+    if item not in j.columns:
+        raise ValueError(f"item {item!r} is not a judgment column")
+    if "gt_norm" not in data.statements.columns:
+        raise ValueError("statements have no gt_norm (expert labels): worker quality cannot be measured")
+    chosen = [f for f in BACKGROUND_FACTORS if f in data.workers.columns] if factors is None else list(factors)
+    unknown = [f for f in chosen if f not in data.workers.columns]
+    if unknown:
+        raise ValueError(f"factors {unknown} are not workers columns; have {list(data.workers.columns)}")
+    if not chosen:
+        raise ValueError("no background factor in the workers table (the 16-column IPM file has no questionnaire)")
+    rows = j[j["dataset"].isin(["politifact", "abc"])]
+    if exclude_mismatch and "shown_level_mismatch" in rows.columns:
+        mismatch = rows["shown_level_mismatch"].fillna(False).to_numpy(dtype=bool)
+        if mismatch.any():
+            logger.info("worker_background: %d shown_level_mismatch row(s) left out", int(mismatch.sum()))
+        rows = rows[~mismatch]
+    error = rows[item].astype("float64") - rows["statement_id"].map(data.statements["gt_norm"]).astype("float64")
+    frame = pd.DataFrame({"worker_id": rows["worker_id"].to_numpy(), "bias": error.to_numpy()}).dropna()
+    frame["mae"] = frame["bias"].abs()
+    g = frame.groupby("worker_id", sort=False)
+    quality = pd.DataFrame({"n": g.size(), "mae": g["mae"].mean(), "bias": g["bias"].mean()})
+    quality = quality.join(data.workers[chosen], how="left")
+    group_rows, tests = [], []
+    for factor in chosen:
+        sub = quality[[factor, metric]].dropna()
+        label_column = factor.removesuffix("_value") + "_answer"
+        labels = data.workers[label_column] if label_column in data.workers.columns else None
+        samples = []
+        for value, part in sub.groupby(factor, sort=True):
+            scores = part[metric].to_numpy()
+            label = str(labels.loc[part.index].mode().iloc[0]) if labels is not None else str(value)
+            group_rows.append(
+                {
+                    "factor": factor,
+                    "value": float(value),
+                    "label": label,
+                    "n_workers": len(scores),
+                    "mean": float(scores.mean()),
+                    "median": float(np.median(scores)),
+                    "q1": float(np.quantile(scores, 0.25)),
+                    "q3": float(np.quantile(scores, 0.75)),
+                }
+            )
+            if len(scores) >= min_group:
+                samples.append(scores)
+        row: dict[str, object] = {
+            "factor": factor,
+            "ordered": BACKGROUND_FACTORS.get(factor, True),
+            "n_workers": len(sub),
+            "n_groups": len(samples),
+            "h": np.nan,
+            "p_kruskal": np.nan,
+            "rho": np.nan,
+            "p_spearman": np.nan,
+        }
+        if len(samples) >= 2 and len(np.unique(np.concatenate(samples))) > 1:
+            h, p = stats.kruskal(*samples)
+            row["h"], row["p_kruskal"] = float(h), float(p)
+        if row["ordered"] and sub[factor].nunique() > 1 and sub[metric].nunique() > 1:
+            rho, p = stats.spearmanr(sub[factor], sub[metric])
+            row["rho"], row["p_spearman"] = float(rho), float(p)
+        tests.append(row)
+    test_table = pd.DataFrame(tests)
+    tested = test_table["p_kruskal"].notna()
+    test_table["p_bonferroni"] = np.nan
+    if tested.any():
+        from statsmodels.stats.multitest import multipletests
+
+        test_table.loc[tested, "p_bonferroni"] = multipletests(
+            test_table.loc[tested, "p_kruskal"], method="bonferroni"
+        )[1]
+    columns = ["factor", "ordered", "n_workers", "n_groups", "h", "p_kruskal", "p_bonferroni", "rho", "p_spearman"]
+    return WorkerBackground(
+        quality=quality.reset_index(names="worker_id"),
+        groups=pd.DataFrame(group_rows),
+        tests=test_table[columns],
+    )

@@ -27,7 +27,9 @@ from truth_crowd.analyses import (
     evidence_sources,
     external_agreement,
     learning_curve,
+    worker_background,
 )
+from truth_crowd.comparison import compare_with_experts
 from truth_crowd.describe import design_counts
 from truth_crowd.inference import GLAD, MACE, OneCoinDawidSkene, Wawa, ZeroBasedSkill
 from truth_crowd.io import CrowdData, load_ipm2021, load_table
@@ -50,6 +52,8 @@ ANALYSES: tuple[str, ...] = (
     "factors",
     "learning",
     "sources",
+    "background",
+    "aggregators",
     "phi",
     "classify",
 )
@@ -68,10 +72,10 @@ commands:
   agreement   Krippendorff's alpha per item and dataset (nominal/ordinal/interval/ratio), bootstrap CIs;
               --phi adds Checco et al.'s Phi (Metropolis posterior, HPD), --kappa Fleiss' kappa
   aggregate   one value per statement: mean (the paper's), median, majority vote, Dawid-Skene, one-coin DS,
-              GLAD, MACE, Wawa, zero-based skill
+              GLAD, MACE, Wawa, zero-based skill; --compare scores every method against the experts
   analyze     the paper's analyses as tables: crowd vs experts, dimension correlations, PCA, factor
-              analysis (varimax), learning effect, evidence-URL domains, Phi, classifiers predicting the
-              expert label
+              analysis (varimax), learning effect, evidence-URL domains, worker background (demographics,
+              CRT) vs error, every aggregator vs the experts, Phi, classifiers predicting the expert label
   report      every analysis as a Markdown report with CSV tables and PNG figures
   reproduce   this package's quick reproduction (also run by `repro reproduce`)
 
@@ -172,6 +176,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     aggregate.add_argument("--tie-break", choices=TIE_BREAKS, default="lowest", help="mv ties (default: lowest)")
     aggregate.add_argument("--out", type=Path, default=None, help="also write the aggregates as CSV")
+    aggregate.add_argument(
+        "--compare",
+        action="store_true",
+        help="run every method and score it against the expert level per dataset (MAE, RMSE, Spearman, Kendall)",
+    )
 
     analyze = add_command(
         commands,
@@ -180,7 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the paper's analyses on the canonical filter and print their tables: crowd vs "
         "experts (per-level summaries, adjacent Mann-Whitney with Bonferroni, Kruskal-Wallis, "
         "correlations, AUC), dimension correlations, PCA, factor analysis with varimax, the learning "
-        "effect (MixedLM), evidence-URL domains, Phi, and classifiers predicting the expert label "
+        "effect (MixedLM), evidence-URL domains, worker background (demographics and CRT score against "
+        "each worker's error, Kruskal-Wallis and Spearman), every aggregator against the experts, Phi, and "
+        "classifiers predicting the expert label "
         "(needs the [classify] extra).",
     )
     _add_data_options(analyze)
@@ -428,6 +439,22 @@ def _analyze(args: argparse.Namespace) -> dict[str, Any]:
                 tables["evidence_sources"] = evidence_sources(real.judgments)
             else:
                 logger.warning("sources: skipped, the data has no evidence URLs")
+        elif name == "background":
+            if "gt_norm" not in real.statements.columns:
+                logger.warning("background: skipped, the data has no expert labels")
+            else:
+                try:
+                    background = worker_background(real, item=args.item)
+                except ValueError as exc:
+                    logger.warning("background: skipped, %s", exc)
+                else:
+                    tables["background_tests"] = background.tests
+                    tables["background_groups"] = background.groups
+        elif name == "aggregators":
+            if "gt_norm" in real.statements.columns:
+                tables["aggregators"] = compare_with_experts(real, item=args.item, seed=args.seed)
+            else:
+                logger.warning("aggregators: skipped, the data has no expert labels")
         elif name == "phi":
             tables["phi"] = phi_by_item(
                 real.judgments,
@@ -480,6 +507,11 @@ def _aggregate(args: argparse.Namespace) -> dict[str, Any]:
     data = _real(_load(args))
     if args.item not in data.items:
         raise ConfigError(f"--item: unknown item {args.item!r}; the data has {list(data.items)}")
+    if args.compare:
+        if "gt_norm" not in data.statements.columns:
+            raise ConfigError("--compare: the data has no expert labels (gt_norm) to compare with")
+        table = compare_with_experts(data, item=args.item, tie_break=args.tie_break, seed=args.seed)
+        return {"item": args.item, "method": "compare", "comparison": _records(table)}
     answers = to_crowdkit(data.judgments, args.item)
     if args.method == "mean":
         values = mean_aggregate(answers)
@@ -506,6 +538,9 @@ def _aggregate(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _human_aggregate(result: dict[str, Any]) -> str:
+    if result["method"] == "compare":
+        frame = pd.DataFrame(result["comparison"]).drop(columns="accuracy")
+        return f"every aggregator of {result['item']} against the experts\n" + frame.round(4).to_string(index=False)
     lines = [f"{result['method']} of {result['item']} for {result['n_statements']} statements"]
     for r in result["aggregates"][:20]:
         lines.append(

@@ -25,7 +25,9 @@ from truth_crowd.analyses import (
     evidence_sources,
     external_agreement,
     learning_curve,
+    worker_background,
 )
+from truth_crowd.comparison import compare_with_experts
 from truth_crowd.describe import design_counts
 from truth_crowd.io import CrowdData
 from truth_crowd.phi import phi_by_item
@@ -116,10 +118,23 @@ def _figure_time(per_position: pd.DataFrame, out: Path) -> Path:
     return save_figure(figure, out / "time_by_position.png")
 
 
+def _figure_crt(quality: pd.DataFrame, out: Path) -> Path:
+    figure = new_figure(5.5, 3.8)
+    axes = figure.add_subplot()
+    scores = sorted(quality["crt_score"].dropna().unique())
+    groups = [quality.loc[quality["crt_score"] == s, "mae"].to_numpy() for s in scores]
+    axes.boxplot(groups)
+    axes.set_xticks(range(1, len(scores) + 1), [f"{int(s)}\n(n={len(g)})" for s, g in zip(scores, groups, strict=True)])
+    axes.set_xlabel("CRT score (correct answers of 3)")
+    axes.set_ylabel("worker MAE of OT vs experts")
+    axes.set_title("Judgment error by cognitive reflection")
+    return save_figure(figure, out / "crt_error.png")
+
+
 def write_report(
     data: CrowdData, out: str | Path, *, n_resamples: int = 0, seed: int = 0, phi_samples: int = 1000
 ) -> dict[str, Any]:
-    """Run the analyses on `data` and write `report.md`, one CSV per table and four PNG figures under `out`.
+    """Run the analyses on `data` and write `report.md`, one CSV per table and the PNG figures under `out`.
 
     Φ is the Metropolis posterior (mean and HPD; `phi_samples` burn-in and kept draws per chain); `n_resamples > 0`
     adds the MLE Φ with an item bootstrap.
@@ -151,6 +166,13 @@ def write_report(
     if sources is not None:
         tables["evidence_sources"] = sources
     tables["factors"], tables["factor_loadings"] = factors, factor_loadings.reset_index(names="item")
+    background = None
+    if "gt_norm" in real.statements.columns and "crt_score" in real.workers.columns:
+        background = worker_background(real)
+        tables["background_tests"], tables["background_groups"] = background.tests, background.groups
+    aggregators = compare_with_experts(real, seed=seed) if "gt_norm" in real.statements.columns else None
+    if aggregators is not None:
+        tables["aggregators"] = aggregators
     classify = None
     has_experts = "gt_value" in real.statements.columns and (real.statements["dataset"] == "politifact").any()
     if has_experts and has_module("sklearn"):
@@ -163,6 +185,8 @@ def write_report(
         _figure_heatmap(correlation_matrix(corr_s), out),
         _figure_agreement(alpha, phi, out),
     ]
+    if background is not None:
+        figures.append(_figure_crt(background.quality, out))
     has_time = "time_elapsed_s" in data.judgments.columns and data.judgments["time_elapsed_s"].notna().any()
     if has_time:
         curve = learning_curve(data)
@@ -254,6 +278,31 @@ def write_report(
             " `evidence_sources.csv`; `blocked`: the experts' own sites):",
             "",
             markdown_frame(sources.head(15)),
+            "",
+        ]
+    if aggregators is not None:
+        md += [
+            "## Aggregators against the experts",
+            "",
+            "Every aggregator of overall truthfulness on the same answers (`truth_crowd.comparison`); the categorical"
+            " models treat the 5-point answers as nominal labels; MAE/RMSE against the expert level normalised to"
+            " −2..+2, rank correlations with it (majority-vote ties broken at random, seeded):",
+            "",
+            markdown_frame(aggregators.drop(columns="accuracy")),
+            "",
+        ]
+    if background is not None:
+        md += [
+            "## Worker background",
+            "",
+            "Per worker, the mean absolute error of overall truthfulness against the normalised expert level (rows"
+            " where the worker saw another statement left out); Kruskal-Wallis across the answers of each"
+            " questionnaire item (Bonferroni over the items) and Spearman ρ for ordered codes. Groups per answer in"
+            " `background_groups.csv`.",
+            "",
+            markdown_frame(background.tests),
+            "",
+            "![CRT and error](crt_error.png)",
             "",
         ]
     md += ["## Predicting the expert label from the dimensions", ""]

@@ -173,6 +173,30 @@ def _statement_ids(datasets: Mapping[str, int], per_level: int) -> list[tuple[st
     return rows
 
 
+#: CRT items answered right with this probability per worker kind (better workers reason better; a planted effect).
+_CRT_P = {"good": 0.65, "noisy": 0.35, "uniform": 0.15, "constant": 0.15}
+_AGES = ("19-25", "26-35", "36-50", "50-80")
+_VIEWS = ("Very liberal", "Liberal", "Moderate", "Conservative", "Very conservative")
+
+
+def _background(kind: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """CRT score (0-3) tied to the worker kind, and age and political views independent of it (a planted null).
+
+    A separate generator keeps the judgments identical to runs before these columns existed.
+    """
+    p = np.array([_CRT_P.get(k, 0.15) for k in kind])
+    crt = rng.binomial(3, p).astype(np.int8)
+    age = rng.integers(0, len(_AGES), len(kind))
+    views = rng.integers(0, len(_VIEWS), len(kind))
+    columns = {
+        "age_answer": np.array(_AGES, dtype=object)[age],
+        "age_value": (age + 1).astype(float),
+        "political_views_answer": np.array(_VIEWS, dtype=object)[views],
+        "political_views_value": views.astype(float),
+    }
+    return crt, columns
+
+
 def simulate_crowd(
     *,
     statements_per_level: int = 20,
@@ -203,6 +227,9 @@ def simulate_crowd(
             than `min_seconds` on one statement, and to leave one item empty. All other workers pass the three
             checks by construction (the release holds accepted HITs only).
         seed: the only source of randomness.
+
+    The workers table has `crt_score` drawn from Binomial(3, p) with p by kind (good 0.65, noisy 0.35, spammers
+    0.15), and `age` / `political_views` (answer and code) independent of the kind.
     """
     datasets = dict(datasets or {"politifact": 6, "abc": 3})
     if not datasets or any(not isinstance(k, int) or k < 2 for k in datasets.values()):
@@ -361,13 +388,15 @@ def simulate_crowd(
         },
         index=pd.Index(ids, name="statement_id"),
     )
+    crt_score, background = _background(kind, np.random.default_rng([seed, 2021]))
     workers_table = pd.DataFrame(
         {
             "n_judgments": judgments.groupby("worker_id").size().reindex(worker_ids).to_numpy(),
             "try_number": pd.array(
                 judgments.groupby("worker_id")["try_number"].first().reindex(worker_ids).to_numpy(), dtype="Int16"
             ),
-            "crt_score": rng.integers(0, 4, n_workers).astype(np.int8),
+            "crt_score": crt_score,
+            **background,
             **{
                 f"q{q}_time_elapsed_s": np.round(rng.lognormal(np.log(20.0), 0.5, n_workers) + min_seconds + 0.5, 2)
                 for q in range(4)
