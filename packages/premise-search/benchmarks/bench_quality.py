@@ -10,11 +10,12 @@ MathlibMPR Recall@10(group) / Covered@10 with the English statement as one query
 is printed with its fair-slice and MathlibMPR scores. The fair slice is never used to choose.
 
     python packages/premise-search/benchmarks/bench_quality.py [--semantic none|auto|minilm|wordllama]
-        [--index DIR] [--grid] [--json]
+        [--informal none|offline] [--index DIR] [--grid] [--json]
 
 With `--index`, a saved index is loaded (build one with `open_index(DIR, load_default_corpus(),
 IndexConfig(semantic="minilm"))`); otherwise the engine is built in memory (MiniLM embeds the 22,936
-declarations in about 4 min of CPU time on 2 cores).
+declarations in about 4 min of CPU time on 2 cores). `--informal` sets `IndexConfig.informal` when building
+(default: the package default, `offline`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import numpy as np
 from premise_search.corpus import load_default_corpus
 from premise_search.evaluation import load_mathlib_mpr, load_mathlib_qr, mpr_metrics, qr_metrics
 from premise_search.index import load_index
-from premise_search.retrieval import IndexConfig, SearchEngine, rrf_fuse, zscore_fuse
+from premise_search.retrieval import INFORMAL_SOURCES, IndexConfig, SearchEngine, rrf_fuse, zscore_fuse
 
 
 def qr_row(names: Sequence[Sequence[str]], targets: Sequence[str], mask: np.ndarray) -> dict[str, float]:
@@ -113,6 +114,9 @@ def weight_grid(engine: SearchEngine) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--semantic", default="none", help="semantic model when building (none|auto|minilm|wordllama)")
+    parser.add_argument(
+        "--informal", choices=INFORMAL_SOURCES, default=IndexConfig.informal, help="informal text when building"
+    )
     parser.add_argument("--index", help="load this saved index instead of building")
     parser.add_argument("--grid", action="store_true", help="also run the fusion-weight search on the tuning rows")
     parser.add_argument("--json", action="store_true")
@@ -121,9 +125,10 @@ def main() -> int:
     if args.index:
         engine = load_index(args.index)
     else:
-        engine = SearchEngine.build(load_default_corpus(), IndexConfig(semantic=args.semantic))
+        engine = SearchEngine.build(load_default_corpus(), IndexConfig(semantic=args.semantic, informal=args.informal))
     result: dict[str, Any] = {
         "semantic": engine.semantic.id if engine.semantic is not None else "none",
+        "informal": engine.config.informal,
         "fusion": engine.fusion,
         "weights": engine.channel_weights,
         "engine_s": time.perf_counter() - t0,
@@ -135,7 +140,10 @@ def main() -> int:
         json.dump(result, sys.stdout, indent=2)
         print()
         return 0
-    print(f"semantic: {result['semantic']}; fusion {engine.fusion}, weights {engine.channel_weights}")
+    print(
+        f"semantic: {result['semantic']}; informal: {result['informal']}; "
+        f"fusion {engine.fusion}, weights {engine.channel_weights}"
+    )
     print("| retriever | tune nDCG@10 | tune R@10 | fair nDCG@10 | fair R@10 | MPR R@10(group) % | MPR Covered@10 % |")
     print("|---|---|---|---|---|---|---|")
     for label, row in result["modes"].items():

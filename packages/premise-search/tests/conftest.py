@@ -1,4 +1,4 @@
-"""Package test set-up: an isolated index cache, and a socket guard proving the suite runs offline.
+"""Package test set-up: an isolated index cache, a socket guard proving the suite runs offline, a small corpus.
 
 The guard (session-wide, autouse) lets sockets connect only to loopback addresses (127.0.0.0/8, ::1,
 `localhost`) and Unix sockets; any other `connect`, `connect_ex`, `sendto` or name lookup raises
@@ -14,7 +14,64 @@ from typing import Any
 
 import pytest
 
-__all__ = ["NetworkBlockedError"]
+from premise_search.corpus import Declaration
+
+__all__ = ["SMALL_CORPUS", "NetworkBlockedError"]
+
+
+#: Eight declarations the retrieval, semantic, server and CLI tests search (module-level, so test modules, which
+#: cannot import each other or this file under --import-mode=importlib, get it through `small_corpus`). Tests
+#: rely on: the first four names in this order, Lattice's own informal text, a deprecated `Lattice.old`, and a
+#: `def` with a value.
+SMALL_CORPUS: tuple[Declaration, ...] = (
+    Declaration(
+        "orderOf_dvd_card",
+        "theorem",
+        "Mathlib.GroupTheory.OrderOfElement",
+        "theorem orderOf_dvd_card [Fintype G] {x : G} : orderOf x ∣ Fintype.card G",
+        docstring="The order of an element divides the cardinality of the group.",
+    ),
+    Declaration(
+        "Lattice",
+        "class",
+        "Mathlib.Order.Lattice",
+        "class Lattice (α : Type u) extends SemilatticeSup α, SemilatticeInf α",
+        docstring="A lattice is a join-semilattice which is also a meet-semilattice.",
+        informal_name="Lattice",
+        informal_description="A partial order with binary joins and meets.",
+    ),
+    Declaration(
+        "Nat.Prime.two_le", "theorem", "Mathlib.Data.Nat.Prime.Defs", "theorem Nat.Prime.two_le : p.Prime → 2 ≤ p"
+    ),
+    Declaration(
+        "Finset.sum_comm",
+        "theorem",
+        "Mathlib.Algebra.BigOperators.Basic",
+        "theorem Finset.sum_comm : ∑ x ∈ s, ∑ y ∈ t, f x y = ∑ y ∈ t, ∑ x ∈ s, f x y",
+        docstring="Sums can be swapped.",
+    ),
+    Declaration(
+        "continuous_iff_isClosed",
+        "theorem",
+        "Mathlib.Topology.Continuous",
+        "theorem continuous_iff_isClosed : Continuous f ↔ ∀ s, IsClosed s → IsClosed (f ⁻¹' s)",
+    ),
+    Declaration(
+        "Denumerable",
+        "class",
+        "Mathlib.Logic.Denumerable",
+        "class Denumerable (α : Type*) extends Encodable α",
+        docstring="A denumerable type is one which is (constructively) bijective with ℕ.",
+    ),
+    Declaration("Lattice.old", "theorem", "Mathlib.Order.Lattice", "theorem Lattice.old : True", deprecated=True),
+    Declaration("Group.order", "def", "Mathlib.GroupTheory.Basic", "def Group.order (G : Type*) : ℕ", value="0"),
+)
+
+
+@pytest.fixture(scope="session")
+def small_corpus() -> list[Declaration]:
+    """`SMALL_CORPUS` as a list (declarations are frozen; do not mutate the list)."""
+    return list(SMALL_CORPUS)
 
 
 class NetworkBlockedError(RuntimeError):

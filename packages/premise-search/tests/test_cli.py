@@ -16,6 +16,12 @@ from repro_core.report import Verdict
 from repro_core.testing import check_package_cli, check_reproduction
 
 
+@pytest.fixture(scope="module")
+def decls(small_corpus: list[Declaration]) -> list[Declaration]:
+    """The first three declarations of the shared small corpus (the CLI tests count and rank them)."""
+    return [d for d in small_corpus if d.name in ("orderOf_dvd_card", "Lattice", "Nat.Prime.two_le")]
+
+
 def test_cli_conventions(tmp_path: Path) -> None:
     check_package_cli("premise-search", main, tmp_path)
 
@@ -33,47 +39,30 @@ def test_quick_reproduction_measures_the_standard_mode(tmp_path: Path) -> None:
     assert premise_search.PAPER.startswith("arXiv:")
 
 
-CORPUS = [
-    Declaration(
-        "orderOf_dvd_card",
-        "theorem",
-        "Mathlib.GroupTheory.OrderOfElement",
-        "theorem orderOf_dvd_card [Fintype G] {x : G} : orderOf x ∣ Fintype.card G",
-        docstring="The order of an element divides the cardinality of the group.",
-    ),
-    Declaration(
-        "Lattice",
-        "class",
-        "Mathlib.Order.Lattice",
-        "class Lattice (α : Type u)",
-        docstring="A lattice is a join-semilattice which is also a meet-semilattice.",
-    ),
-    Declaration("Nat.Prime.two_le", "theorem", "Mathlib.Data.Nat.Prime.Defs", "theorem Nat.Prime.two_le : 2 ≤ p"),
-]
-
-
 def _json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> object:
     assert main(argv) == 0
     return json.loads(capsys.readouterr().out)
 
 
-def test_index_build_info_and_search(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    corpus = write_jsonl(CORPUS, tmp_path / "c.jsonl")
+def test_index_build_info_and_search(
+    decls: list[Declaration], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    corpus = write_jsonl(decls, tmp_path / "c.jsonl")
     built = _json(capsys, ["index", "build", "--corpus", str(corpus), "--out", str(tmp_path / "idx"), "--json"])
-    assert isinstance(built, dict) and built["n_docs"] == 3
+    assert isinstance(built, dict) and built["n_docs"] == len(decls)
     info = _json(capsys, ["index", "info", "--index", str(tmp_path / "idx"), "--json"])
     assert isinstance(info, dict) and info["corpus_sha256"] == built["corpus_sha256"]
     query = "order of an element divides the order of the group"
     out = _json(capsys, ["search", query, "-k", "2", "--index", str(tmp_path / "idx"), "--json"])
-    library = SearchEngine.build(CORPUS).search(query, 2, rerank=True)
+    library = SearchEngine.build(decls).search(query, 2, rerank=True)
     assert isinstance(out, list) and [h["name"] for h in out[0]["results"]] == [h.name for h in library]
     assert out[0]["results"][0]["name"] == "orderOf_dvd_card"
     assert main(["search", "lattice", "--corpus", str(corpus), "--mode", "bm25", "--no-rerank"]) == 0
     assert "Lattice" in capsys.readouterr().err
 
 
-def test_eval_on_a_small_corpus(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    corpus = write_jsonl(CORPUS, tmp_path / "c.jsonl")
+def test_eval_on_a_small_corpus(decls: list[Declaration], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    corpus = write_jsonl(decls, tmp_path / "c.jsonl")
     out = _json(capsys, ["eval", "mpr", "--corpus", str(corpus), "--mode", "bm25", "--json"])
     assert isinstance(out, dict) and out["n_queries"] == 69 and "Recall@10(group)" in out["metrics"]["all"]
 

@@ -31,35 +31,6 @@ from premise_search.server import (
     serve_in_thread,
 )
 
-CORPUS = [
-    Declaration(
-        "orderOf_dvd_card",
-        "theorem",
-        "Mathlib.GroupTheory.OrderOfElement",
-        "theorem orderOf_dvd_card [Fintype G] {x : G} : orderOf x ∣ Fintype.card G",
-        docstring="The order of an element divides the cardinality of the group.",
-    ),
-    Declaration(
-        "Lattice",
-        "class",
-        "Mathlib.Order.Lattice",
-        "class Lattice (α : Type u) extends SemilatticeSup α, SemilatticeInf α",
-        docstring="A lattice is a join-semilattice which is also a meet-semilattice.",
-        informal_name="Lattice",
-        informal_description="A partial order with binary joins and meets.",
-    ),
-    Declaration(
-        "Nat.Prime.two_le", "theorem", "Mathlib.Data.Nat.Prime.Defs", "theorem Nat.Prime.two_le : p.Prime → 2 ≤ p"
-    ),
-    Declaration(
-        "Finset.sum_comm",
-        "theorem",
-        "Mathlib.Algebra.BigOperators.Basic",
-        "theorem Finset.sum_comm : ∑ x ∈ s, ∑ y ∈ t, f x y = ∑ y ∈ t, ∑ x ∈ s, f x y",
-        docstring="Sums can be swapped.",
-    ),
-    Declaration("Group.order", "def", "Mathlib.GroupTheory.Basic", "def Group.order (G : Type*) : ℕ", value="0"),
-]
 RESULT_KEYS = {
     "module_name",
     "kind",
@@ -75,8 +46,8 @@ LIMITS = ServerLimits(max_body_bytes=16 * 1024, max_queries=8, max_query_chars=5
 
 
 @pytest.fixture(scope="module")
-def engine() -> SearchEngine:
-    return SearchEngine.build(CORPUS)
+def engine(small_corpus: list[Declaration]) -> SearchEngine:
+    return SearchEngine.build(small_corpus)
 
 
 @pytest.fixture(scope="module")
@@ -140,9 +111,9 @@ def test_search_contract(server: SearchServer, engine: SearchEngine) -> None:
     assert status == 200 and payload[0][0]["result"]["name"] == ["Finset", "sum_comm"]
 
 
-def test_other_routes(server: SearchServer) -> None:
+def test_other_routes(small_corpus: list[Declaration], server: SearchServer) -> None:
     status, payload, _ = _request(server, "GET", "/health")
-    assert status == 200 and payload["status"] == "ok" and payload["num_docs"] == len(CORPUS)
+    assert status == 200 and payload["status"] == "ok" and payload["num_docs"] == len(small_corpus)
     status, payload, _ = _request(server, "POST", "/search_with_profile", {"query": ["lattice", "prime"]})
     assert status == 200 and set(payload) == {"results", "profiles", "total_request_time"}
     assert len(payload["results"]) == len(payload["profiles"]) == 2
@@ -280,8 +251,10 @@ def test_concurrent_load(server: SearchServer, capsys: pytest.CaptureFixture[str
     assert threading.active_count() < 200
 
 
-def test_cli_serve_reports_a_busy_port(tmp_path: Any, capsys: pytest.CaptureFixture[str], server: SearchServer) -> None:
-    corpus = write_jsonl(CORPUS, tmp_path / "c.jsonl")
+def test_cli_serve_reports_a_busy_port(
+    small_corpus: list[Declaration], tmp_path: Any, capsys: pytest.CaptureFixture[str], server: SearchServer
+) -> None:
+    corpus = write_jsonl(small_corpus, tmp_path / "c.jsonl")
     port = server.server_address[1]
     assert main(["serve", "--corpus", str(corpus), "--port", str(port)]) == 2
     assert "cannot listen" in capsys.readouterr().err
@@ -392,9 +365,9 @@ def test_any_reasoning_body_is_answered_or_refused_with_4xx(engine: SearchEngine
         json.dumps(out, allow_nan=False)
 
 
-def test_cli_serve_subprocess(tmp_path: Any) -> None:
+def test_cli_serve_subprocess(small_corpus: list[Declaration], tmp_path: Any) -> None:
     """`premise-search serve --port 0 --json` prints its URL, answers /health, and exits 0 on Ctrl-C."""
-    corpus = write_jsonl(CORPUS, tmp_path / "c.jsonl")
+    corpus = write_jsonl(small_corpus, tmp_path / "c.jsonl")
     argv = [sys.executable, "-m", "premise_search.cli", "serve", "--corpus", str(corpus), "--port", "0", "--json"]
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -409,7 +382,7 @@ def test_cli_serve_subprocess(tmp_path: Any) -> None:
                 info = json.loads(text)
             except json.JSONDecodeError:
                 continue
-        assert info["url"].startswith("http://127.0.0.1:") and info["num_docs"] == len(CORPUS)
+        assert info["url"].startswith("http://127.0.0.1:") and info["num_docs"] == len(small_corpus)
         host, port = info["url"].removeprefix("http://").split(":")
         conn = http.client.HTTPConnection(host, int(port), timeout=30)
         conn.request("GET", "/health")

@@ -3,9 +3,11 @@
 Layout (nothing is pickled; every array is read with `allow_pickle=False`):
 
 ```
-manifest.json            format, format_version, package version, corpus_sha256, n_docs, tokenizer / embedder /
-                         semantic ids, the IndexConfig (with `semantic` resolved), file list
-docs.jsonl.gz            the corpus rows (ours, `Declaration.to_dict("native")`)
+manifest.json            format, format_version, package version, corpus_sha256 (of the corpus as given), n_docs,
+                         tokenizer / embedder / semantic / informal ids, the IndexConfig (with `semantic`
+                         resolved), file list
+docs.jsonl.gz            the corpus rows as indexed (ours, `Declaration.to_dict("native")`), with the informal text
+                         `IndexConfig.informal` filled in
 bm25_text.json           vocabulary (terms in column order) and scalars of the text channel
 bm25_text.npz            its idf and document lengths (np.savez)
 bm25_text.weights.npz    its [n_docs, n_terms] weight matrix (scipy.sparse.save_npz)
@@ -21,7 +23,8 @@ package is missing or a different version, `load_index` drops the semantic chann
 back to the built-in channels) and `open_index` rebuilds.
 
 `open_index(directory, corpus)` loads the directory when its manifest matches the corpus hash, the format version
-and the tokenizer/embedder ids of the requested config, and otherwise builds and saves a fresh index there.
+and the tokenizer/embedder/semantic/informal ids of the requested config, and otherwise builds and saves a fresh
+index there.
 Files are written to a temporary sibling directory first and renamed into place, so a crash never leaves a
 half-written index that looks complete.
 """
@@ -44,6 +47,7 @@ from premise_search.__about__ import __version__
 from premise_search.bm25 import SparseBM25
 from premise_search.corpus import Declaration, corpus_sha256, read_jsonl, write_jsonl
 from premise_search.embed import HashingEmbedder, load_semantic_embedder, resolve_semantic
+from premise_search.informalize import OfflineInformalizer
 from premise_search.retrieval import IndexConfig, SearchEngine, default_index_config
 from premise_search.tokenize import LeanTokenizer
 from repro_core.errors import InputError
@@ -89,6 +93,7 @@ def _ids(config: IndexConfig) -> dict[str, str]:
         "tokenizer": LeanTokenizer(config.tokenizer).id,
         "embedder": HashingEmbedder(config.embedder).id,
         "semantic": _semantic_id(config.semantic),
+        "informal": "none" if config.informal == "none" else OfflineInformalizer().id,
     }
 
 
@@ -132,7 +137,7 @@ def save_index(engine: SearchEngine, directory: str | os.PathLike[str]) -> Path:
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "package_version": __version__,
-            "corpus_sha256": corpus_sha256(engine.corpus),
+            "corpus_sha256": engine.source_sha256,  # the corpus as given, before informal text was filled in
             "n_docs": len(engine.corpus),
             **_ids(engine.config),
             "semantic": engine.semantic.id if engine.semantic is not None else "none",
@@ -178,7 +183,8 @@ def index_is_current(
     if manifest.get("format_version") != FORMAT_VERSION:
         return False
     if config is not None:
-        recorded = {**manifest, "semantic": manifest.get("semantic", "none")}  # older manifests had no semantic
+        # older manifests had no semantic / informal entry
+        recorded = {"semantic": "none", "informal": "none", **manifest}
         if any(recorded.get(key) != value for key, value in _ids(config).items()):
             return False
     return corpus is None or manifest.get("corpus_sha256") == corpus_sha256(corpus)
@@ -199,7 +205,7 @@ def load_index(directory: str | os.PathLike[str], **engine_kwargs: Any) -> Searc
             path=directory,
             field="format_version",
         )
-    config = IndexConfig.from_json(manifest["config"])
+    config = IndexConfig.from_json({"informal": "none", **manifest["config"]})  # older configs lack `informal`
     corpus = read_jsonl(directory / "docs.jsonl.gz")
     text_bm25 = _load_bm25(directory, "bm25_text")
     name_bm25 = _load_bm25(directory, "bm25_name")
@@ -221,6 +227,7 @@ def load_index(directory: str | os.PathLike[str], **engine_kwargs: Any) -> Searc
         semantic_kwargs = _load_semantic(directory, config.semantic, recorded, len(corpus))
         if not semantic_kwargs:
             config = IndexConfig.from_json({**config.to_dict(), "semantic": "none"})
+    engine_kwargs.setdefault("source_sha256", manifest.get("corpus_sha256"))
     return SearchEngine(corpus, config, text_bm25, name_bm25, embedder, embeddings, **semantic_kwargs, **engine_kwargs)
 
 

@@ -1,10 +1,10 @@
 """The quick reproduction that `repro reproduce` runs for premise-search (entry point `repro.reproductions`).
 
-It builds the standard-mode index of the embedded corpus (22,936 Mathlib declarations, about 10 s on 2 cores) and
-runs LeanSearch v2's own benchmarks through the upstream metric definitions:
+It builds the standard-mode index of the embedded corpus (22,936 Mathlib declarations with the offline informal
+text, about 10 s on 2 cores) and runs LeanSearch v2's own benchmarks through the upstream metric definitions:
 
 - MathlibQR, fair slice (810 queries, all 171 targets present in the embedded corpus): nDCG@10 and Recall@10 of
-  the standard mode (hybrid: BM25 + name channel, plus the MiniLM semantic channel when
+  the standard mode (hybrid: BM25 + dense + name channels, plus the MiniLM semantic channel when
   `PREMISE_SEARCH_SEMANTIC` asks for it; z-score fusion; feature reranker), against the paper's 0.62, and of
   BM25 alone, the dense channel alone and the hybrid without rerank;
 - MathlibMPR (69 problems): Recall@10(group) of the standard mode with the English statement as one query, and
@@ -12,7 +12,8 @@ runs LeanSearch v2's own benchmarks through the upstream metric definitions:
 
 The comparison is honest but not like for like: the paper searches all of Mathlib with Qwen3-Embedding-8B, an LLM
 informalisation of every declaration and Qwen3-Reranker-8B on GPUs; we search a 23k-declaration subset (easier)
-with offline lexical models and no informal text (harder). See the package README.
+with offline lexical models and the offline informaliser's template text in place of LLM descriptions (harder).
+See the package README.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ __all__ = ["quick"]
 
 _SETUP = (
     "embedded corpus: 22,936 declarations of the 313 Mathlib modules holding benchmark targets "
-    "(paper: all of Mathlib); offline BM25 + hashed n-gram embedder + feature reranker, no informal text "
+    "(paper: all of Mathlib); offline BM25 + hashed n-gram embedder + feature reranker, template informal text "
+    "from the offline informaliser "
     "(paper: LLM informalisation, Qwen3-Embedding-8B, Qwen3-Reranker-8B)"
 )
 

@@ -11,12 +11,14 @@ Channels (each a ranking of the whole corpus):
   `semantic` extra) over `semantic_text`. An index built without one (`IndexConfig.semantic="none"`, or `"auto"`
   with the extra absent) answers `semantic` with the built-in `dense` channel instead.
 
-`hybrid` fuses the channels' top `candidates` (default 100) with one of two rules:
+`hybrid` fuses the channels' top `candidates` (default 100) with one of two rules (the default is the rule the
+weight search chose: `LEXICAL_FUSION` = zscore without a semantic channel, `SEMANTIC_FUSION` = rrf with one):
 
-- `"zscore"` (default): each channel's scores are standardised over its own candidate list
+- `"zscore"`: each channel's scores are standardised over its own candidate list
   (`(s - mean) / std`), a candidate missing from a channel gets that channel's lowest listed value, and the
   fused score is `Σ_c weight_c · z_c(d)`. Score fusion keeps *how much* better a channel's first hit is, which
   rank fusion throws away: with RRF a weak channel's votes pulled BM25's correct first places down (README).
+  With the MiniLM channel and informal text, RRF scored higher on the tuning rows.
 - `"rrf"`: reciprocal rank fusion (Cormack, Clarke & Büttcher 2009), `Σ_c weight_c / (rrf_k + rank_c(d))`,
   rank 1-based, rrf_k = 60.
 
@@ -39,7 +41,7 @@ from typing import Any, Literal
 import numpy as np
 
 from premise_search.bm25 import BM25Config, SparseBM25, top_k_scores
-from premise_search.corpus import Declaration
+from premise_search.corpus import Declaration, corpus_sha256
 from premise_search.embed import (
     HashingEmbedder,
     HashingEmbedderConfig,
@@ -49,6 +51,7 @@ from premise_search.embed import (
     semantic_text,
     validate_semantic,
 )
+from premise_search.informalize import Informalizer
 from premise_search.rerank import FeatureReranker, Reranker
 from premise_search.tokenize import LeanTokenizer, TokenizerConfig
 from repro_core.errors import ConfigError, InputError
@@ -56,14 +59,18 @@ from repro_core.errors import ConfigError, InputError
 __all__ = [
     "DEFAULT_CHANNEL_WEIGHTS",
     "FUSIONS",
+    "INFORMAL_SOURCES",
     "LEXICAL_CHANNEL_WEIGHTS",
+    "LEXICAL_FUSION",
     "MODES",
     "SEMANTIC_CHANNEL_WEIGHTS",
+    "SEMANTIC_FUSION",
     "Hit",
     "IndexConfig",
     "SearchEngine",
     "default_index_config",
     "document_text",
+    "fill_informal",
     "rrf_fuse",
     "zscore_fuse",
 ]
@@ -73,15 +80,22 @@ logger = logging.getLogger(__name__)
 Mode = Literal["bm25", "name", "dense", "semantic", "hybrid"]
 #: Search modes (`name` is the name channel alone).
 MODES: tuple[str, ...] = ("bm25", "name", "dense", "semantic", "hybrid")
+#: Where `IndexConfig.informal` takes informal text from for declarations without it.
+INFORMAL_SOURCES: tuple[str, ...] = ("none", "offline")
 #: Hybrid fusion rules.
 FUSIONS: tuple[str, ...] = ("zscore", "rrf")
 #: z-score fusion weights without a semantic channel: the best of a 32-point grid (rrf and zscore; dense and name
-#: weights) by nDCG@10 on the 136 MathlibQR rows outside the fair slice. The lexical dense channel did not help
-#: there, so it gets 0 (it is still a mode of its own).
-LEXICAL_CHANNEL_WEIGHTS = {"bm25": 1.0, "dense": 0.0, "name": 0.1}
-#: z-score fusion weights with a semantic channel (MiniLM): the best of a 90-point grid (rrf and zscore; semantic,
-#: dense and name weights), chosen the same way (`benchmarks/bench_quality.py --grid` repeats the search).
-SEMANTIC_CHANNEL_WEIGHTS = {"bm25": 1.0, "semantic": 2.0, "dense": 0.5, "name": 0.25}
+#: weights) by nDCG@10 on the 136 MathlibQR rows outside the fair slice, with the offline informal text indexed
+#: (`IndexConfig.informal="offline"`). Without informal text the same search gave dense 0, name 0.1.
+LEXICAL_CHANNEL_WEIGHTS = {"bm25": 1.0, "dense": 0.5, "name": 0.5}
+#: Fusion rule and weights with a semantic channel (MiniLM), chosen the same way from a 90-point grid (rrf and
+#: zscore; semantic, dense and name weights) with the offline informal text indexed; `benchmarks/bench_quality.py
+#: --semantic minilm --grid` repeats the search. (Without informal text the search gave zscore, semantic 2,
+#: dense 0.5, name 0.25.)
+SEMANTIC_FUSION = "rrf"
+SEMANTIC_CHANNEL_WEIGHTS = {"bm25": 1.0, "semantic": 1.0, "dense": 0.5, "name": 0.0}
+#: Fusion rule without a semantic channel.
+LEXICAL_FUSION = "zscore"
 #: Kept for compatibility: the weights used when the index has no semantic channel.
 DEFAULT_CHANNEL_WEIGHTS = LEXICAL_CHANNEL_WEIGHTS
 
@@ -93,6 +107,31 @@ def document_text(decl: Declaration) -> str:
         if extra:
             parts.append(extra)
     return "\n".join(parts)
+
+
+def fill_informal(corpus: Sequence[Declaration], source: str = "offline") -> list[Declaration]:
+    """`corpus` with each missing `informal_name` / `informal_description` filled from `source` (input order).
+
+    Why: 73% of the declarations have no docstring, so the channels see only a name and a signature; the offline
+    informaliser spells the name out in words and names the dependencies, which BM25 and the embedders can match
+    against English queries (README, "Results on the embedded corpus"). Text the corpus already has is kept;
+    rows the informaliser skips (internal names, duplicates, other kinds) are returned unchanged. Deterministic.
+    """
+    if source not in INFORMAL_SOURCES:
+        raise ConfigError(f"informal: expected one of {INFORMAL_SOURCES}, got {source!r}")
+    if source == "none" or all(d.informal_name and d.informal_description for d in corpus):
+        return list(corpus)
+    filled = Informalizer().run(corpus).declarations  # rows with a description are kept and lend it to dependents
+    return [
+        old
+        if old.informal_name and old.informal_description
+        else replace(
+            old,
+            informal_name=old.informal_name or new.informal_name,
+            informal_description=old.informal_description or new.informal_description,
+        )
+        for old, new in zip(corpus, filled, strict=True)
+    ]
 
 
 @dataclass(frozen=True)
@@ -107,18 +146,24 @@ class IndexConfig:
             machine), `auto` (`minilm` when the `semantic` extra is installed, else `none`), `minilm`,
             `wordllama`, or `st:<directory>` for a local sentence-transformers model. `build` stores the
             resolved name, so a saved index says which model made its vectors.
+        informal: informal text for declarations that have none: `offline` (default) fills each missing
+            `informal_name` / `informal_description` with `OfflineInformalizer` output before any channel's text
+            is built (rows with their own informal text keep it); `none` indexes the corpus as given.
     """
 
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     bm25: BM25Config = field(default_factory=BM25Config)
     embedder: HashingEmbedderConfig = field(default_factory=HashingEmbedderConfig)
     semantic: str = "none"
+    informal: str = "offline"
 
     def __post_init__(self) -> None:
         for key, kind in (("tokenizer", TokenizerConfig), ("bm25", BM25Config), ("embedder", HashingEmbedderConfig)):
             if not isinstance(getattr(self, key), kind):
                 raise ConfigError(f"IndexConfig.{key}: expected a {kind.__name__}")
         validate_semantic(self.semantic)
+        if self.informal not in INFORMAL_SOURCES:
+            raise ConfigError(f"IndexConfig.informal: expected one of {INFORMAL_SOURCES}, got {self.informal!r}")
 
     def resolved(self) -> IndexConfig:
         """This config with `semantic="auto"` replaced by what it means in this environment."""
@@ -130,6 +175,7 @@ class IndexConfig:
             "bm25": asdict(self.bm25),
             "embedder": asdict(self.embedder),
             "semantic": self.semantic,
+            "informal": self.informal,
         }
 
     def to_json(self) -> str:
@@ -138,7 +184,7 @@ class IndexConfig:
     @classmethod
     def from_json(cls, text: str | dict[str, Any]) -> IndexConfig:
         data = json.loads(text) if isinstance(text, str) else dict(text)
-        unknown = set(data) - {"tokenizer", "bm25", "embedder", "semantic"}
+        unknown = set(data) - {"tokenizer", "bm25", "embedder", "semantic", "informal"}
         if unknown:
             raise ConfigError(f"IndexConfig: unknown field(s) {sorted(unknown)}")
         return cls(
@@ -146,6 +192,7 @@ class IndexConfig:
             bm25=BM25Config.from_json(data.get("bm25", {})),
             embedder=HashingEmbedderConfig.from_json(data.get("embedder", {})),
             semantic=data.get("semantic", "none"),
+            informal=data.get("informal", cls.informal),
         )
 
 
@@ -248,7 +295,8 @@ class SearchEngine:
         rerank_depth: int = 50,
         semantic: TextEmbedder | None = None,
         semantic_embeddings: np.ndarray | None = None,
-        fusion: str = "zscore",
+        fusion: str | None = None,
+        source_sha256: str | None = None,
     ) -> None:
         n = len(corpus)
         if not (text_bm25.n_docs == name_bm25.n_docs == embeddings.shape[0] == n):
@@ -259,6 +307,8 @@ class SearchEngine:
             raise InputError(f"semantic embeddings have {semantic_embeddings.shape[0]} rows for {n} declarations")
         if candidates < 1 or rerank_depth < 1:
             raise ConfigError("candidates and rerank_depth must be >= 1")
+        if fusion is None:
+            fusion = SEMANTIC_FUSION if semantic is not None else LEXICAL_FUSION
         if fusion not in FUSIONS:
             raise ConfigError(f"fusion: expected one of {FUSIONS}, got {fusion!r}")
         self.corpus = list(corpus)
@@ -270,6 +320,8 @@ class SearchEngine:
         self.rrf_k, self.candidates, self.rerank_depth = float(rrf_k), int(candidates), int(rerank_depth)
         self.semantic, self.semantic_embeddings = semantic, semantic_embeddings
         self.fusion = fusion
+        # the hash of the corpus the index was built from, before `IndexConfig.informal` filled it in
+        self.source_sha256 = source_sha256 if source_sha256 is not None else corpus_sha256(self.corpus)
         base = SEMANTIC_CHANNEL_WEIGHTS if semantic is not None else LEXICAL_CHANNEL_WEIGHTS
         self.channel_weights = dict(base)
         if channel_weights:
@@ -290,6 +342,8 @@ class SearchEngine:
         if len(corpus) == 0:
             raise InputError("cannot index an empty corpus")
         config = (config if config is not None else default_index_config()).resolved()
+        source_sha256 = corpus_sha256(corpus)
+        corpus = fill_informal(corpus, config.informal)
         tokenizer = LeanTokenizer(config.tokenizer)
         text_tokens = [tokenizer.tokenize(document_text(d)) for d in corpus]
         name_tokens = [tokenizer.name_tokens(d.name) for d in corpus]
@@ -303,6 +357,7 @@ class SearchEngine:
             kwargs = {**kwargs, "semantic": semantic}
             kwargs["semantic_embeddings"] = semantic.embed_documents([semantic_text(d) for d in corpus])
         logger.info("built an index of %d declarations (%d text terms)", len(corpus), len(text_bm25.vocabulary_))
+        kwargs.setdefault("source_sha256", source_sha256)
         return cls(corpus, config, text_bm25, name_bm25, embedder, embeddings, **kwargs)
 
     @property
