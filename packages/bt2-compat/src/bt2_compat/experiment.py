@@ -18,6 +18,7 @@ from bt2_compat.data import Dataset, class_subset, load_dataset
 from bt2_compat.evaluate import Compatibility, compatibility, embed
 from bt2_compat.models import BT2Model, EmbeddingModel, ModelConfig, build_model
 from bt2_compat.train import TrainConfig, train_model
+from repro_core.config import checked_fields
 from repro_core.errors import ConfigError
 from repro_core.seeding import derive_seed
 
@@ -76,10 +77,7 @@ class ExperimentConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExperimentConfig:
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ConfigError(f"experiment config: unknown field(s) {sorted(unknown)}")
-        return cls(**data)
+        return cls(**checked_fields(cls, data, "experiment config"))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)

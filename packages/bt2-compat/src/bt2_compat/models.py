@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bt2_compat.transform import INITS, MAPS, BasisTransform
+from repro_core.config import checked_fields
 from repro_core.errors import ConfigError
 from repro_core.seeding import derive_seed, fork_rng
 
@@ -379,12 +380,8 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        if not isinstance(data, dict):
-            raise ConfigError(f"model config: expected a JSON object, got {type(data).__name__}")
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ConfigError(f"model config: unknown field(s) {sorted(unknown)}")
-        return cls(**{k: (tuple(v) if k == "hidden" else v) for k, v in data.items()})
+        fields = checked_fields(cls, data, "model config")
+        return cls(**{k: (tuple(v) if k == "hidden" else v) for k, v in fields.items()})
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)

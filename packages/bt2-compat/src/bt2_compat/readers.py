@@ -25,7 +25,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from bt2_compat.data import Dataset
-from repro_core.errors import InputError, MissingExtraError
+from repro_core._optional import require
+from repro_core.errors import InputError
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -212,10 +213,7 @@ def read_image_folder(
     `size` resizes every image to `size x size` (bilinear); without it all images must have one size.
     Returns `images: [n, 3, H, W]` uint8.
     """
-    try:
-        from PIL import Image as image_module
-    except ImportError as exc:
-        raise MissingExtraError("PIL", "images", "reading image folders", distribution="bt2-compat") from exc
+    image_module = require("PIL.Image", "reading image folders", extra="images", distribution="bt2-compat")
     if split not in ("train", "test"):
         raise InputError(f"split: expected 'train' or 'test', got {split!r}", field="split")
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):

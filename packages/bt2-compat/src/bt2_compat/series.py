@@ -38,6 +38,7 @@ from bt2_compat.io import load_model, save_model
 from bt2_compat.models import BACKBONES, BT2Model, EmbeddingModel, ModelConfig, build_model
 from bt2_compat.train import TrainConfig, train_model
 from repro_core.checkpoint import atomic_write_text
+from repro_core.config import checked_fields
 from repro_core.errors import ConfigError
 from repro_core.seeding import derive_seed
 
@@ -121,10 +122,7 @@ class SeriesConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SeriesConfig:
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ConfigError(f"series config: unknown field(s) {sorted(unknown)}")
-        return cls(**data)
+        return cls(**checked_fields(cls, data, "series config"))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)

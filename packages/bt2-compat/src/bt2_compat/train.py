@@ -48,6 +48,7 @@ from bt2_compat.losses import bct_influence, bt2_loss, classification_loss, l2_r
 from bt2_compat.models import BT2Model, EmbeddingModel
 from repro_core.checkpoint import CheckpointManager
 from repro_core.cli import progress
+from repro_core.config import checked_fields
 from repro_core.distributed import data_parallel_group, write_on_main
 from repro_core.errors import ConfigError
 from repro_core.seeding import torch_generator
@@ -124,12 +125,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        if not isinstance(data, dict):
-            raise ConfigError(f"train config: expected a JSON object, got {type(data).__name__}")
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ConfigError(f"train config: unknown field(s) {sorted(unknown)}")
-        return cls(**data)
+        return cls(**checked_fields(cls, data, "train config"))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from mult_probe.data import ANSWER_MARK, EOS, CharTokenizer, answer_digits
+from repro_core.config import checked_fields
 from repro_core.errors import ConfigError, InputError
 from repro_core.metrics import exact_match, per_position_accuracy
 from repro_core.seeding import numpy_rng
@@ -96,10 +97,7 @@ class IcotConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> IcotConfig:
-        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ConfigError(f"unknown icot config field(s): {', '.join(sorted(unknown))}")
-        return cls(**data)
+        return cls(**checked_fields(cls, data, "icot config"))
 
 
 def steps_per_removed_token(steps_per_epoch: int, remove_per_epoch: float) -> int:

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from repro_core.config import checked_fields
 from repro_core.errors import ConfigError
 
 __all__ = ["ActivationCache", "HookPoint", "ModelConfig", "Transformer", "hook_names"]
@@ -89,10 +90,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ConfigError(f"unknown model config field(s): {', '.join(sorted(unknown))}")
-        return cls(**data)
+        return cls(**checked_fields(cls, data, "model config"))
 
     @classmethod
     def from_json(cls, text: str) -> ModelConfig:

@@ -59,6 +59,7 @@ from mult_probe.icot import (
 )
 from mult_probe.model import ModelConfig, Transformer
 from repro_core.checkpoint import CheckpointManager
+from repro_core.config import checked_fields
 from repro_core.distributed import data_parallel_group, rank_seed, write_on_main
 from repro_core.errors import ConfigError
 from repro_core.metrics import exact_match, per_position_accuracy
@@ -183,10 +184,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ConfigError(f"unknown train config field(s): {', '.join(sorted(unknown))}")
-        data = dict(data)
+        data = checked_fields(cls, data, "train config")
         if isinstance(data.get("model"), dict):
             data["model"] = ModelConfig.from_dict(data["model"])
         if isinstance(data.get("icot"), dict):

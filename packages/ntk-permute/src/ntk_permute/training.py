@@ -38,6 +38,7 @@ import numpy as np
 from ntk_permute.gp import check_permutation, normalise_inputs, train_targets
 from ntk_permute.kernels import PARAMETRIZATIONS, Parametrization, nngp_ntk
 from repro_core._optional import require
+from repro_core.config import checked_fields
 from repro_core.errors import ConfigError
 from repro_core.seeding import jax_key, torch_generator
 
@@ -195,13 +196,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Build from a dict; unknown keys are a `ConfigError` naming them."""
-        if not isinstance(data, dict):
-            raise ConfigError(f"config: expected a JSON object, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"config: unknown field(s) {unknown}; known: {sorted(known)}")
-        return cls(**data)
+        return cls(**checked_fields(cls, data, "config"))
 
     @classmethod
     def from_json(cls, text: str) -> TrainConfig:

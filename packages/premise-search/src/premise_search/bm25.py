@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from repro_core.config import checked_fields
 from repro_core.errors import ConfigError, InputError
 
 __all__ = ["BM25Config", "SparseBM25", "reference_scores", "top_k_scores"]
@@ -62,8 +63,8 @@ class BM25Config:
 
     @classmethod
     def from_json(cls, text: str | dict[str, Any]) -> BM25Config:
-        data = json.loads(text) if isinstance(text, str) else dict(text)
-        return cls(**data)
+        data = json.loads(text) if isinstance(text, str) else text
+        return cls(**checked_fields(cls, data, "BM25Config"))
 
 
 class SparseBM25:

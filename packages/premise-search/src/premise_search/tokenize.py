@@ -23,6 +23,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from repro_core.config import checked_fields
 from repro_core.errors import ConfigError
 
 __all__ = [
@@ -544,11 +545,8 @@ class TokenizerConfig:
 
     @classmethod
     def from_json(cls, text: str | dict[str, Any]) -> TokenizerConfig:
-        data = json.loads(text) if isinstance(text, str) else dict(text)
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ConfigError(f"TokenizerConfig: unknown field(s) {sorted(unknown)}")
-        return cls(**data)
+        data = json.loads(text) if isinstance(text, str) else text
+        return cls(**checked_fields(cls, data, "TokenizerConfig"))
 
 
 class LeanTokenizer:
