@@ -1,8 +1,10 @@
-"""Repository-wide pytest set-up: hypothesis profiles, the GPU auto-skip and the `shared_data` fixture."""
+"""Repository-wide pytest set-up: hypothesis profiles, the GPU auto-skip, the `shared_data` fixture, and caches
+that tests may write (never the user's)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,6 +34,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items:
             if "gpu" in item.keywords:
                 item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_caches(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Point package caches at a session directory (kept across tests and inherited by subprocesses).
+
+    premise-search builds its index of all of Mathlib (about 1.5 min) once per session there; the package
+    tests and the `repro reproduce` integration test then share it, and the user's cache is never touched.
+    """
+    patch = pytest.MonkeyPatch()
+    patch.setenv("PREMISE_SEARCH_INDEX_DIR", str(tmp_path_factory.mktemp("premise-search-index") / "mathlib"))
+    yield
+    patch.undo()
 
 
 @pytest.fixture(scope="session")

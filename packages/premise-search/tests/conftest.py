@@ -1,4 +1,7 @@
-"""Package test set-up: an isolated index cache, a socket guard proving the suite runs offline, a small corpus.
+"""Package test set-up: a socket guard proving the suite runs offline, and a small corpus.
+
+The index cache of all of Mathlib is isolated by the repository's conftest (`PREMISE_SEARCH_INDEX_DIR`), so the
+package tests and the integration tests share one build per test session.
 
 The guard (session-wide, autouse) lets sockets connect only to loopback addresses (127.0.0.0/8, ::1,
 `localhost`) and Unix sockets; any other `connect`, `connect_ex`, `sendto` or name lookup raises
@@ -138,13 +141,5 @@ def _socket_guard() -> Iterator[None]:
     patch.setattr(socket.socket, "sendto", guarded_sendto)
     patch.setattr(socket, "getaddrinfo", guarded_getaddrinfo)
     patch.setenv("HF_HUB_OFFLINE", "1")  # no model downloads either
-    yield
-    patch.undo()
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _isolated_index_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    patch = pytest.MonkeyPatch()
-    patch.setenv("PREMISE_SEARCH_INDEX_DIR", str(tmp_path_factory.mktemp("premise-search-index")))
     yield
     patch.undo()

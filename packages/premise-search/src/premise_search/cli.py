@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -13,9 +14,16 @@ from typing import Any
 import numpy as np
 
 from premise_search.__about__ import __version__
-from premise_search.corpus import Declaration, load_default_corpus, read_jsonl, write_jsonl
+from premise_search.corpus import Declaration, default_corpus_path, load_default_corpus, read_jsonl, write_jsonl
 from premise_search.evaluation import MPR_KS, QR_KS, load_mathlib_mpr, load_mathlib_qr, mpr_metrics, qr_metrics
-from premise_search.index import default_index_dir, load_index, open_index, read_manifest
+from premise_search.index import (
+    corpus_file_info,
+    default_index_dir,
+    load_index,
+    open_default_index,
+    open_index,
+    read_manifest,
+)
 from premise_search.informalize import InformalizeConfig, Informalizer
 from premise_search.llm import ENV_PREFIX, LLMClient, LLMConfig, client_from_config
 from premise_search.llm_rerank import LLMReranker
@@ -34,7 +42,7 @@ __all__ = ["build_parser", "main"]
 DESCRIPTION = """Premise search for Lean 4 (LeanSearch v2, arXiv 2605.13137): standard and reasoning modes, offline.
 
 commands:
-  index build   build an index directory (embedded Mathlib subset, JSONL corpora, or .lean sources)
+  index build   build an index directory (all of Mathlib by default, JSONL corpora, or .lean sources)
   index info    show an index's manifest
   search        search declarations by a Lean, LaTeX or English query
   reason        reasoning mode: sketch sub-queries, retrieve, filter, judge, reflect; ranked premises + trace
@@ -43,14 +51,16 @@ commands:
   serve         an HTTP server with leansearch.net's API and a search page (127.0.0.1 by default)
   reproduce     this package's quick reproduction (also run by `repro reproduce`)
 
-Without --index, search and eval use the embedded corpus's index, built on first use into
-$PREMISE_SEARCH_INDEX_DIR (default ~/.cache/premise-search/default-index).
+Without --index or --corpus, every command searches all of Mathlib (256,190 declarations at commit 5352afcc,
+v4.28.0-rc1, shipped in the package). Its index is built on first use (about 1.5 min on 2 cores) into
+$PREMISE_SEARCH_INDEX_DIR (default: the user cache directory, ~/.cache/premise-search/mathlib-index on Linux)
+and loads in about a second afterwards.
 No LLM is contacted unless one is configured: --llm-url/--llm-model or $PREMISE_SEARCH_LLM_BASE_URL and
 $PREMISE_SEARCH_LLM_MODEL (an OpenAI-compatible /chat/completions server; key in $PREMISE_SEARCH_LLM_API_KEY)."""
 
 
 def _add_engine_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--index", type=Path, help="index directory (default: the embedded corpus's cached index)")
+    parser.add_argument("--index", type=Path, help="index directory (default: all of Mathlib, the cached index)")
     parser.add_argument("--corpus", type=Path, nargs="+", help="JSONL(.gz) corpus files to index in memory instead")
     parser.add_argument("--mode", choices=MODES, default="hybrid", help="retrieval channel(s) (default: hybrid)")
     parser.add_argument(
@@ -97,17 +107,20 @@ def build_parser() -> argparse.ArgumentParser:
         "build",
         help="build an index directory",
         description="Build (or refresh) an index: manifest.json, corpus rows, BM25 matrices, embeddings.",
-        epilog="examples:\n  premise-search index build --out idx\n"
-        "  premise-search index build --corpus mathlib-full.jsonl.gz batteries.jsonl --out idx\n"
-        "  premise-search index build --lean ~/mathlib4/Mathlib --out idx",
+        epilog="examples:\n  premise-search index build                  # all of Mathlib into the cache\n"
+        "  premise-search index build --with-mathlib --lean ~/MyProject/MyProject --out idx   # yours + Mathlib\n"
+        "  premise-search index build --corpus batteries.jsonl --out idx",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     build.add_argument("--corpus", type=Path, nargs="+", help="JSONL(.gz) corpus files (ours or LeanSearch v2's)")
     build.add_argument("--lean", type=Path, nargs="+", help="folders of .lean sources to scan")
-    build.add_argument("--out", type=Path, help="index directory (default: the embedded corpus's cache)")
+    build.add_argument(
+        "--with-mathlib", action="store_true", help="also index the shipped Mathlib corpus beside --corpus/--lean"
+    )
+    build.add_argument("--out", type=Path, help="index directory (default: Mathlib's cached index)")
     build.add_argument("--rebuild", action="store_true", help="rebuild even when the index is current")
     info = add_command(index_commands, "info", help="show an index's manifest")
-    info.add_argument("--index", type=Path, help="index directory (default: the embedded corpus's cache)")
+    info.add_argument("--index", type=Path, help="index directory (default: Mathlib's cached index)")
 
     search = add_command(
         commands,
@@ -202,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help=f"port, 0 for any free one (default: {DEFAULT_PORT})"
     )
-    serve.add_argument("--index", type=Path, help="index directory (default: the embedded corpus's cached index)")
+    serve.add_argument("--index", type=Path, help="index directory (default: all of Mathlib, the cached index)")
     serve.add_argument("--corpus", type=Path, nargs="+", help="JSONL(.gz) corpus files to index in memory instead")
 
     add_reproduce_command(commands)
@@ -220,35 +233,100 @@ def _gather_corpus(paths: Sequence[Path] | None, lean: Sequence[Path] | None = N
     return rows
 
 
+class _BuildBars:
+    """`on_progress` for index builds: one progress bar per stage on stderr (a terminal), or log lines."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+        self._stage: str | None = None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage != self._stage:
+            self.close()
+            self._stage, self._bar = stage, progress(total=total, desc=stage, unit="decl")
+            self._bar.__enter__()
+            if self._bar.disable and logging.getLogger().getEffectiveLevel() <= logging.WARNING:
+                # no bar on a pipe or in a log file: one line per stage, so a long first build is not silent
+                print(f"index build: {stage} ({total:,} declarations)...", file=sys.stderr, flush=True)
+        self._bar.update(done - self._bar.n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._bar = None
+
+    def __enter__(self) -> _BuildBars:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _default_engine(directory: Path | None = None, *, rebuild: bool = False) -> SearchEngine:
+    """All of Mathlib: the cached index, built (with progress bars) on first use."""
+    with _BuildBars() as bars:
+        return open_default_index(directory, rebuild=rebuild, on_progress=bars)
+
+
 def _engine(args: argparse.Namespace) -> SearchEngine:
     if args.corpus:
         if args.index:
             raise ConfigError("--index and --corpus: give one or the other")
-        return SearchEngine.build(_gather_corpus(args.corpus))
+        corpus = _gather_corpus(args.corpus)
+        if not corpus:
+            raise InputError("no declarations found in the given corpus files", path=args.corpus[0])
+        with _BuildBars() as bars:
+            return SearchEngine.build(corpus, on_progress=bars, corpus_info=corpus_file_info(args.corpus, len(corpus)))
     if args.index:
         return load_index(args.index)
-    return open_index(default_index_dir(), load_default_corpus())
+    return _default_engine()
 
 
 def _index_build(args: argparse.Namespace) -> dict[str, Any]:
     if args.corpus or args.lean:
+        if args.out is None:
+            raise ConfigError("--out: required with --corpus or --lean (the default directory holds Mathlib's index)")
         corpus = _gather_corpus(args.corpus, args.lean)
         if not corpus:
             raise InputError("no declarations found in the given corpus files or folders")
         out = args.out
-        if out is None:
-            raise ConfigError(
-                "--out: required with --corpus or --lean (the default directory holds the embedded corpus's index)"
-            )
+        sources = [*(args.corpus or ()), *(args.lean or ())]
+        if args.with_mathlib:
+            corpus = [*load_default_corpus(), *corpus]
+            sources = [default_corpus_path(), *sources]
+        info = corpus_file_info(sources, len(corpus))
+        with _BuildBars() as bars:
+            open_index(out, corpus, rebuild=args.rebuild, on_progress=bars, corpus_info=info)
     else:
-        corpus, out = load_default_corpus(), args.out or default_index_dir()
-    open_index(out, corpus, rebuild=args.rebuild)
+        if args.with_mathlib:
+            raise ConfigError("--with-mathlib: give the other sources too (--corpus or --lean)")
+        out = args.out or default_index_dir()
+        _default_engine(out, rebuild=args.rebuild)
     return {"index": str(out), **_summary(read_manifest(out))}
 
 
 def _summary(manifest: dict[str, Any]) -> dict[str, Any]:
-    keys = ("format_version", "package_version", "n_docs", "corpus_sha256", "tokenizer", "embedder")
-    return {key: manifest.get(key) for key in keys}
+    """What `index build` and `index info` print: the corpus, the models and settings, size and build cost."""
+    corpus = manifest.get("corpus") or {}
+    config = manifest.get("config") or {}
+    out = {
+        "corpus": corpus.get("label", corpus.get("name", "unknown")),
+        "commit": corpus.get("commit"),
+        "n_docs": manifest.get("n_docs"),
+        "corpus_sha256": manifest.get("corpus_sha256"),
+        "dense_model": manifest.get("dense"),
+        "semantic_model": manifest.get("semantic"),
+        "informal_text": manifest.get("informal"),
+        "tokenizer": manifest.get("tokenizer"),
+        "format_version": manifest.get("format_version"),
+        "package_version": manifest.get("package_version"),
+        "bytes": manifest.get("bytes"),
+        "build_seconds": (manifest.get("build") or {}).get("seconds"),
+        "build_peak_rss_mb": (manifest.get("build") or {}).get("peak_rss_mb"),
+    }
+    if config.get("semantic") not in (None, "none") and manifest.get("semantic") == "none":
+        out["semantic_model"] = f"none (asked for {config['semantic']})"
+    return out
 
 
 def _human_kv(result: dict[str, Any]) -> str:

@@ -15,6 +15,7 @@ pipeline loads unchanged. The corpus hash (`corpus_sha256`) is what index manife
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gzip
 import hashlib
 import io
@@ -33,9 +34,12 @@ from repro_core.errors import InputError
 __all__ = [
     "DEFAULT_CORPUS_NAME",
     "KINDS",
+    "MATHLIB",
     "Declaration",
     "corpus_sha256",
+    "default_corpus_info",
     "default_corpus_path",
+    "file_sha256",
     "iter_jsonl",
     "load_default_corpus",
     "read_jsonl",
@@ -44,8 +48,19 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: The embedded corpus file inside `premise_search/data/`.
-DEFAULT_CORPUS_NAME = "mathlib-subset.jsonl.gz"
+#: The embedded corpus file inside `premise_search/data/`: every declaration of Mathlib at `MATHLIB["commit"]`.
+DEFAULT_CORPUS_NAME = "mathlib-full.jsonl.gz"
+#: Provenance of the embedded corpus (see `premise_search/data/README.md`).
+MATHLIB = {
+    "name": "mathlib",
+    "library": "Mathlib",
+    "repository": "https://github.com/leanprover-community/mathlib4",
+    "commit": "5352afccd6866369be9de43f5b7ec47203555f44",
+    "version": "v4.28.0-rc1",
+    "licence": "Apache-2.0",
+    "n_declarations": 256_190,
+    "n_modules": 7_279,
+}
 
 #: Declaration kinds we know (others are kept as given). LSv2's `definition` is read as `def`.
 KINDS = (
@@ -284,15 +299,37 @@ def corpus_sha256(declarations: Iterable[Declaration]) -> str:
 
 
 def default_corpus_path() -> Path:
-    """Path of the embedded Mathlib subset shipped in the wheel (see `premise_search/data/README.md`)."""
+    """Path of the embedded corpus, all of Mathlib, shipped in the wheel (see `premise_search/data/README.md`)."""
     return Path(str(resources.files("premise_search").joinpath("data", DEFAULT_CORPUS_NAME)))
 
 
-def load_default_corpus() -> list[Declaration]:
-    """The embedded corpus: every declaration of the 313 Mathlib modules that hold a LeanSearch v2 benchmark target.
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 of a file's bytes (1 MiB reads)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(2**20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
-    Mathlib commit 5352afccd686 (v4.28.0-rc1), Apache-2.0, extracted by a source scanner (no values, no
-    informal text); see `premise_search/data/README.md` for the selection and its limits.
+
+@functools.cache
+def default_corpus_info() -> dict[str, Any]:
+    """What the embedded corpus is: `MATHLIB` plus a `label`, the file name, and the sha256 of its bytes.
+
+    The hash identifies the corpus an index was built from without parsing 256k rows at every start.
+    """
+    path = default_corpus_path()
+    if not path.is_file():
+        raise InputError("the embedded corpus is missing from this installation", path=path)
+    label = f"Mathlib {MATHLIB['version']} ({str(MATHLIB['commit'])[:8]})"
+    return {**MATHLIB, "label": label, "file": DEFAULT_CORPUS_NAME, "sha256": file_sha256(path)}
+
+
+def load_default_corpus() -> list[Declaration]:
+    """The embedded corpus: every declaration of Mathlib at commit 5352afcc (v4.28.0-rc1), 256,190 rows.
+
+    Apache-2.0, extracted by a source scanner (no values, no informal text); see `premise_search/data/README.md`.
+    Reading it takes a few seconds; `premise_search.index.open_default_index()` loads its cached index instead.
     """
     path = default_corpus_path()
     if not path.is_file():

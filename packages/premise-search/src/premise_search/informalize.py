@@ -41,6 +41,7 @@ from typing import Any
 
 from premise_search.corpus import KINDS, Declaration
 from premise_search.llm import LLMClient, LLMError, messages
+from premise_search.naming import spell_name_word
 from premise_search.tokenize import split_identifier
 from repro_core.errors import ConfigError
 
@@ -458,89 +459,6 @@ def extract_json(text: str) -> dict[str, Any] | None:
 
 
 # -- offline informaliser ----------------------------------------------------------------------------------------
-_WORDS = {
-    "dvd": "divides",
-    "le": "less than or equal",
-    "lt": "less than",
-    "ge": "greater than or equal",
-    "gt": "greater than",
-    "eq": "equals",
-    "ne": "not equal",
-    "iff": "if and only if",
-    "mul": "multiplication",
-    "add": "addition",
-    "sub": "subtraction",
-    "div": "division",
-    "neg": "negation",
-    "inv": "inverse",
-    "pow": "power",
-    "zpow": "integer power",
-    "npow": "natural power",
-    "smul": "scalar multiplication",
-    "nsmul": "natural scalar multiplication",
-    "zsmul": "integer scalar multiplication",
-    "sq": "square",
-    "sqrt": "square root",
-    "abs": "absolute value",
-    "dist": "distance",
-    "nhds": "neighbourhoods",
-    "nhd": "neighbourhood",
-    "tendsto": "tends to",
-    "deriv": "derivative",
-    "fderiv": "Fréchet derivative",
-    "tsum": "infinite sum",
-    "prod": "product",
-    "comm": "commutativity",
-    "assoc": "associativity",
-    "inj": "injectivity",
-    "injective": "injective",
-    "surj": "surjectivity",
-    "iso": "isomorphism",
-    "hom": "homomorphism",
-    "equiv": "equivalence",
-    "mem": "membership",
-    "card": "cardinality",
-    "succ": "successor",
-    "pred": "predecessor",
-    "nat": "natural numbers",
-    "int": "integers",
-    "rat": "rationals",
-    "fin": "finite",
-    "finset": "finite set",
-    "symm": "symmetry",
-    "trans": "transitivity",
-    "refl": "reflexivity",
-    "mk": "construction",
-    "coe": "cast",
-    "sup": "supremum",
-    "inf": "infimum",
-    "bot": "bottom",
-    "compl": "complement",
-    "inter": "intersection",
-    "comp": "composition",
-    "id": "identity",
-    "pos": "positive",
-    "nonneg": "nonnegative",
-    "nonpos": "nonpositive",
-    "ne0": "nonzero",
-    "mono": "monotone",
-    "gcd": "greatest common divisor",
-    "lcm": "least common multiple",
-    "exp": "exponential",
-    "log": "logarithm",
-    "cont": "continuous",
-    "diff": "difference",
-    "ker": "kernel",
-    "range": "range",
-    "det": "determinant",
-    "lim": "limit",
-    "ext": "extensionality",
-    "congr": "congruence",
-    "cast": "cast",
-    "zero": "zero",
-    "one": "one",
-}
-
 _KIND_PHRASE = {
     "theorem": "Theorem",
     "alias": "Theorem (alias)",
@@ -567,13 +485,14 @@ def _sentences(text: str, n: int) -> str:
 class OfflineInformalizer:
     """A deterministic informaliser that needs no model (the default).
 
-    `informal_name`: the words of the last name component with Mathlib abbreviations spelt out (`dvd` →
-    `divides`), then the namespace (`sum comm` of `Finset.sum_comm` → "Sum commutativity (Finset)").
+    `informal_name`: the words of the last name component with Mathlib's name words spelt out
+    (`premise_search.naming`: `dvd` → `divides`, `geom` → `geometric`), then the namespace (`sum comm` of
+    `Finset.sum_comm` → "Sum commutativity (Finset)").
     `informal_description`: kind phrase, name and module, the docstring's first two sentences, the signature
     without its keyword and name, and the informal names of up to 8 dependencies.
     """
 
-    VERSION = 1
+    VERSION = 2
 
     @property
     def id(self) -> str:
@@ -581,7 +500,7 @@ class OfflineInformalizer:
 
     @staticmethod
     def informal_name(decl: Declaration) -> str:
-        words = [_WORDS.get(w, w) for w in split_identifier(decl.short_name)] or [decl.short_name]
+        words = [spell_name_word(w) for w in split_identifier(decl.short_name)] or [decl.short_name]
         text = " ".join(words)
         text = text[:1].upper() + text[1:]
         namespace = decl.name.rsplit(".", 1)[0] if "." in decl.name else ""

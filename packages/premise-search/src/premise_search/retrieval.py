@@ -1,30 +1,30 @@
-"""Standard-mode search: BM25, dense and name channels, reciprocal rank fusion, then an optional reranker.
+"""Standard-mode search: BM25, name, dense and semantic channels, fusion, then an optional reranker.
 
 Channels (each a ranking of the whole corpus):
 
-- `bm25`: BM25 Okapi over the declaration text (name, module, signature, docstring, informal text);
+- `bm25`: BM25 Okapi over the declaration text (name, module, signature, docstring, informal text), queried
+  with `LeanTokenizer.query_terms` (the typed words, plus the Mathlib name words of their English);
 - `name`: BM25 over the declaration name alone (split on dots, underscores and camelCase), the "name channel"
   LeanExplore also uses: a query that spells a name finds it even in a long signature-heavy corpus;
-- `dense`: cosine similarity of `HashingEmbedder` vectors (lexical-fuzzy), exact top-k via
-  `repro_core.kernels.topk_similarity`;
+- `dense`: cosine similarity of static embeddings (`premise_search.static`: all-MiniLM-L6-v2 distilled over the
+  corpus vocabulary, shipped in the wheel; a document is the BM25-weighted mean of its tokens' vectors), exact
+  top-k via `repro_core.kernels.topk_similarity`. It needs no model at run time and embeds all of Mathlib in
+  seconds. `IndexConfig(dense="none")` leaves it out;
 - `semantic`: cosine similarity of a `TextEmbedder` from an installed package (all-MiniLM-L6-v2 from the
-  `semantic` extra) over `semantic_text`. An index built without one (`IndexConfig.semantic="none"`, or `"auto"`
-  with the extra absent) answers `semantic` with the built-in `dense` channel instead.
+  `semantic` extra) over `semantic_text`. An index built without one answers `semantic` with `dense`.
 
-`hybrid` fuses the channels' top `candidates` (default 100) with one of two rules (the default is the rule the
-weight search chose: `LEXICAL_FUSION` = zscore without a semantic channel, `SEMANTIC_FUSION` = rrf with one):
+`hybrid` fuses the channels' top `candidates` (default 100) with one of two rules:
 
-- `"zscore"`: each channel's scores are standardised over its own candidate list
-  (`(s - mean) / std`), a candidate missing from a channel gets that channel's lowest listed value, and the
-  fused score is `Σ_c weight_c · z_c(d)`. Score fusion keeps *how much* better a channel's first hit is, which
-  rank fusion throws away: with RRF a weak channel's votes pulled BM25's correct first places down (README).
-  With the MiniLM channel and informal text, RRF scored higher on the tuning rows.
+- `"zscore"`: each channel's scores are standardised over its own candidate list (`(s - mean) / std`), a
+  candidate missing from a channel gets that channel's lowest listed value, and the fused score is
+  `Σ_c weight_c · z_c(d)`. Score fusion keeps *how much* better a channel's first hit is, which rank fusion
+  throws away.
 - `"rrf"`: reciprocal rank fusion (Cormack, Clarke & Büttcher 2009), `Σ_c weight_c / (rrf_k + rank_c(d))`,
   rank 1-based, rrf_k = 60.
 
-Ties go to the lower corpus index. The weights (`LEXICAL_CHANNEL_WEIGHTS` without a semantic channel,
-`SEMANTIC_CHANNEL_WEIGHTS` with one) were chosen on MathlibQR rows *outside* the fair slice (136 rows) and are
-reported on the fair slice and MathlibMPR (`benchmarks/bench_quality.py`; see the README).
+Ties go to the lower corpus index. The rule and weights (`LEXICAL_FUSION`/`LEXICAL_CHANNEL_WEIGHTS` without a
+semantic channel, `SEMANTIC_FUSION`/`SEMANTIC_CHANNEL_WEIGHTS` with one) were chosen on the MathlibQR tuning rows
+(those outside the fair slice) over all of Mathlib (`benchmarks/bench_quality.py --grid`; see the README).
 `rerank=True` re-orders the top `rerank_depth` of the chosen mode with a `Reranker` (the deterministic
 `FeatureReranker` by default); the rest keep their order below.
 """
@@ -34,17 +34,16 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
+import scipy.sparse as sp
 
 from premise_search.bm25 import BM25Config, SparseBM25, top_k_scores
 from premise_search.corpus import Declaration, corpus_sha256
 from premise_search.embed import (
-    HashingEmbedder,
-    HashingEmbedderConfig,
     TextEmbedder,
     load_semantic_embedder,
     resolve_semantic,
@@ -53,11 +52,12 @@ from premise_search.embed import (
 )
 from premise_search.informalize import Informalizer
 from premise_search.rerank import FeatureReranker, Reranker
+from premise_search.static import StaticModel
 from premise_search.tokenize import LeanTokenizer, TokenizerConfig
 from repro_core.errors import ConfigError, InputError
 
 __all__ = [
-    "DEFAULT_CHANNEL_WEIGHTS",
+    "DENSE_MODELS",
     "FUSIONS",
     "INFORMAL_SOURCES",
     "LEXICAL_CHANNEL_WEIGHTS",
@@ -65,6 +65,7 @@ __all__ = [
     "MODES",
     "SEMANTIC_CHANNEL_WEIGHTS",
     "SEMANTIC_FUSION",
+    "BuildProgress",
     "Hit",
     "IndexConfig",
     "SearchEngine",
@@ -82,22 +83,28 @@ Mode = Literal["bm25", "name", "dense", "semantic", "hybrid"]
 MODES: tuple[str, ...] = ("bm25", "name", "dense", "semantic", "hybrid")
 #: Where `IndexConfig.informal` takes informal text from for declarations without it.
 INFORMAL_SOURCES: tuple[str, ...] = ("none", "offline")
+#: Models of the `dense` channel: the shipped static model, or no dense channel.
+DENSE_MODELS: tuple[str, ...] = ("static", "none")
 #: Hybrid fusion rules.
 FUSIONS: tuple[str, ...] = ("zscore", "rrf")
-#: z-score fusion weights without a semantic channel: the best of a 32-point grid (rrf and zscore; dense and name
-#: weights) by nDCG@10 on the 136 MathlibQR rows outside the fair slice, with the offline informal text indexed
-#: (`IndexConfig.informal="offline"`). Without informal text the same search gave dense 0, name 0.1.
-LEXICAL_CHANNEL_WEIGHTS = {"bm25": 1.0, "dense": 0.5, "name": 0.5}
-#: Fusion rule and weights with a semantic channel (MiniLM), chosen the same way from a 90-point grid (rrf and
-#: zscore; semantic, dense and name weights) with the offline informal text indexed; `benchmarks/bench_quality.py
-#: --semantic minilm --grid` repeats the search. (Without informal text the search gave zscore, semantic 2,
-#: dense 0.5, name 0.25.)
-SEMANTIC_FUSION = "rrf"
-SEMANTIC_CHANNEL_WEIGHTS = {"bm25": 1.0, "semantic": 1.0, "dense": 0.5, "name": 0.0}
-#: Fusion rule without a semantic channel.
+#: Fusion rule and weights of the default channels: the best mean reciprocal rank of a 96-point grid (rule zscore
+#: or rrf x name and dense weights x query-expansion weight) on the MathlibQR tuning rows over all of Mathlib
+#: (`benchmarks/bench_quality.py --grid`; README, "How the defaults were chosen").
 LEXICAL_FUSION = "zscore"
-#: Kept for compatibility: the weights used when the index has no semantic channel.
-DEFAULT_CHANNEL_WEIGHTS = LEXICAL_CHANNEL_WEIGHTS
+LEXICAL_CHANNEL_WEIGHTS = {"bm25": 1.0, "name": 0.5, "dense": 0.25}
+#: With an optional semantic channel (a sentence-transformer from the `semantic` extra). Not tuned over all of
+#: Mathlib: embedding it with MiniLM takes hours of CPU; the semantic channel gets the dense channel's role.
+SEMANTIC_FUSION = "zscore"
+SEMANTIC_CHANNEL_WEIGHTS = {"bm25": 1.0, "name": 0.5, "dense": 0.25, "semantic": 0.5}
+#: Documents embedded per step when building the dense channel (bounds the float32 temporaries).
+_EMBED_CHUNK = 32_768
+#: Queries fused together in `search_batch`: bounds the per-query score vectors held at once.
+_FUSE_BATCH = 16
+
+#: `on_progress(stage, done, total)`: called while an index is built, e.g. to drive a progress bar.
+BuildProgress = Callable[[str, int, int], None]
+#: One query's result in one channel: top ids, their scores, and an exact-score lookup for any rows.
+_Ranking = tuple[np.ndarray, np.ndarray, Callable[[np.ndarray], np.ndarray] | None]
 
 
 def document_text(decl: Declaration) -> str:
@@ -141,11 +148,11 @@ class IndexConfig:
     Attributes:
         tokenizer: `LeanTokenizer` options.
         bm25: BM25 parameters, shared by the text and name channels.
-        embedder: `HashingEmbedder` options (the built-in `dense` channel).
-        semantic: the semantic channel's model: `none` (default: built-in channels only, identical on every
-            machine), `auto` (`minilm` when the `semantic` extra is installed, else `none`), `minilm`,
-            `wordllama`, or `st:<directory>` for a local sentence-transformers model. `build` stores the
-            resolved name, so a saved index says which model made its vectors.
+        dense: the `dense` channel's model: `static` (default: the static model shipped in the package,
+            `premise_search.static`) or `none` (no dense channel).
+        semantic: the semantic channel's model: `none` (default: identical on every machine), `auto` (`minilm`
+            when the `semantic` extra is installed, else `none`), `minilm`, `wordllama`, or `st:<directory>` for
+            a local sentence-transformers model. `build` stores the resolved name.
         informal: informal text for declarations that have none: `offline` (default) fills each missing
             `informal_name` / `informal_description` with `OfflineInformalizer` output before any channel's text
             is built (rows with their own informal text keep it); `none` indexes the corpus as given.
@@ -153,14 +160,16 @@ class IndexConfig:
 
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     bm25: BM25Config = field(default_factory=BM25Config)
-    embedder: HashingEmbedderConfig = field(default_factory=HashingEmbedderConfig)
+    dense: str = "static"
     semantic: str = "none"
     informal: str = "offline"
 
     def __post_init__(self) -> None:
-        for key, kind in (("tokenizer", TokenizerConfig), ("bm25", BM25Config), ("embedder", HashingEmbedderConfig)):
+        for key, kind in (("tokenizer", TokenizerConfig), ("bm25", BM25Config)):
             if not isinstance(getattr(self, key), kind):
                 raise ConfigError(f"IndexConfig.{key}: expected a {kind.__name__}")
+        if self.dense not in DENSE_MODELS:
+            raise ConfigError(f"IndexConfig.dense: expected one of {DENSE_MODELS}, got {self.dense!r}")
         validate_semantic(self.semantic)
         if self.informal not in INFORMAL_SOURCES:
             raise ConfigError(f"IndexConfig.informal: expected one of {INFORMAL_SOURCES}, got {self.informal!r}")
@@ -173,7 +182,7 @@ class IndexConfig:
         return {
             "tokenizer": asdict(self.tokenizer),
             "bm25": asdict(self.bm25),
-            "embedder": asdict(self.embedder),
+            "dense": self.dense,
             "semantic": self.semantic,
             "informal": self.informal,
         }
@@ -184,14 +193,14 @@ class IndexConfig:
     @classmethod
     def from_json(cls, text: str | dict[str, Any]) -> IndexConfig:
         data = json.loads(text) if isinstance(text, str) else dict(text)
-        unknown = set(data) - {"tokenizer", "bm25", "embedder", "semantic", "informal"}
+        unknown = set(data) - {"tokenizer", "bm25", "dense", "semantic", "informal"}
         if unknown:
             raise ConfigError(f"IndexConfig: unknown field(s) {sorted(unknown)}")
         return cls(
             tokenizer=TokenizerConfig.from_json(data.get("tokenizer", {})),
             bm25=BM25Config.from_json(data.get("bm25", {})),
-            embedder=HashingEmbedderConfig.from_json(data.get("embedder", {})),
-            semantic=data.get("semantic", "none"),
+            dense=data.get("dense", cls.dense),
+            semantic=data.get("semantic", cls.semantic),
             informal=data.get("informal", cls.informal),
         )
 
@@ -246,37 +255,65 @@ def rrf_fuse(
     return sorted(fused.items(), key=lambda pair: (-pair[1], pair[0]))
 
 
+#: Exact scores of any corpus rows in one channel: `lookup(ids [m]) -> scores [m]` (for `zscore_fuse`).
+ScoreLookup = Callable[[np.ndarray], np.ndarray]
+
+
 def zscore_fuse(
-    rankings: Sequence[tuple[Sequence[int], Sequence[float]]], *, weights: Sequence[float] | None = None
+    rankings: Sequence[tuple[Sequence[int], Sequence[float]]],
+    *,
+    weights: Sequence[float] | None = None,
+    lookups: Sequence[ScoreLookup | None] | None = None,
 ) -> list[tuple[int, float]]:
     """Weighted sum of per-channel standardised scores: (id, Σ_c w_c · z_c(id)) best first, ties by lower id.
 
-    `rankings` holds one (ids, scores) pair per channel, its candidate list. Scores are standardised over that
-    list (`(s - mean) / std`; a constant list gives 0), and an id the channel did not list gets the channel's
-    lowest listed z, since it scored below all of them.
+    `rankings` holds one (ids, scores) pair per channel, its candidate list. Scores are standardised with the
+    mean and standard deviation of that list (a constant list gives 0). A candidate another channel listed but
+    this one did not is scored exactly when the channel has a `lookup` (its real score, standardised the same
+    way), else it gets the channel's lowest listed z. Why exact: a floor treats "rank 101" like "rank 100 000",
+    so a declaration that is 9th by BM25 but just outside the dense top list fell behind ones that were
+    mediocre everywhere; with its real scores it keeps its place (README, "Fusion").
     """
     weights = [1.0] * len(rankings) if weights is None else list(weights)
-    if len(weights) != len(rankings):
-        raise ValueError(f"weights: expected {len(rankings)} values, got {len(weights)}")
-    per_channel: list[tuple[dict[int, float], float, float]] = []
-    for (ids, scores), weight in zip(rankings, weights, strict=True):
+    lookups = [None] * len(rankings) if lookups is None else list(lookups)
+    if len(weights) != len(rankings) or len(lookups) != len(rankings):
+        raise ValueError(f"weights and lookups: expected {len(rankings)} values each")
+    channels = []
+    for (ids, scores), weight, lookup in zip(rankings, weights, lookups, strict=True):
         values = np.asarray(scores, dtype=np.float64)
         if len(ids) != values.size:
             raise ValueError("rankings: each channel needs as many scores as ids")
         if values.size == 0 or weight == 0:
             continue
-        std = float(values.std())
-        z = (values - values.mean()) / std if std > 0 else np.zeros_like(values)
-        per_channel.append(({int(i): float(v) for i, v in zip(ids, z, strict=True)}, float(z.min()), float(weight)))
-    candidates = sorted({i for table, _, _ in per_channel for i in table})
-    fused = [(i, sum(w * table.get(i, floor) for table, floor, w in per_channel)) for i in candidates]
-    return sorted(fused, key=lambda pair: (-pair[1], pair[0]))
+        channels.append((np.asarray(ids, dtype=np.int64), values, float(weight), lookup))
+    if not channels:
+        return []
+    candidates = np.unique(np.concatenate([ids for ids, _, _, _ in channels]))
+    fused = np.zeros(candidates.size)
+    for ids, values, weight, lookup in channels:
+        mean, std = values.mean(), values.std()
+        std = std if std > 0 else 1.0
+        listed = dict(zip(ids.tolist(), values.tolist(), strict=True))
+        if lookup is not None:
+            raw = np.asarray(lookup(candidates), dtype=np.float64)
+            z = (raw - mean) / std
+        else:
+            floor = (values.min() - mean) / std
+            z = np.array([(listed[i] - mean) / std if i in listed else floor for i in candidates.tolist()])
+        if values.std() == 0:
+            z = np.zeros(candidates.size)
+        fused += weight * z
+    order = np.lexsort((candidates, -fused))
+    return [(int(candidates[i]), float(fused[i])) for i in order]
 
 
 class SearchEngine:
     """Search a corpus of `Declaration`s in standard mode (see the module docstring).
 
-    Build with `SearchEngine.build(corpus)` or load a saved index with `premise_search.index.load_index`.
+    Build with `SearchEngine.build(corpus)`, or load a saved index with `premise_search.index.load_index`
+    (or `open_default_index()` for all of Mathlib). `corpus` is any sequence of declarations: a list, or the
+    lazily decoded `DocStore` of a loaded index. `corpus_info` describes where the corpus came from (library,
+    commit, size); it is shown by `/health`, `index info` and the search page.
     """
 
     def __init__(
@@ -285,22 +322,28 @@ class SearchEngine:
         config: IndexConfig,
         text_bm25: SparseBM25,
         name_bm25: SparseBM25,
-        embedder: HashingEmbedder,
-        embeddings: np.ndarray,
         *,
+        dense_model: StaticModel | None = None,
+        dense_vectors: np.ndarray | None = None,
+        semantic: TextEmbedder | None = None,
+        semantic_embeddings: np.ndarray | None = None,
         reranker: Reranker | None = None,
         rrf_k: float = 60.0,
         candidates: int = 100,
         channel_weights: dict[str, float] | None = None,
         rerank_depth: int = 50,
-        semantic: TextEmbedder | None = None,
-        semantic_embeddings: np.ndarray | None = None,
         fusion: str | None = None,
         source_sha256: str | None = None,
+        corpus_info: dict[str, Any] | None = None,
+        name_index: dict[str, int] | None = None,
     ) -> None:
         n = len(corpus)
-        if not (text_bm25.n_docs == name_bm25.n_docs == embeddings.shape[0] == n):
+        if not (text_bm25.n_docs == name_bm25.n_docs == n):
             raise InputError(f"index parts disagree on the corpus size ({n} declarations)")
+        if (dense_model is None) != (dense_vectors is None):
+            raise ConfigError("dense_model and dense_vectors: give both or neither")
+        if dense_vectors is not None and dense_vectors.shape != (n, dense_model.dim):  # type: ignore[union-attr]
+            raise InputError(f"dense vectors have shape {dense_vectors.shape} for {n} declarations")
         if (semantic is None) != (semantic_embeddings is None):
             raise ConfigError("semantic and semantic_embeddings: give both or neither")
         if semantic_embeddings is not None and semantic_embeddings.shape[0] != n:
@@ -311,59 +354,92 @@ class SearchEngine:
             fusion = SEMANTIC_FUSION if semantic is not None else LEXICAL_FUSION
         if fusion not in FUSIONS:
             raise ConfigError(f"fusion: expected one of {FUSIONS}, got {fusion!r}")
-        self.corpus = list(corpus)
+        self.corpus = corpus
         self.config = config
         self.tokenizer = LeanTokenizer(config.tokenizer)
         self.text_bm25, self.name_bm25 = text_bm25, name_bm25
-        self.embedder, self.embeddings = embedder, embeddings
+        self.dense_model, self.dense_vectors = dense_model, dense_vectors
         self.reranker: Reranker = reranker if reranker is not None else FeatureReranker(tokenizer=self.tokenizer)
         self.rrf_k, self.candidates, self.rerank_depth = float(rrf_k), int(candidates), int(rerank_depth)
         self.semantic, self.semantic_embeddings = semantic, semantic_embeddings
         self.fusion = fusion
         # the hash of the corpus the index was built from, before `IndexConfig.informal` filled it in
         self.source_sha256 = source_sha256 if source_sha256 is not None else corpus_sha256(self.corpus)
+        self.corpus_info = dict(corpus_info) if corpus_info else {"name": "custom", "n_declarations": n}
         base = SEMANTIC_CHANNEL_WEIGHTS if semantic is not None else LEXICAL_CHANNEL_WEIGHTS
-        self.channel_weights = dict(base)
+        self.channel_weights = {c: w for c, w in base.items() if c in self.channels}
         if channel_weights:
             unknown = set(channel_weights) - {"bm25", "dense", "name", "semantic"}
             if unknown:
                 raise ConfigError(f"channel_weights: unknown channel(s) {sorted(unknown)}")
             self.channel_weights.update(channel_weights)
-        self._by_name: dict[str, int] = {}
-        for i, decl in enumerate(self.corpus):
-            self._by_name.setdefault(decl.name, i)
+        if name_index is None:
+            name_index = {}
+            for i, decl in enumerate(self.corpus):
+                name_index.setdefault(decl.name, i)
+        self._by_name = name_index
+        self._dense_rows = dense_model.index() if dense_model is not None else {}
 
     @classmethod
-    def build(cls, corpus: Sequence[Declaration], config: IndexConfig | None = None, **kwargs: Any) -> SearchEngine:
-        """Tokenize, fit both BM25 channels and the embedder, and embed the corpus (semantically too, if asked).
+    def build(
+        cls,
+        corpus: Sequence[Declaration],
+        config: IndexConfig | None = None,
+        *,
+        on_progress: BuildProgress | None = None,
+        **kwargs: Any,
+    ) -> SearchEngine:
+        """Fill informal text, fit both BM25 channels, embed the corpus (dense, and semantic if asked).
 
         `config=None` means `default_index_config()`. `semantic="auto"` is resolved here and stored resolved.
+        Token lists are streamed into the BM25 postings, never held for the whole corpus, so all of Mathlib
+        builds in well under 2 GB. `on_progress(stage, done, total)` reports each stage.
         """
         if len(corpus) == 0:
             raise InputError("cannot index an empty corpus")
+        report = on_progress or (lambda stage, done, total: None)
         config = (config if config is not None else default_index_config()).resolved()
-        source_sha256 = corpus_sha256(corpus)
+        source_sha256 = kwargs.pop("source_sha256", None) or corpus_sha256(corpus)
+        n = len(corpus)
+        report("informal text", 0, n)
         corpus = fill_informal(corpus, config.informal)
+        report("informal text", n, n)
         tokenizer = LeanTokenizer(config.tokenizer)
-        text_tokens = [tokenizer.tokenize(document_text(d)) for d in corpus]
-        name_tokens = [tokenizer.name_tokens(d.name) for d in corpus]
-        text_bm25 = SparseBM25(config.bm25).fit(text_tokens)
-        name_bm25 = SparseBM25(config.bm25).fit(name_tokens)
-        embedder = HashingEmbedder(config.embedder)
-        embeddings = embedder.fit_embed(text_tokens)
+
+        def counted(stage: str, texts: Any) -> Any:
+            for i, item in enumerate(texts, start=1):
+                yield item
+                if i % 4096 == 0 or i == n:
+                    report(stage, i, n)
+
+        text_bm25 = SparseBM25(config.bm25, dtype=np.float32).fit(
+            counted("text index", (tokenizer.tokenize(document_text(d)) for d in corpus))
+        )
+        name_bm25 = SparseBM25(config.bm25, dtype=np.float32).fit(
+            counted("name index", (tokenizer.name_tokens(d.name) for d in corpus))
+        )
+        if config.dense == "static":
+            model = StaticModel.load()
+            kwargs = {**kwargs, "dense_model": model, "dense_vectors": _dense_vectors(text_bm25, model, report)}
         semantic = load_semantic_embedder(config.semantic)
         if semantic is not None:
-            logger.info("embedding %d declarations with %s", len(corpus), semantic.id)
+            logger.info("embedding %d declarations with %s", n, semantic.id)
+            report("semantic embeddings", 0, n)
             kwargs = {**kwargs, "semantic": semantic}
             kwargs["semantic_embeddings"] = semantic.embed_documents([semantic_text(d) for d in corpus])
-        logger.info("built an index of %d declarations (%d text terms)", len(corpus), len(text_bm25.vocabulary_))
-        kwargs.setdefault("source_sha256", source_sha256)
-        return cls(corpus, config, text_bm25, name_bm25, embedder, embeddings, **kwargs)
+            report("semantic embeddings", n, n)
+        logger.info("built an index of %d declarations (%d text terms)", n, len(text_bm25.vocabulary_))
+        return cls(corpus, config, text_bm25, name_bm25, source_sha256=source_sha256, **kwargs)
 
     @property
     def channels(self) -> tuple[str, ...]:
-        """The channels `hybrid` fuses: bm25, dense, name, and semantic when the index has it."""
-        return ("bm25", "dense", "name", "semantic") if self.semantic is not None else ("bm25", "dense", "name")
+        """The channels `hybrid` fuses: bm25, name, dense (unless built without), semantic (when present)."""
+        out = ["bm25", "name"]
+        if self.dense_model is not None:
+            out.append("dense")
+        if self.semantic is not None:
+            out.append("semantic")
+        return tuple(out)
 
     def __len__(self) -> int:
         return len(self.corpus)
@@ -373,30 +449,66 @@ class SearchEngine:
         i = self._by_name.get(name)
         return None if i is None else self.corpus[i]
 
+    def index_of(self, name: str) -> int | None:
+        """The corpus row of the declaration called `name` (first one if duplicated), or None."""
+        return self._by_name.get(name)
+
     # -- channels -------------------------------------------------------------------------------------------
-    def _dense_rankings(
-        self, queries: Sequence[str], depth: int, *, semantic: bool = False
-    ) -> list[tuple[np.ndarray, np.ndarray]]:
+    def dense_query_vectors(self, queries: Sequence[str]) -> np.ndarray:
+        """Static-model vectors of queries: the query terms weighted by their text-channel idf, as documents are."""
+        if self.dense_model is None:
+            raise ConfigError("this index has no dense channel (built with IndexConfig(dense='none'))")
+        vocabulary, idf = self.text_bm25.vocabulary_, self.text_bm25.idf_
+        weighted = []
+        for q in queries:
+            terms = self.tokenizer.query_terms(q)
+            weighted.append({t: w * float(idf[vocabulary[t]]) for t, w in terms.items() if t in vocabulary})
+        return self.dense_model.embed_terms(weighted, self._dense_rows)
+
+    def _vector_rankings(self, queries: Sequence[str], depth: int, channel: str) -> list[_Ranking]:
         from repro_core.kernels import topk_similarity
 
-        if semantic and self.semantic is not None and self.semantic_embeddings is not None:
+        if channel == "semantic" and self.semantic is not None and self.semantic_embeddings is not None:
             vectors, matrix = self.semantic.embed_queries(list(queries)), self.semantic_embeddings
         else:
-            vectors = self.embedder.embed([self.tokenizer.tokenize(q) for q in queries])
-            matrix = self.embeddings
+            vectors, matrix = self.dense_query_vectors(queries), self.dense_vectors
         scores, indices = topk_similarity(vectors, matrix, min(depth, len(self)), metric="dot")
-        return [(np.asarray(indices[i]), np.asarray(scores[i], dtype=np.float64)) for i in range(len(queries))]
+        return [
+            (np.asarray(indices[i]), np.asarray(scores[i], dtype=np.float64), _row_dot(matrix, vectors[i]))
+            for i in range(len(queries))
+        ]
 
-    def _channel(self, channel: str, queries: Sequence[str], depth: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _channel(self, channel: str, queries: Sequence[str], depth: int, *, lookups: bool = True) -> list[_Ranking]:
+        """Each query's top `depth` (ids, scores) in `channel`, and a lookup of any row's exact score.
+
+        A BM25 lookup keeps the query's whole score vector alive; `lookups=False` gives None instead.
+        """
         if channel in ("dense", "semantic"):
-            # an index without a semantic model answers `semantic` with the built-in dense channel
-            return self._dense_rankings(queries, depth, semantic=channel == "semantic")
+            if self.dense_model is None and (channel == "dense" or self.semantic is None):
+                raise ConfigError(f"mode {channel!r}: this index has no dense channel (IndexConfig(dense='none'))")
+            # an index without a semantic model answers `semantic` with the dense channel
+            return self._vector_rankings(queries, depth, channel)
         model = self.text_bm25 if channel == "bm25" else self.name_bm25
-        tok = self.tokenizer.name_tokens if channel == "name" else self.tokenizer.tokenize
         out = []
         for q in queries:
-            scores = model.get_scores(tok(q))
-            out.append(top_k_scores(scores, depth))
+            scores = model.get_scores(self.tokenizer.query_terms(q))
+            ids, top = top_k_scores(scores, depth)
+            out.append((ids, top, scores.__getitem__ if lookups else None))
+        return out
+
+    def _fused(self, queries: Sequence[str], depth: int) -> list[tuple[list[int], list[float]]]:
+        """The hybrid ranking of each query: its channels' candidates fused by `self.fusion`."""
+        names = [c for c in self.channels if self.channel_weights.get(c, 0.0) != 0.0]
+        channels = {c: self._channel(c, queries, self.candidates) for c in names}
+        weights = [self.channel_weights[c] for c in names]
+        out = []
+        for i in range(len(queries)):
+            if self.fusion == "rrf":
+                fused = rrf_fuse([channels[c][i][0] for c in names], k=self.rrf_k, weights=weights)[:depth]
+            else:
+                lists = [channels[c][i][:2] for c in names]
+                fused = zscore_fuse(lists, weights=weights, lookups=[channels[c][i][2] for c in names])[:depth]
+            out.append(([j for j, _ in fused], [s for _, s in fused]))
         return out
 
     def search_batch(
@@ -408,7 +520,7 @@ class SearchEngine:
         rerank: bool = False,
         rerank_depth: int | None = None,
     ) -> list[list[Hit]]:
-        """`search` for several queries (the dense channel embeds and scores them in one batch).
+        """`search` for several queries (the dense channels embed and score them in one batch).
 
         `rerank_depth` overrides the engine's number of candidates the reranker sees (LSv2's `retrieve_k`).
         """
@@ -429,21 +541,21 @@ class SearchEngine:
             return []
         depth = max(k, rerank_depth if rerank else k, self.candidates if mode == "hybrid" else k)
         if mode == "hybrid":
-            names = [c for c in self.channels if self.channel_weights.get(c, 0.0) != 0.0]
-            channels = {c: self._channel(c, queries, depth) for c in names}
-            weights = [self.channel_weights[c] for c in names]
             ranked = []
-            for i in range(len(queries)):
-                if self.fusion == "rrf":
-                    fused = rrf_fuse([channels[c][i][0] for c in names], k=self.rrf_k, weights=weights)[:depth]
-                else:
-                    fused = zscore_fuse([channels[c][i] for c in names], weights=weights)[:depth]
-                ranked.append(([j for j, _ in fused], [s for _, s in fused]))
+            # a few queries at a time: each BM25 lookup holds a full [n_docs] score vector until it is fused
+            for start in range(0, len(queries), _FUSE_BATCH):
+                ranked.extend(self._fused(queries[start : start + _FUSE_BATCH], depth))
         else:
-            ranked = [(list(map(int, idx)), list(map(float, sc))) for idx, sc in self._channel(mode, queries, depth)]
+            ranked = [
+                (list(map(int, r[0])), list(map(float, r[1])))
+                for r in self._channel(mode, queries, depth, lookups=False)
+            ]
         results = []
         for q, (indices, scores) in zip(queries, ranked, strict=True):
-            hits = [Hit(int(i), float(s), self.corpus[int(i)]) for i, s in zip(indices, scores, strict=True)]
+            limit = max(k, rerank_depth) if rerank else k
+            hits = [
+                Hit(int(i), float(s), self.corpus[int(i)]) for i, s in zip(indices[:limit], scores[:limit], strict=True)
+            ]
             if rerank and hits:
                 head = hits[:rerank_depth]
                 order = self.reranker.rerank(q, [h.declaration for h in head])
@@ -458,3 +570,38 @@ class SearchEngine:
         if not isinstance(query, str):
             raise InputError(f"query: expected a string, got {type(query).__name__}")
         return self.search_batch([query], k, mode=mode, rerank=rerank)[0]
+
+
+def _row_dot(matrix: np.ndarray, vector: np.ndarray) -> ScoreLookup:
+    """`lookup(ids)`: the dot products of `vector` with those rows of `matrix` (exact scores for fusion)."""
+    vector = np.asarray(vector, dtype=np.float32)
+
+    def lookup(ids: np.ndarray) -> np.ndarray:
+        return np.asarray(matrix[ids], dtype=np.float32) @ vector
+
+    return lookup
+
+
+def _dense_vectors(text_bm25: SparseBM25, model: StaticModel, report: BuildProgress) -> np.ndarray:
+    """`[n_docs, dim]` unit float32 vectors: each document's BM25 posting weights times its tokens' vectors.
+
+    Why BM25 weights: they are the corpus's own idf and saturated term frequency, the weighting Model2Vec
+    approximates with a Zipf prior; reusing them costs one sparse product and no second tokenisation.
+    """
+    rows = model.index()
+    terms = sorted(text_bm25.vocabulary_, key=text_bm25.vocabulary_.__getitem__)
+    to_row = np.array([rows.get(t, -1) for t in terms], dtype=np.int64)
+    known = np.flatnonzero(to_row >= 0)
+    weights = text_bm25.weights_[:, known].tocsr()  # [n_docs, n_known]
+    projection = sp.csr_matrix(
+        (np.ones(known.size, dtype=np.float32), (np.arange(known.size), to_row[known])),
+        shape=(known.size, len(model.vocabulary)),
+    )
+    weights = (weights @ projection).tocsr()
+    n = weights.shape[0]
+    out = np.empty((n, model.dim), dtype=np.float32)
+    for start in range(0, n, _EMBED_CHUNK):
+        stop = min(start + _EMBED_CHUNK, n)
+        out[start:stop] = model.embed_weighted(weights[start:stop])
+        report("dense embeddings", stop, n)
+    return out

@@ -18,8 +18,21 @@ Routes (JSON in and out, UTF-8):
 
 Every request is validated: body size (`ServerLimits.max_body_bytes`, 413), JSON syntax and encoding (400), field
 types and ranges (422, FastAPI's `{"detail": ...}` shape), unknown routes (404) and methods (405). Bad input never
-reaches the engine, so it never yields a 500. The server binds to 127.0.0.1 unless told otherwise; it uses the
-standard library's `ThreadingHTTPServer` (one thread per connection, HTTP/1.1 keep-alive), so no new dependency.
+reaches the engine, so it never yields a 500. The standard library's own refusals (a malformed request line 400, an
+HTTP version we do not speak 505, a request line over 64 KiB 414, a header line over 64 KiB or more than 100 headers
+431, an unknown method 501) are JSON `{"detail": ...}` too: every error response is `application/json`.
+
+Under load: at most `ServerLimits.max_in_flight` POST requests run the engine at once and at most
+`ServerLimits.max_waiting` more wait for a slot (first come, first served, for up to `max_queue_wait_s`). Beyond
+that the answer is an immediate 503 with `Retry-After` (an estimate of the seconds the queue needs to drain).
+Search is CPU-bound and holds the GIL, so more threads in the engine would only add latency. GET routes (the page,
+its script and `/health`) are cheap and skip the queue, so `/health` answers under overload and reports the load.
+
+Failures: each failed request logs exactly one line on this module's logger, with no traceback: INFO for a refused
+request (4xx, 501, 505), WARNING for overload (503), a failing LLM (502) and a client that hung up or stalled
+mid-request. Only a bug (500) logs a traceback (ERROR). Writing to a client that has gone never raises out of the
+handler. The server binds to 127.0.0.1 unless told otherwise; it uses the standard library's `ThreadingHTTPServer`
+(one thread per connection, HTTP/1.1 keep-alive), so no new dependency.
 """
 
 from __future__ import annotations
@@ -27,11 +40,14 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import socket
+import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -61,9 +77,18 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 
 
+def _default_in_flight() -> int:
+    """Twice the usable cores, at least 4: enough to overlap I/O, few enough that GIL-bound searches do not pile up."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(4, 2 * cores)
+
+
 @dataclass(frozen=True)
 class ServerLimits:
-    """Request limits; anything outside them is a 4xx.
+    """Request and load limits; a request outside them is a 4xx, one beyond the load limits a 503.
 
     Attributes:
         max_body_bytes: largest request body (413 beyond; a JSON body of 32 queries of 4,096 characters fits).
@@ -73,6 +98,9 @@ class ServerLimits:
         max_retrieve_k: largest `retrieve_k` (candidates the reranker sees).
         socket_timeout_s: an idle or slow client's connection is closed after this many seconds.
         max_statement_chars: longest `/reasoning` statement or proof field.
+        max_in_flight: most POST requests running the engine at once (default `max(4, 2 * cores)`).
+        max_waiting: most POST requests waiting for one of those slots; a request beyond them gets 503 at once.
+        max_queue_wait_s: a waiting request gets 503 after this many seconds without a slot.
     """
 
     max_body_bytes: int = 256 * 1024
@@ -82,6 +110,9 @@ class ServerLimits:
     max_retrieve_k: int = 1000
     socket_timeout_s: float = 30.0
     max_statement_chars: int = 16384
+    max_in_flight: int = field(default_factory=_default_in_flight)
+    max_waiting: int = 64
+    max_queue_wait_s: float = 30.0
 
     def __post_init__(self) -> None:
         for key in (
@@ -91,12 +122,18 @@ class ServerLimits:
             "max_num_results",
             "max_retrieve_k",
             "max_statement_chars",
+            "max_in_flight",
+            "max_waiting",
         ):
             value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"ServerLimits.{key}: expected a positive integer, got {value!r}")
-        if not self.socket_timeout_s > 0:
-            raise ConfigError(f"ServerLimits.socket_timeout_s: must be > 0, got {self.socket_timeout_s!r}")
+            low = 0 if key == "max_waiting" else 1
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                kind = "a non-negative" if low == 0 else "a positive"
+                raise ConfigError(f"ServerLimits.{key}: expected {kind} integer, got {value!r}")
+        for key in ("socket_timeout_s", "max_queue_wait_s"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise ConfigError(f"ServerLimits.{key}: must be > 0, got {value!r}")
 
 
 class RequestError(Exception):
@@ -322,6 +359,10 @@ class SearchService:
             "status": "ok",
             "version": __version__,
             "num_docs": len(self.engine),
+            "corpus": self.engine.corpus_info,
+            "channels": list(self.engine.channels),
+            "dense_model": self.engine.dense_model.id if self.engine.dense_model is not None else None,
+            "semantic_model": self.engine.semantic.id if self.engine.semantic is not None else None,
             "num_gpus": 0,
             "index_backend": "exact",
             "modes": list(MODES),
@@ -334,6 +375,8 @@ class SearchService:
                 "max_num_results": self.limits.max_num_results,
                 "max_body_bytes": self.limits.max_body_bytes,
                 "max_statement_chars": self.limits.max_statement_chars,
+                "max_in_flight": self.limits.max_in_flight,
+                "max_waiting": self.limits.max_waiting,
             },
         }
 
@@ -346,19 +389,165 @@ def _web_asset(name: str) -> bytes:
     return resources.files("premise_search").joinpath("web", name).read_bytes()
 
 
+class _Gate:
+    """Admission control for the engine: `size` requests run at once, up to `queue` more wait in arrival order.
+
+    Search is CPU-bound and holds the GIL, so threads beyond a few only add latency; a bounded queue turns a burst
+    into quick 503s (with a retry hint) instead of every client waiting seconds. A freed slot is handed straight to
+    the oldest waiter, so a newcomer cannot overtake the queue.
+    """
+
+    def __init__(self, size: int, queue: int, wait_s: float) -> None:
+        self.size = size
+        self.queue = queue
+        self.wait_s = wait_s
+        self.rejected = 0
+        self._lock = threading.Lock()
+        self._running = 0
+        self._waiters: deque[threading.Event] = deque()
+        self._mean_hold_s = 0.0  # moving average of how long a request holds a slot, for Retry-After
+
+    def acquire(self) -> bool:
+        """Take a slot, waiting in line if one may come; False means refuse the request (503)."""
+        with self._lock:
+            if self._running < self.size:
+                self._running += 1
+                return True
+            if len(self._waiters) >= self.queue:
+                self.rejected += 1
+                return False
+            turn = threading.Event()
+            self._waiters.append(turn)
+        if turn.wait(self.wait_s):
+            return True
+        with self._lock:
+            if turn.is_set():  # a slot was handed over just as the wait ran out
+                return True
+            self._waiters.remove(turn)
+            self.rejected += 1
+            return False
+
+    def release(self, held_s: float) -> None:
+        """Give the slot back, or hand it to the oldest waiter (the running count then stays the same)."""
+        with self._lock:
+            self._mean_hold_s = held_s if not self._mean_hold_s else 0.8 * self._mean_hold_s + 0.2 * held_s
+            if self._waiters:
+                self._waiters.popleft().set()
+            else:
+                self._running -= 1
+
+    def retry_after_s(self) -> int:
+        """Whole seconds until the present backlog should have drained (at least 1, at most 120)."""
+        with self._lock:
+            backlog = self._running + len(self._waiters)
+            return min(120, max(1, math.ceil(self._mean_hold_s * backlog / self.size)))
+
+    def load(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                "in_flight": self._running,
+                "waiting": len(self._waiters),
+                "max_in_flight": self.size,
+                "max_waiting": self.queue,
+                "rejected": self.rejected,
+            }
+
+
 class _Handler(BaseHTTPRequestHandler):
-    """Routes requests to the server's `SearchService`; every refusal is a JSON `{"detail": ...}` 4xx."""
+    """Routes requests to the server's `SearchService`; every refusal is a JSON `{"detail": ...}`.
+
+    The standard library's request loop is kept, but its failure paths are replaced: its error page becomes JSON
+    (`send_error`), a client that hangs up or stalls is logged on one line instead of a traceback
+    (`handle_one_request`), and each failed request is logged once (`_log_failure`).
+    """
 
     protocol_version = "HTTP/1.1"
+    default_request_version = "HTTP/1.0"  # never answer in HTTP/0.9 (no status line): clients could not read it
     server_version = f"premise-search/{__version__}"
+    # headers and body are two writes: with Nagle on, the body waits for the client's delayed ACK (~40 ms a request)
+    disable_nagle_algorithm = True
     server: SearchServer
 
     def setup(self) -> None:
         self.timeout = self.server.service.limits.socket_timeout_s
+        self._unread_input = False
+        self._failure_logged = False
         super().setup()
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s - %s", self.address_string(), format % args)
+
+    def log_error(self, format: str, *args: Any) -> None:
+        """Only reached from standard-library paths we do not override; one line, like our own failures."""
+        self._log_failure(logging.INFO, format % args)
+
+    def _log_failure(self, level: int, what: str, *, exc_info: bool = False) -> None:
+        """One line per failed request: later failures of the same request (say, the client has gone while we
+        answer) are not logged again."""
+        if self._failure_logged:
+            return
+        self._failure_logged = True
+        line = getattr(self, "requestline", "")[:120]
+        logger.log(level, "%s %r: %s", self.client_address[0], line, what, exc_info=exc_info)
+
+    # -- the request loop -------------------------------------------------------------------------------
+    def handle(self) -> None:
+        super().handle()
+        if self._unread_input:
+            self._drain_before_close()
+
+    def handle_one_request(self) -> None:
+        """The standard library's step (read the request line, parse the head, call `do_<METHOD>`), with a client
+        that disconnects or stalls mid-request logged on one line rather than raised."""
+        self._failure_logged = False
+        self.requestline = ""
+        self.command = ""
+        self.request_version = self.default_request_version
+        try:
+            self.raw_requestline = self.rfile.readline(_MAX_LINE + 1)
+        except (ConnectionError, TimeoutError):  # an idle keep-alive connection ending: not a failed request
+            self.close_connection = True
+            return
+        if not self.raw_requestline:
+            self.close_connection = True
+            return
+        try:
+            if len(self.raw_requestline) > _MAX_LINE:
+                self.requestline = str(self.raw_requestline[:120], "iso-8859-1")
+                self.send_error(HTTPStatus.REQUEST_URI_TOO_LONG, f"request line longer than {_MAX_LINE} bytes")
+                return
+            if not self.parse_request():  # it has answered (through send_error) or found a blank line
+                return
+            method = getattr(self, f"do_{self.command}", None)
+            if method is None:
+                self.send_error(HTTPStatus.NOT_IMPLEMENTED, f"unsupported method {self.command[:20]!r}")
+                return
+            method()
+            self.wfile.flush()
+        except TimeoutError:
+            self.close_connection = True
+            self._log_failure(logging.WARNING, f"no answer: the client stalled for {self.timeout} s mid-request")
+        except ConnectionError as exc:
+            self.close_connection = True
+            self._log_failure(logging.WARNING, f"no answer: the client disconnected ({type(exc).__name__})")
+
+    def _drain_before_close(self) -> None:
+        """Close after an answer sent before the request was read to its end: send our FIN, then read and drop
+        what the client still sends for a moment. Closing with unread input makes the kernel send a reset, and a
+        client that gets the reset early may never see our (JSON) answer."""
+        deadline = time.monotonic() + _LINGER_S
+        budget = _LINGER_BYTES
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)
+            while budget > 0 and (left := deadline - time.monotonic()) > 0:
+                self.connection.settimeout(left)
+                chunk = self.connection.recv(min(budget, 65536))
+                if not chunk:
+                    break
+                budget -= len(chunk)
+        except OSError:  # reset, timeout, already closed: the connection is going anyway
+            pass
 
     # -- responses --------------------------------------------------------------------------------------
     def _send(self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
@@ -376,17 +565,33 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _json(self, status: int, payload: Any, extra: dict[str, str] | None = None) -> None:
-        body = json.dumps(payload, ensure_ascii=False, allow_nan=False).encode("utf-8")
-        self._send(status, body, "application/json; charset=utf-8", extra)
+        self._send(status, _json_bytes(payload), _JSON_TYPE, extra)
 
     def _error(self, status: int, detail: str, extra: dict[str, str] | None = None) -> None:
-        self._json(status, {"detail": detail}, extra)
+        """Log the failure (once), then answer `{"detail": ...}`; a client that has gone by now is not an error."""
+        level = logging.WARNING if status in _LOUD_STATUSES else logging.INFO
+        self._log_failure(level, f"{status} {detail}")
+        try:
+            self._json(status, {"detail": detail}, extra)
+        except OSError as exc:  # the client hung up or stopped reading: nobody is left to answer
+            self.close_connection = True
+            logger.debug("could not send the %d answer: %s", status, exc)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The standard library's refusals (bad request line 400, HTTP version 505, request line 414, header lines
+        431, unknown method 501) as JSON instead of its HTML page; the connection is closed after them."""
+        detail = message or self.responses.get(code, ("error",))[0]
+        if message and explain:
+            detail = f"{message}: {explain}"
+        self.close_connection = True
+        self._unread_input = True  # the rest of the request head (and any body) was never read
+        self._error(code, detail[:300])
 
     # -- request body -----------------------------------------------------------------------------------
     def _read_json(self) -> Any:
         limits = self.server.service.limits
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            self.close_connection = True
+            self.close_connection = self._unread_input = True
             raise RequestError(HTTPStatus.LENGTH_REQUIRED, "chunked bodies are not accepted; send Content-Length")
         raw_length = self.headers.get("Content-Length")
         if raw_length is None:
@@ -394,14 +599,14 @@ class _Handler(BaseHTTPRequestHandler):
             raise RequestError(HTTPStatus.LENGTH_REQUIRED, "Content-Length required")
         text = raw_length.strip()
         if not text.isascii() or not text.isdigit():
-            self.close_connection = True
+            self.close_connection = self._unread_input = True
             raise RequestError(HTTPStatus.BAD_REQUEST, "Content-Length: not a number")
         length = int(text)
         if length > limits.max_body_bytes:
-            self.close_connection = True
+            self.close_connection = self._unread_input = True
             if length <= _DRAIN_FACTOR * limits.max_body_bytes:
                 # read and drop a moderately large body so the client sees the 413, not a connection reset;
-                # a huge one is not read at all (the client may then see the reset)
+                # a huge one is not read here (the close lingers briefly, see _drain_before_close)
                 remaining = length
                 while remaining > 0:
                     chunk = self.rfile.read(min(remaining, 65536))
@@ -414,6 +619,10 @@ class _Handler(BaseHTTPRequestHandler):
         data = self.rfile.read(length)
         if len(data) < length:
             self.close_connection = True
+            # the client closed its side mid-body; it may still read an answer, but this is its failure line
+            self._log_failure(
+                logging.WARNING, f"400 the client closed the connection mid-body ({len(data)} of {length} bytes)"
+            )
             raise RequestError(HTTPStatus.BAD_REQUEST, "body shorter than Content-Length")
         try:
             return json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
@@ -438,15 +647,40 @@ class _Handler(BaseHTTPRequestHandler):
             handler()
         except RequestError as exc:
             self._error(exc.status, exc.detail, exc.headers)
-        except (BrokenPipeError, ConnectionResetError, TimeoutError):  # the client left or stalled mid-body
-            self.close_connection = True
-        except Exception:  # a bug, not bad input: log it, answer 500 without internals
-            logger.exception("error while serving %s %s", self.command, path)
+        except (ConnectionError, TimeoutError):  # the client left or stalled: handle_one_request logs it
+            raise
+        except Exception:  # a bug, not bad input: log it with its traceback, answer 500 without internals
+            self._log_failure(logging.ERROR, f"500 error while serving {self.command} {path[:100]}", exc_info=True)
             self.close_connection = True
             self._error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal server error")
 
+    def _run_engine(self, call: Callable[[Any], Any]) -> None:
+        """Read the body, then run `call` on it in one of the gate's slots; 503 when no slot is to be had.
+
+        The body is read before queueing, so a slow client does not hold a slot and the connection stays framed.
+        """
+        body = self._read_json()
+        gate = self.server.gate
+        if not gate.acquire():
+            self.close_connection = True  # shed the connection too: the client is told to come back later
+            wait = gate.retry_after_s()
+            load = gate.load()
+            raise RequestError(
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                f"server busy ({load['in_flight']} requests running, {load['waiting']} waiting); retry in {wait} s",
+                {"Retry-After": str(wait)},
+            )
+        start = time.perf_counter()
+        try:
+            data = _json_bytes(call(body))
+        finally:
+            gate.release(time.perf_counter() - start)
+        self._send(HTTPStatus.OK, data, _JSON_TYPE)
+
+    def _health(self) -> None:
+        self._json(HTTPStatus.OK, {**self.server.service.health(), "load": self.server.gate.load()})
+
     def do_GET(self) -> None:
-        service = self.server.service
         self._dispatch(
             {
                 "/": lambda: self._send(HTTPStatus.OK, self.server.page, "text/html; charset=utf-8", _PAGE_HEADERS),
@@ -454,7 +688,7 @@ class _Handler(BaseHTTPRequestHandler):
                     HTTPStatus.OK, self.server.page, "text/html; charset=utf-8", _PAGE_HEADERS
                 ),
                 "/app.js": lambda: self._send(HTTPStatus.OK, self.server.script, "text/javascript; charset=utf-8"),
-                "/health": lambda: self._json(HTTPStatus.OK, service.health()),
+                "/health": self._health,
             }
         )
 
@@ -464,12 +698,10 @@ class _Handler(BaseHTTPRequestHandler):
         service = self.server.service
         self._dispatch(
             {
-                "/search": lambda: self._json(HTTPStatus.OK, service.search(self._read_json())),
-                "/search_with_profile": lambda: self._json(
-                    HTTPStatus.OK, service.search_with_profile(self._read_json())
-                ),
-                "/fetch": lambda: self._json(HTTPStatus.OK, service.fetch(self._read_json())),
-                "/reasoning": lambda: self._json(HTTPStatus.OK, service.reasoning(self._read_json())),
+                "/search": lambda: self._run_engine(service.search),
+                "/search_with_profile": lambda: self._run_engine(service.search_with_profile),
+                "/fetch": lambda: self._run_engine(service.fetch),
+                "/reasoning": lambda: self._run_engine(service.reasoning),
             }
         )
 
@@ -484,6 +716,15 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _json_bytes(payload: Any) -> bytes:
+    return json.dumps(payload, ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+_JSON_TYPE = "application/json; charset=utf-8"
+_LOUD_STATUSES = frozenset({500, 502, 503, 504})  # the server's or its backends' trouble: WARNING, not INFO
+_MAX_LINE = 65536  # longest request line (414 beyond); the standard library's own header-line limit is the same
+_LINGER_S = 1.0  # after an early error answer, read and drop the client's input for at most this long
+_LINGER_BYTES = 1 << 20  # ... and at most this much
 _DRAIN_FACTOR = 4  # oversize bodies up to this multiple of the limit are drained before the 413
 _GET_ROUTES = frozenset({"/", "/index.html", "/app.js", "/health"})
 _POST_ROUTES = frozenset({"/search", "/search_with_profile", "/fetch", "/reasoning"})
@@ -494,19 +735,30 @@ _PAGE_HEADERS = {
 
 
 class SearchServer(ThreadingHTTPServer):
-    """`ThreadingHTTPServer` holding a `SearchService` and the page assets; threads are daemons."""
+    """`ThreadingHTTPServer` holding a `SearchService`, the page assets and the engine's admission gate."""
 
     daemon_threads = True
     allow_reuse_address = True
-    request_queue_size = 128  # listen backlog: bursts of concurrent clients queue instead of being refused
+    request_queue_size = 128  # listen backlog: a burst of connections is accepted and answered (maybe 503)
 
     def __init__(self, address: tuple[str, int], service: SearchService) -> None:
         self.service = service
+        limits = service.limits
+        self.gate = _Gate(limits.max_in_flight, limits.max_waiting, limits.max_queue_wait_s)
         self.page = _web_asset("index.html")
         self.script = _web_asset("app.js")
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """An exception the handler let escape (it should not): one log line instead of a traceback printed on
+        stderr, except for a bug, which keeps its traceback."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError | TimeoutError):
+            logger.warning("%s: connection failed: %s", client_address[0], exc)
+        else:
+            logger.exception("unexpected error on the connection from %s", client_address[0])
 
     @property
     def url(self) -> str:

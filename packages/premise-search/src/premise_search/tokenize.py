@@ -7,12 +7,16 @@ identically for documents and queries:
 
 1. Lean/Unicode notation (`SYMBOL_WORDS`) and LaTeX commands (`LATEX_WORDS`; `\\mathbb{R}` -> `real`) become
    their Mathlib words; a few English phrases too ("less than or equal" -> `le`, "if and only if" -> `iff`).
-2. Identifiers are split on `.`, `_`, camelCase and digits (`IsCompact.image_of_continuousOn` -> is, compact,
-   image, of, continuous, on); each dotted component made of several words is also kept whole (`iscompact`),
-   so exact names still match exactly.
-3. Lowercase, a light plural stemmer (`groups` -> `group`, `divides` -> `divide`), and English words mapped to
-   the Mathlib word they usually are in names (`divide` -> +`dvd`, `commutative` -> +`comm`). Mapped words are
-   *added*, never substituted, so BM25 still sees the original word.
+2. Accents are folded (`Bézout` -> `bezout`, so the plain spelling matches), then identifiers are split on `.`,
+   `_`, camelCase and digits (`IsCompact.image_of_continuousOn` -> is, compact, image, of, continuous, on); each
+   dotted component made of several words is also kept whole (`iscompact`), so exact names still match exactly.
+3. Lowercase and a plural stemmer (`groups` -> `group`, `boxes` -> `box`, with the irregular plurals of
+   mathematics: `vertices` -> `vertex`, `series` stays `series`).
+
+Queries get one more step (`query_terms`): English words and phrases add the Mathlib name words they stand for
+(`premise_search.naming`: "geometric" -> `geom`, "bounded above" -> `bdd`, "neighbourhood" -> `nhds`), with a
+lower weight than the words typed. Documents are not expanded: their names already use the name words, and
+the offline informaliser writes their English out.
 """
 
 from __future__ import annotations
@@ -20,18 +24,21 @@ from __future__ import annotations
 import functools
 import json
 import re
+import unicodedata
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from premise_search.naming import english_expansions
 from repro_core.config import checked_fields
 from repro_core.errors import ConfigError
 
 __all__ = [
-    "ENGLISH_WORDS",
     "LATEX_WORDS",
+    "QUERY_FUNCTION_WORDS",
     "SYMBOL_WORDS",
     "LeanTokenizer",
     "TokenizerConfig",
+    "name_word_token",
     "split_identifier",
 ]
 
@@ -304,136 +311,6 @@ _MATHBB = {
     "F": "field",
 }
 
-#: English words (after lowercasing and stemming) -> the Mathlib name words they usually are; added, not replaced.
-ENGLISH_WORDS: dict[str, str] = {
-    "divide": "dvd",
-    "divisible": "dvd",
-    "divisor": "dvd",
-    "divisibility": "dvd",
-    "division": "div",
-    "inverse": "inv",
-    "invertible": "inv unit",
-    "negation": "neg",
-    "negative": "neg",
-    "multiplication": "mul",
-    "multiply": "mul",
-    "multiplicative": "mul",
-    "product": "prod mul",
-    "addition": "add",
-    "additive": "add",
-    "subtraction": "sub",
-    "difference": "sub sdiff",
-    "power": "pow",
-    "exponent": "pow",
-    "square": "sq",
-    "squared": "sq",
-    "commutative": "comm",
-    "commute": "comm",
-    "commutativity": "comm",
-    "associative": "assoc",
-    "associativity": "assoc",
-    "distributive": "distrib",
-    "distributivity": "distrib",
-    "cardinality": "card",
-    "cardinal": "card",
-    "derivative": "deriv",
-    "differentiable": "deriv",
-    "integrate": "integral",
-    "limit": "tendsto",
-    "converge": "tendsto",
-    "convergence": "tendsto",
-    "convergent": "tendsto",
-    "tend": "tendsto",
-    "neighborhood": "nhds",
-    "neighbourhood": "nhds",
-    "composition": "comp",
-    "compose": "comp",
-    "composite": "comp",
-    "identity": "id",
-    "injection": "injective",
-    "surjection": "surjective",
-    "bijection": "bijective",
-    "increasing": "monotone mono",
-    "monotonic": "monotone mono",
-    "decreasing": "antitone",
-    "maximum": "max",
-    "minimum": "min",
-    "supremum": "sup ssup isup",
-    "infimum": "inf sinf iinf",
-    "positive": "pos",
-    "nonnegative": "nonneg",
-    "intersection": "inter",
-    "complement": "compl",
-    "determinant": "det",
-    "kernel": "ker",
-    "dimension": "finrank",
-    "absolute": "abs",
-    "exponential": "exp",
-    "logarithm": "log",
-    "sine": "sin",
-    "cosine": "cos",
-    "equal": "eq",
-    "equality": "eq",
-    "modulo": "mod",
-    "congruent": "modeq",
-    "homomorphism": "hom",
-    "morphism": "hom",
-    "isomorphism": "iso equiv",
-    "isomorphic": "iso equiv",
-    "equivalent": "iff equiv",
-    "equivalence": "equiv",
-    "sequence": "seq",
-    "function": "fun",
-    "natural": "nat",
-    "integer": "int",
-    "rational": "rat",
-    "successor": "succ",
-    "predecessor": "pred",
-    "extensionality": "ext",
-    "reflexive": "refl",
-    "reflexivity": "refl",
-    "symmetric": "symm",
-    "symmetry": "symm",
-    "transitive": "trans",
-    "transitivity": "trans",
-    "antisymmetric": "antisymm",
-    "irreflexive": "irrefl",
-    "cancel": "cancel",
-    "cancellation": "cancel",
-    "idempotent": "idem",
-    "element": "mem",
-    "member": "mem",
-    "belong": "mem",
-    "contain": "mem subset",
-    "nonzero": "ne zero",
-    "empty": "empty",
-    "finite": "finite fintype finset",
-    "closure": "closure",
-    "expectation": "integral",
-    "probability": "prob measure",
-    "dual": "dual",
-    "quotient": "quotient",
-    "polynomial": "polynomial",
-    "matrice": "matrix",
-    "eigenvalue": "eigenvalue",
-    "orthogonal": "orthogonal",
-    "uniqueness": "unique",
-    "unique": "unique",
-    "existence": "exists",
-    "exist": "exists",
-    "bounded": "bdd bounded",
-    "upper": "upper",
-    "lower": "lower",
-    "preserve": "map",
-    "preserves": "map",
-    "coprime": "coprime",
-    "irreducible": "irreducible",
-    "factorization": "factorization factor",
-    "continuity": "continuous",
-    "compactness": "compact",
-    "connectedness": "connected",
-}
-
 #: English phrases rewritten before tokenizing (regex, replacement); matched as one alternation.
 _PHRASE_LIST: tuple[tuple[str, str], ...] = (
     (r"less than or equal(?: to)?", "le"),
@@ -455,6 +332,12 @@ _PHRASE_LIST: tuple[tuple[str, str], ...] = (
     (r"well-founded", "wellfounded"),
 )
 _PHRASE_RE = re.compile("|".join(rf"\b({p})\b" for p, _ in _PHRASE_LIST), re.IGNORECASE)
+
+#: English words that Mathlib names also use ("lt_of_le", "mul_le_of_le_one_left"), so documents keep them; a
+#: query drops them when they stand alone as English between other words (`LeanTokenizer.query_terms`).
+QUERY_FUNCTION_WORDS = frozenset(
+    {"of", "for", "to", "in", "on", "at", "by", "with", "from", "as", "into", "onto", "over", "under"}
+)
 
 #: Function words dropped outright (pure English: none of them is a Mathlib name word).
 STOP_WORDS = frozenset(
@@ -483,6 +366,36 @@ STOP_WORDS = frozenset(
     }
 )
 
+_ENGLISH_RE = re.compile(r"[a-z]+")
+#: Longest English phrase `query_terms` looks for, in words.
+_MAX_PHRASE = 4
+
+
+def name_word_token(word: str, *, stem: bool = True) -> str:
+    """The index token of a `NAME_WORDS` key: its stemmed single word (`nhds` -> `nhd`, as documents are
+    tokenized), or the compound token of a multi-word key (`BddAbove` -> `bddabove`)."""
+    parts = split_identifier(fold_accents(word))
+    if len(parts) != 1:
+        return "".join(parts)
+    return _stem(parts[0]) if stem else parts[0]
+
+
+@functools.cache
+def _stemmed_expansions(stem: bool, stop_words: bool) -> dict[tuple[str, ...], tuple[str, ...]]:
+    """`naming.english_expansions` with phrases stemmed (stop words dropped) as queries are, and each target
+    turned into the token documents index it under (`name_word_token`)."""
+    out: dict[tuple[str, ...], list[str]] = {}
+    for phrase, targets in english_expansions().items():
+        words = tuple(_stem(w) if stem else w for w in phrase if not (stop_words and w in STOP_WORDS) and w.isalpha())
+        if words:
+            merged = out.setdefault(words, [])
+            for target in targets:
+                token = name_word_token(target, stem=stem)
+                if token not in merged:
+                    merged.append(token)
+    return {key: tuple(value) for key, value in out.items()}
+
+
 _SYMBOL_RE = re.compile("|".join(re.escape(s) for s in sorted(SYMBOL_WORDS, key=len, reverse=True)))
 _MATHBB_RE = re.compile(r"\\mathbb\s*\{?\s*([A-Za-z])\s*\}?")
 _LATEX_RE = re.compile(r"\\([A-Za-z]+|\|)")
@@ -505,18 +418,66 @@ def split_identifier(name: str) -> tuple[str, ...]:
     return tuple(words)
 
 
+#: Plurals the suffix rules get wrong, and words ending in s that are not plurals.
+_IRREGULAR_PLURALS = {
+    "series": "series",
+    "species": "species",
+    "vertices": "vertex",
+    "matrices": "matrix",
+    "indices": "index",
+    "simplices": "simplex",
+    "apices": "apex",
+    "hypotheses": "hypothesis",
+    "bases": "basis",
+    "analyses": "analysis",
+    "axes": "axis",
+    "radii": "radius",
+    "loci": "locus",
+    "foci": "focus",
+    "lemmata": "lemma",
+    "criteria": "criterion",
+    "polyhedra": "polyhedron",
+    "automata": "automaton",
+    "atlas": "atlas",
+    "gauss": "gauss",
+    "lens": "lens",
+    "bias": "bias",
+    "thus": "thus",
+    "whereas": "whereas",
+}
+
+
 @functools.lru_cache(maxsize=200_000)
 def _stem(word: str) -> str:
-    """Harman's S-stemmer (plurals only), skipped for short words: `groups` -> `group`, `divides` -> `divide`."""
+    """A plural stemmer (after Harman's S-stemmer), skipped for short words.
+
+    `groups` -> `group`, `divides` -> `divide`, `lattices` -> `lattice`, `boxes` -> `box`, `classes` -> `class`,
+    `properties` -> `property`; irregular plurals and singulars ending in s come from `_IRREGULAR_PLURALS`.
+    """
     if len(word) <= 3 or not word.isalpha():
         return word
+    irregular = _IRREGULAR_PLURALS.get(word)
+    if irregular is not None:
+        return irregular
     if word.endswith("ies") and not word.endswith(("eies", "aies")):
         return word[:-3] + "y"
+    if word.endswith(("xes", "ches", "shes", "sses", "zzes")):
+        return word[:-2]
     if word.endswith("es") and not word.endswith(("aes", "ees", "oes")):
         return word[:-1]
     if word.endswith("s") and not word.endswith(("us", "ss", "is")):
         return word[:-1]
     return word
+
+
+def fold_accents(word: str) -> str:
+    """`word` without accents (`Bézout` -> `Bezout`): canonical decomposition, then combining marks dropped.
+
+    NFD, not NFKD: compatibility characters that carry meaning in Lean (`ℝ`, subscripts) are kept.
+    """
+    if word.isascii():
+        return word
+    return "".join(c for c in unicodedata.normalize("NFD", word) if not unicodedata.combining(c))
 
 
 @dataclass(frozen=True)
@@ -526,18 +487,24 @@ class TokenizerConfig:
     Attributes:
         stem: apply the plural stemmer.
         compounds: also emit each multi-word dotted component whole (`iscompact`).
-        english_words: add the Mathlib word of common English words (`ENGLISH_WORDS`).
+        english_words: expand queries with the Mathlib name words of their English words and phrases
+            (`premise_search.naming`); documents are never expanded.
+        expansion_weight: weight of an added name word in a query, relative to 1 for a typed word.
         stop_words: drop `STOP_WORDS`. Single letters (bound variables: `x`, `α`) are always dropped.
     """
 
     stem: bool = True
     compounds: bool = True
     english_words: bool = True
+    expansion_weight: float = 0.25
     stop_words: bool = True
 
     def __post_init__(self) -> None:
         for key, value in asdict(self).items():
-            if not isinstance(value, bool):
+            if key == "expansion_weight":
+                if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+                    raise ConfigError(f"TokenizerConfig.expansion_weight: expected a number in [0, 1], got {value!r}")
+            elif not isinstance(value, bool):
                 raise ConfigError(f"TokenizerConfig.{key}: expected a bool, got {value!r}")
 
     def to_json(self) -> str:
@@ -552,11 +519,12 @@ class TokenizerConfig:
 class LeanTokenizer:
     """Text (Lean, LaTeX or English) -> tokens in Mathlib's name vocabulary; the same for documents and queries."""
 
-    VERSION = 1
+    VERSION = 2
 
     def __init__(self, config: TokenizerConfig | None = None) -> None:
         self.config = config if config is not None else TokenizerConfig()
         self._word_cache: dict[str, tuple[str, ...]] = {}
+        self._expansions = _stemmed_expansions(self.config.stem, self.config.stop_words)
 
     @property
     def id(self) -> str:
@@ -577,7 +545,7 @@ class LeanTokenizer:
             return cached
         cfg = self.config
         out: list[str] = []
-        for component in word.split("."):
+        for component in fold_accents(word).split("."):
             parts = split_identifier(component)
             if not parts:
                 continue
@@ -586,10 +554,6 @@ class LeanTokenizer:
                 if (cfg.stop_words and token in STOP_WORDS) or (len(token) == 1 and not token.isdigit()):
                     continue
                 out.append(token)
-                if cfg.english_words:
-                    extra = ENGLISH_WORDS.get(token)
-                    if extra:
-                        out.extend(extra.split())
             if cfg.compounds and len(parts) > 1:
                 out.append("".join(parts))
         result = tuple(out)
@@ -605,6 +569,46 @@ class LeanTokenizer:
         for word in _WORD_RE.findall(self._normalise(text)):
             tokens.extend(self._word_tokens(word))
         return tokens
+
+    def query_terms(self, text: str) -> dict[str, float]:
+        """A query's weighted terms: its distinct tokens, plus the name words of its English (`naming`).
+
+        Each distinct token weighs 1, however often it is typed: a short query repeats words for grammar
+        ("the limit of a sum is the sum of the limits"), not for emphasis. Free-standing English function
+        words (`QUERY_FUNCTION_WORDS`: "of", "for", "with", ...) are dropped; inside a Lean name they are name
+        words and stay (`lt_of_le`). An English word or phrase (longest match first, up to 4 words) adds each
+        of its Mathlib name words that the query does not already contain, with weight `expansion_weight`:
+        "sum of a geometric series" adds `geom`; "bounded above" adds `bddabove`. Deterministic;
+        insertion order is token order.
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"text: expected str, got {type(text).__name__}")
+        terms: dict[str, float] = {}
+        for word in _WORD_RE.findall(self._normalise(text)):
+            if word.lower() in QUERY_FUNCTION_WORDS:
+                continue
+            for token in self._word_tokens(word):
+                terms[token] = 1.0
+        if not self.config.english_words or self.config.expansion_weight == 0:
+            return terms
+        weight = float(self.config.expansion_weight)
+        stop = STOP_WORDS if self.config.stop_words else frozenset()
+        words = [self._english_word(w) for w in _ENGLISH_RE.findall(fold_accents(text).lower()) if w not in stop]
+        i = 0
+        while i < len(words):
+            for n in range(min(_MAX_PHRASE, len(words) - i), 0, -1):
+                targets = self._expansions.get(tuple(words[i : i + n]))
+                if targets is not None:
+                    for target in targets:
+                        terms.setdefault(target, weight)
+                    i += n
+                    break
+            else:
+                i += 1
+        return terms
+
+    def _english_word(self, word: str) -> str:
+        return _stem(word) if self.config.stem else word
 
     def name_tokens(self, name: str) -> list[str]:
         """Tokens of a declaration name alone (the name channel): its words plus its multi-word components."""

@@ -5,6 +5,15 @@
   const form = document.getElementById("search-form");
   const status = document.getElementById("status");
   const list = document.getElementById("results");
+  const corpus = document.getElementById("corpus");
+
+  // name the corpus being searched (library, commit, size) from /health
+  fetch("/health").then((r) => r.json()).then((h) => {
+    const c = h.corpus || {};
+    const size = (h.num_docs || 0).toLocaleString("en");
+    const commit = c.commit ? ` at commit ${String(c.commit).slice(0, 8)}` : "";
+    corpus.textContent = `Searching ${c.label || c.name || "a custom corpus"}${commit}: ${size} declarations.`;
+  }).catch(() => { corpus.textContent = ""; });
 
   function el(tag, className, text) {
     const node = document.createElement(tag);
