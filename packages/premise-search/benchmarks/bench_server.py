@@ -1,4 +1,6 @@
-"""HTTP load on loopback: N requests from C keep-alive clients against `premise-search serve` on the embedded corpus.
+"""HTTP load on loopback: N requests from C keep-alive clients against the server on all of Mathlib.
+
+The server runs on the default index (`open_default_index()`, built on first use) or `--index DIR`.
 
 Each request is `POST /search {"query": [q], "num_results": 10}` (hybrid + rerank, the server's default) with q
 cycling over MathlibQR fair-slice queries. Reports errors, p50/p95 latency and throughput.
@@ -28,9 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from premise_search.corpus import load_default_corpus
 from premise_search.evaluation import load_mathlib_qr
-from premise_search.retrieval import SearchEngine
+from premise_search.index import load_index, open_default_index
 from premise_search.server import SearchServer, ServerLimits, make_server, serve_in_thread
 
 
@@ -105,6 +106,7 @@ def _print(result: dict[str, Any], as_json: bool) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--index", help="serve this saved index (default: all of Mathlib, the default index)")
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--no-rerank", action="store_true")
@@ -113,7 +115,7 @@ def main() -> int:
     parser.add_argument("--max-in-flight", type=int, default=None, help="ServerLimits.max_in_flight")
     parser.add_argument("--max-waiting", type=int, default=None, help="ServerLimits.max_waiting")
     args = parser.parse_args()
-    engine = SearchEngine.build(load_default_corpus())
+    engine = load_index(args.index) if args.index else open_default_index()
     queries = [r.query for r in load_mathlib_qr() if r.fair]
     overrides = {"max_in_flight": args.max_in_flight, "max_waiting": args.max_waiting}
     limits = ServerLimits(**{k: v for k, v in overrides.items() if v is not None})

@@ -87,10 +87,10 @@ class FeatureWeights:
 
     prior: float = 1.0
     exact: float = 0.5
-    name_cover: float = 0.35
+    name_cover: float = 0.1
     query_cover: float = 0.35
-    kind: float = 0.1
-    brevity: float = 0.0
+    kind: float = 0.0
+    brevity: float = 0.1
     deprecated: float = -0.5
 
     def __post_init__(self) -> None:
