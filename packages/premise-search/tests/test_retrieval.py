@@ -115,7 +115,8 @@ def test_index_directory_round_trip_and_staleness(
     for q in ("order divides card", "lattice", "group order"):
         for mode in ("bm25", "name", "hybrid"):
             assert [(h.index, h.score) for h in loaded.search(q, 5, mode=mode, rerank=True)] == [  # type: ignore[arg-type]
-                (h.index, h.score) for h in engine.search(q, 5, mode=mode, rerank=True)  # type: ignore[arg-type]
+                (h.index, h.score)
+                for h in engine.search(q, 5, mode=mode, rerank=True)  # type: ignore[arg-type]
             ]
         # the dense vectors are stored as int8: the same ranking, scores within the quantisation error
         ours = loaded.search(q, 5, mode="dense")

@@ -170,7 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
         "  premise-search informalize --corpus mine.jsonl --out out.jsonl --llm-url http://127.0.0.1:8000/v1 "
         "--llm-model qwen3-32b",
     )
-    informalize.add_argument("--corpus", type=Path, nargs="+", help="JSONL(.gz) corpus files (default: embedded)")
+    informalize.add_argument(
+        "--corpus", type=Path, nargs="+", help="JSONL(.gz) corpus files (default: all of Mathlib, shipped)"
+    )
     informalize.add_argument("--lean", type=Path, nargs="+", help="folders of .lean sources to scan")
     informalize.add_argument("--out", type=Path, required=True, help="output JSONL(.gz)")
     informalize.add_argument("--style", choices=("native", "lsv2"), default="native", help="output fields")

@@ -121,7 +121,7 @@ def fill_informal(corpus: Sequence[Declaration], source: str = "offline") -> lis
 
     Why: 73% of the declarations have no docstring, so the channels see only a name and a signature; the offline
     informaliser spells the name out in words and names the dependencies, which BM25 and the embedders can match
-    against English queries (README, "Results on the embedded corpus"). Text the corpus already has is kept;
+    against English queries (README, "Informalisation"). Text the corpus already has is kept;
     rows the informaliser skips (internal names, duplicates, other kinds) are returned unchanged. Deterministic.
     """
     if source not in INFORMAL_SOURCES:
@@ -292,17 +292,14 @@ def zscore_fuse(
     fused = np.zeros(candidates.size)
     for ids, values, weight, lookup in channels:
         mean, std = values.mean(), values.std()
-        std = std if std > 0 else 1.0
-        listed = dict(zip(ids.tolist(), values.tolist(), strict=True))
+        if std == 0:
+            continue  # a constant list says nothing about its candidates: z = 0 for all
         if lookup is not None:
             raw = np.asarray(lookup(candidates), dtype=np.float64)
-            z = (raw - mean) / std
         else:
-            floor = (values.min() - mean) / std
-            z = np.array([(listed[i] - mean) / std if i in listed else floor for i in candidates.tolist()])
-        if values.std() == 0:
-            z = np.zeros(candidates.size)
-        fused += weight * z
+            listed = dict(zip(ids.tolist(), values.tolist(), strict=True))
+            raw = np.array([listed.get(i, values.min()) for i in candidates.tolist()])
+        fused += weight * (raw - mean) / std
     order = np.lexsort((candidates, -fused))
     return [(int(candidates[i]), float(fused[i])) for i in order]
 
