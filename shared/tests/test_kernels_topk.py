@@ -241,3 +241,194 @@ def test_import_without_torch_and_missing_extra_error() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+# --- few queries against a large gallery: the numpy-BLAS CPU path, float16 galleries, strided galleries ---------
+
+
+def _tied_gallery(n_gallery: int, dim: int, seed: int) -> np.ndarray:
+    """Small integers (exact in float16/32/64): with dim 3 and values in -2..2 every score value recurs many times."""
+    return np.random.default_rng(seed).integers(-2, 3, (n_gallery, dim)).astype(np.float32)
+
+
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("n_queries", [1, 3])
+def test_few_queries_exact_ties_at_the_cut(metric: str, n_queries: int) -> None:
+    g = _tied_gallery(5000, 3, seed=1)
+    q = np.random.default_rng(2).integers(-2, 3, (n_queries, 3)).astype(np.float32)
+    k = 100
+    ranked, _ = brute_force(q, g, g.shape[0], metric)
+    assert np.all(ranked[:, k - 1] == ranked[:, k])  # every row has a tie straddling the cut
+    want_scores, want_indices = ranked[:, :k], brute_force(q, g, k, metric)[1]
+    scores, indices = topk_similarity(q, g, k, metric=metric)
+    assert isinstance(scores, np.ndarray) and scores.dtype == np.float32 and indices.dtype == np.int64
+    np.testing.assert_array_equal(indices, want_indices)
+    np.testing.assert_array_equal(scores, want_scores)
+    t_scores, t_indices = topk_similarity(torch.from_numpy(q), torch.from_numpy(g), k, metric=metric)
+    np.testing.assert_array_equal(t_indices.numpy(), want_indices)
+    np.testing.assert_array_equal(t_scores.numpy(), want_scores)
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_few_queries_k_equals_gallery(metric: str) -> None:
+    g = _tied_gallery(300, 2, seed=3)
+    q = np.array([[1.0, -1.0]], dtype=np.float32)
+    scores, indices = topk_similarity(q, g, 300, metric=metric)
+    want_scores, want_indices = brute_force(q, g, 300, metric)
+    np.testing.assert_array_equal(indices, want_indices)
+    np.testing.assert_array_equal(scores, want_scores)
+    assert sorted(indices[0].tolist()) == list(range(300))
+
+
+@pytest.mark.parametrize("n_queries", [1, 8, 32, 40])  # 40: above `_BLAS_MAX_QUERIES`, torch's product
+@pytest.mark.parametrize("metric", METRICS)
+def test_numpy_and_torch_inputs_agree_exactly(metric: str, n_queries: int) -> None:
+    rng = np.random.default_rng(4)
+    q = rng.standard_normal((n_queries, 48), dtype=np.float32)
+    g = rng.standard_normal((3000, 48), dtype=np.float32)
+    np_scores, np_indices = topk_similarity(q, g, 20, metric=metric)
+    t_scores, t_indices = topk_similarity(torch.from_numpy(q), torch.from_numpy(g), 20, metric=metric)
+    mixed_scores, mixed_indices = topk_similarity(q, torch.from_numpy(g), 20, metric=metric)
+    for scores, indices in ((t_scores, t_indices), (mixed_scores, mixed_indices)):
+        assert isinstance(scores, torch.Tensor) and isinstance(indices, torch.Tensor)
+        np.testing.assert_array_equal(indices.numpy(), np_indices)
+        np.testing.assert_array_equal(scores.numpy(), np_scores)
+    # and the selection is that of the full score matrix
+    _, want_indices = brute_force(q.astype(np.float64), g.astype(np.float64), 20, metric)
+    np.testing.assert_array_equal(np_indices, want_indices)
+
+
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("query_dtype", [np.float32, np.float64])
+def test_float16_gallery_is_scored_in_the_query_dtype(
+    monkeypatch: pytest.MonkeyPatch, metric: str, query_dtype: type
+) -> None:
+    monkeypatch.setattr(topk_module, "_WIDEN_BYTES", 7 * 4 * 8)  # 7 (float64) or 14 (float32) rows per piece
+    g32 = _tied_gallery(400, 4, seed=5) / 4  # quarters: exact in float16, so widening loses nothing
+    g16 = g32.astype(np.float16)
+    q = (np.random.default_rng(6).integers(-4, 5, (3, 4)) / 2).astype(query_dtype)
+    scores, indices = topk_similarity(q, g16, 50, metric=metric)
+    assert scores.dtype == query_dtype and indices.dtype == np.int64
+    want_scores, want_indices = brute_force(q, g32.astype(query_dtype), 50, metric)
+    np.testing.assert_array_equal(indices, want_indices)
+    np.testing.assert_array_equal(scores, want_scores)
+    t_scores, t_indices = topk_similarity(torch.from_numpy(q), torch.from_numpy(g16), 50, metric=metric, chunk_size=37)
+    np.testing.assert_array_equal(t_indices.numpy(), want_indices)
+    np.testing.assert_array_equal(t_scores.numpy(), want_scores)
+    [(_, block)] = list(similarity_blocks(q, g16, metric=metric))
+    np.testing.assert_array_equal(np.take_along_axis(block, indices, axis=1), scores)
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_float16_gallery_with_many_queries(monkeypatch: pytest.MonkeyPatch, metric: str) -> None:
+    monkeypatch.setattr(topk_module, "_WIDEN_BYTES", 11 * 4 * 3)  # 11 rows per widened piece
+    n_queries = topk_module._BLAS_MAX_QUERIES + 8  # torch's product on the widened pieces
+    g32 = _tied_gallery(300, 3, seed=12)
+    q = np.random.default_rng(13).integers(-2, 3, (n_queries, 3)).astype(np.float32)
+    want_scores, want_indices = brute_force(q, g32, 20, metric)
+    for queries, gallery in ((q, g32.astype(np.float16)), (torch.from_numpy(q), torch.from_numpy(g32).half())):
+        scores, indices = topk_similarity(queries, gallery, 20, metric=metric)
+        np.testing.assert_array_equal(np.asarray(indices), want_indices)
+        np.testing.assert_array_equal(np.asarray(scores), want_scores)
+
+
+def test_float16_random_gallery_matches_the_widened_gallery() -> None:
+    rng = np.random.default_rng(7)
+    g16 = rng.standard_normal((2000, 64)).astype(np.float16)
+    q = rng.standard_normal((5, 64)).astype(np.float32)
+    for metric in METRICS:
+        scores, indices = topk_similarity(q, g16, 30, metric=metric)
+        want_scores, want_indices = topk_similarity(q, g16.astype(np.float32), 30, metric=metric)
+        np.testing.assert_array_equal(indices, want_indices)
+        np.testing.assert_allclose(scores, want_scores, rtol=1e-6, atol=1e-6)
+
+
+def test_float16_gallery_is_not_widened_whole() -> None:
+    g16 = np.ones((10, 4), dtype=np.float16)
+    q, g, numpy_out, which, _ = topk_module._prepare(torch, np.ones((2, 4), np.float32), g16, "dot", "auto")
+    assert numpy_out and which == "torch" and q.dtype == torch.float32
+    assert g.dtype == torch.float16 and g.data_ptr() == g16.ctypes.data  # a view of the caller's array
+
+
+def test_float16_queries_and_gallery_keep_float16_scores() -> None:
+    g = _tied_gallery(200, 3, seed=8).astype(np.float16)
+    q = np.array([[1, 0, -1]], dtype=np.float16)
+    scores, indices = topk_similarity(q, g, 10, metric="dot")
+    assert scores.dtype == np.float16
+    want_scores, want_indices = brute_force(q.astype(np.float32), g.astype(np.float32), 10, "dot")
+    np.testing.assert_array_equal(indices, want_indices)
+    np.testing.assert_array_equal(scores.astype(np.float32), want_scores)
+
+
+@pytest.mark.parametrize("layout", ["column_slice", "fortran"])
+def test_strided_numpy_gallery_is_used_without_a_copy(layout: str) -> None:
+    base = np.random.default_rng(9).standard_normal((500, 24)).astype(np.float32)
+    g = base[:, :16] if layout == "column_slice" else np.asfortranarray(base[:, :16])
+    q = np.random.default_rng(10).standard_normal((2, 16)).astype(np.float32)
+    _, wrapped, _, _, _ = topk_module._prepare(torch, q, g, "dot", "auto")
+    assert wrapped.data_ptr() == g.ctypes.data and tuple(wrapped.stride()) == tuple(s // 4 for s in g.strides)
+    for metric in METRICS:
+        scores, indices = topk_similarity(q, g, 7, metric=metric)
+        want_scores, want_indices = topk_similarity(q, np.ascontiguousarray(g), 7, metric=metric)
+        np.testing.assert_array_equal(indices, want_indices)
+        np.testing.assert_allclose(scores, want_scores, rtol=1e-6, atol=1e-6)
+
+
+def test_negative_strides_are_copied_not_rejected() -> None:
+    g = _tied_gallery(50, 3, seed=11)[::-1]
+    q = np.array([[1.0, 2.0, 0.0]], dtype=np.float32)
+    scores, indices = topk_similarity(q, g, 5, metric="dot")
+    want_scores, want_indices = brute_force(q, np.ascontiguousarray(g), 5, "dot")
+    np.testing.assert_array_equal(indices, want_indices)
+    np.testing.assert_array_equal(scores, want_scores)
+
+
+def test_inputs_that_require_grad() -> None:
+    q = torch.randn(2, 8, requires_grad=True)
+    g = torch.randn(40, 8, requires_grad=True)
+    scores, indices = topk_similarity(q, g, 5, metric="cosine")
+    assert not scores.requires_grad
+    _, want_indices = topk_similarity(q.detach(), g.detach(), 5, metric="cosine")
+    assert torch.equal(indices, want_indices)
+
+
+@st.composite
+def few_query_problems(draw: st.DrawFn) -> dict:
+    """Few queries, a gallery of small integers (exact in float16) stored as float16, float32 or float64."""
+    dim = draw(st.integers(1, 4))
+    n_gallery = draw(st.integers(1, 300))
+    values = st.integers(-2, 2)
+    gallery = draw(arrays(np.int64, (n_gallery, dim), elements=values))
+    queries = draw(arrays(np.int64, (draw(st.integers(1, 4)), dim), elements=values))
+    return {
+        "queries": queries.astype(draw(st.sampled_from([np.float32, np.float64]))),
+        "gallery": gallery.astype(draw(st.sampled_from([np.float16, np.float32, np.float64]))),
+        "k": draw(st.integers(1, n_gallery)),
+        "metric": draw(st.sampled_from(METRICS)),
+    }
+
+
+@settings(max_examples=150)
+@given(few_query_problems())
+def test_numpy_path_equals_brute_force(problem: dict) -> None:
+    q, g, k, metric = problem["queries"], problem["gallery"], problem["k"], problem["metric"]
+    dtype = np.promote_types(q.dtype, g.dtype)
+    scores, indices = topk_similarity(q, g, k, metric=metric)
+    assert scores.dtype == dtype
+    want_scores, want_indices = brute_force(q.astype(dtype), g.astype(dtype), k, metric)
+    np.testing.assert_array_equal(indices, want_indices)
+    np.testing.assert_array_equal(scores, want_scores)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "l2"])
+@pytest.mark.parametrize("gallery_dtype", [torch.float32, torch.float16])
+def test_non_cpu_helpers_run_on_the_meta_device(metric: str, gallery_dtype: torch.dtype) -> None:
+    """The torch branches used off the CPU (CUDA; no GPU here): shapes and dtypes only, on the meta device."""
+    g = torch.empty((70_000, 512), dtype=gallery_dtype, device="meta")  # 18 pieces of 4,096 rows
+    aux = topk_module._gallery_aux(torch, g, metric, torch.float32)
+    assert aux.device.type == "meta" and aux.shape == (70_000,) and aux.dtype == torch.float32
+    q = torch.empty((3, 512), device="meta")
+    out = torch.empty((3, 70_000), device="meta")
+    q_aux = topk_module._row_aux(torch, q, metric)
+    topk_module._torch_score_block(torch, q, g.float(), q_aux, aux, metric, out)
+    assert out.shape == (3, 70_000)

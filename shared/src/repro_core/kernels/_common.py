@@ -23,14 +23,20 @@ __all__ = ["BACKENDS", "as_float_tensor", "interpreter_enabled", "resolve_backen
 BACKENDS = ("auto", "torch", "triton")
 
 
-def as_float_tensor(torch: ModuleType, value: Any, name: str) -> torch.Tensor:
+def as_float_tensor(torch: ModuleType, value: Any, name: str, *, keep_strides: bool = False) -> torch.Tensor:
     """`value` as a floating torch tensor; numpy arrays are wrapped without a copy where possible.
 
     Integer and boolean inputs become float32 (the usual embedding dtype) rather than raising, because numpy
-    callers often hold integer feature arrays.
+    callers often hold integer feature arrays. With `keep_strides`, a strided numpy array (a column slice, a
+    Fortran-order array) is wrapped as a strided tensor instead of copied, for callers whose operations take
+    strides (copying a large gallery on every call costs more than the search); negative or misaligned strides,
+    which torch cannot wrap, are still copied, and so are read-only strided arrays (as before, so that torch's
+    warning about wrapping a read-only array appears no more often than it did).
     """
     if isinstance(value, np.ndarray):
-        tensor = torch.from_numpy(np.ascontiguousarray(value))
+        wrappable = keep_strides and value.flags.writeable
+        wrappable = wrappable and all(s >= 0 and s % value.itemsize == 0 for s in value.strides)
+        tensor = torch.from_numpy(value if wrappable else np.ascontiguousarray(value))
     elif isinstance(value, torch.Tensor):
         tensor = value
     else:

@@ -7,6 +7,13 @@ and l2, an `[n_gallery]` vector of gallery norms), instead of the `[n_queries, n
 `queries @ gallery.T` + `torch.topk`. Rows whose top-k boundary is tied need a few boolean masks of their size,
 so tie-heavy data can briefly need about one more block's worth.
 
+On CPU, for blocks of up to `_BLAS_MAX_QUERIES` (32) queries, the float32/float64 product goes through numpy's
+BLAS on zero-copy views of the same memory, for numpy and torch inputs alike (so both give the same scores): with
+few queries the search is one matrix-vector pass over the gallery, and on the benchmark machine torch's CPU
+product ran that pass at about half the memory bandwidth numpy's BLAS reaches; larger blocks use torch's product.
+A gallery stored in a narrower dtype than the queries (a float16 gallery searched with float32 queries, to halve
+its memory) is scored in the queries' dtype one cache-sized piece at a time on CPU, never widened whole.
+
 Ties are broken by the lower gallery index, exactly and deterministically: `torch.topk` does not say which of
 several equal values it returns, so each chunk takes `k + 1` candidates, and a row whose k-th and (k+1)-th values
 are equal (a tie straddling the cut) is redone by threshold selection (everything better than the k-th value,
@@ -50,6 +57,20 @@ _BLOCK_BUDGET_BYTES = {"cpu": 32 * 2**20, "cuda": 256 * 2**20}
 _DEFAULT_BUDGET_BYTES = 32 * 2**20
 #: Below this many gallery rows per chunk the per-chunk overhead dominates, so queries are split instead.
 _MIN_CHUNK = 1024
+#: Bytes of one widened piece of a narrower-dtype (e.g. float16) gallery on the CPU path: small enough to stay in
+#: the last-level cache between the widening copy and the matrix product that reads it.
+_WIDEN_BYTES = 8 * 2**20
+#: Up to this many queries per block the CPU product goes through numpy's BLAS (`_numpy_blas_ok`), above it torch's.
+_BLAS_MAX_QUERIES = 32
+#: torch runs an elementwise CPU op on the calling thread below this many elements (ATen's `GRAIN_SIZE`); the
+#: float16 widening copies slices smaller than this so that they never wake torch's threads (`_widen`).
+_INLINE_ELEMENTS = 32768
+#: CPU score blocks of a few queries (up to `_INLINE_TOPK_ROWS`) and up to `_INLINE_TOPK_ELEMENTS` scores are
+#: selected one row at a time, on the calling thread (~5 ms of work at most), rather than by one `topk` that wakes
+#: torch's threads right after BLAS's: on the loaded 2-core benchmark machine that switch cost more than the
+#: parallelism saved. Larger blocks use all threads (and many rows would pay a Python call each).
+_INLINE_TOPK_ELEMENTS = 2**21
+_INLINE_TOPK_ROWS = 32
 
 
 def _plan_blocks(n_queries: int, n_gallery: int, itemsize: int, device_type: str) -> tuple[int, int]:
@@ -101,7 +122,9 @@ def topk_similarity(
 
     Returns:
         `(scores, indices)`, both `[n_queries, k]`, best first; ties are broken by the lower gallery index.
-        `scores` has the inputs' (promoted) floating dtype, `indices` is int64. If both inputs are numpy arrays
+        `scores` has the inputs' (promoted) floating dtype, `indices` is int64 (a float16 gallery searched with
+        float32 queries is scored in float32, without a float32 copy of the gallery on CPU; float16 queries and
+        gallery give float16 scores, torch's half-precision product). If both inputs are numpy arrays
         the results are numpy arrays; otherwise torch tensors on the inputs' device. Integer inputs are scored as
         float32. NaN scores rank in an unspecified position. Computed under `torch.no_grad()` (no autograd).
 
@@ -113,11 +136,10 @@ def topk_similarity(
     k = _check_int(k, "k", 1)
     if chunk_size is not None:
         chunk_size = _check_int(chunk_size, "chunk_size", 1)
-    q, g, numpy_out = _prepare_pair(torch, queries, gallery, metric)
+    q, g, numpy_out, which, score_fn = _prepare(torch, queries, gallery, metric, backend)
     n_queries, n_gallery = q.shape[0], g.shape[0]
     if k > n_gallery:
         raise ValueError(f"k: {k} is larger than the gallery ({n_gallery} rows)")
-    which, score_fn = _score_function(torch, q, backend)
     if chunk_size is None:
         query_block, chunk = _plan_blocks(n_queries, n_gallery, q.element_size(), q.device.type)
     else:
@@ -138,7 +160,7 @@ def topk_similarity(
     indices = torch.empty((n_queries, k), dtype=torch.int64, device=q.device)
     largest = metric != "l2"
     with torch.no_grad():
-        g_aux = _gallery_aux(torch, g, metric)
+        g_aux = _gallery_aux(torch, g, metric, q.dtype)
         for start in range(0, n_queries, query_block):
             stop = min(start + query_block, n_queries)
             vals, idx = _stream_block(torch, q[start:stop], g, g_aux, k, metric, chunk, largest, score_fn)
@@ -172,14 +194,13 @@ def similarity_blocks(
     torch = require("torch", "repro_core.kernels.similarity_blocks")
     if query_block is not None:
         query_block = _check_int(query_block, "query_block", 1)
-    q, g, numpy_out = _prepare_pair(torch, queries, gallery, metric)
-    _, score_fn = _score_function(torch, q, backend)
+    q, g, numpy_out, _, score_fn = _prepare(torch, queries, gallery, metric, backend)
     n_queries, n_gallery = q.shape[0], g.shape[0]
     if query_block is None:
         budget = _BLOCK_BUDGET_BYTES.get(q.device.type, _DEFAULT_BUDGET_BYTES)
         query_block = max(1, budget // max(n_gallery * q.element_size(), 1))
     with torch.no_grad():
-        g_aux = _gallery_aux(torch, g, metric)
+        g_aux = _gallery_aux(torch, g, metric, q.dtype)
         for start in range(0, n_queries, query_block):
             block = q[start : start + query_block]
             out = torch.empty((block.shape[0], n_gallery), dtype=q.dtype, device=q.device)
@@ -187,13 +208,21 @@ def similarity_blocks(
             yield start, (out.cpu().numpy() if numpy_out else out)
 
 
-def _prepare_pair(torch: Any, queries: Any, gallery: Any, metric: str) -> tuple[torch.Tensor, torch.Tensor, bool]:
-    """Validated `(queries, gallery, numpy_out)`: 2-D float tensors of one dtype on one device."""
+def _prepare(
+    torch: Any, queries: Any, gallery: Any, metric: str, backend: str
+) -> tuple[torch.Tensor, torch.Tensor, bool, str, Any]:
+    """Validated `(queries, gallery, numpy_out, backend name, score-block writer)`: 2-D float tensors on one device.
+
+    The queries are converted to the promoted dtype of the pair, which is the dtype of the scores. The gallery is
+    converted too, except on the CPU torch path, where `_torch_score_block` widens a narrower gallery piece by
+    piece: converting a large float16 gallery whole would double its memory and cost a pass over it every call.
+    A strided numpy gallery is wrapped as it is rather than copied, for the same reason.
+    """
     if metric not in METRICS:
         raise ValueError(f"metric: expected one of {METRICS}, got {metric!r}")
     numpy_out = isinstance(queries, np.ndarray) and isinstance(gallery, np.ndarray)
     q = as_float_tensor(torch, queries, "queries")
-    g = as_float_tensor(torch, gallery, "gallery")
+    g = as_float_tensor(torch, gallery, "gallery", keep_strides=True)
     if isinstance(queries, np.ndarray) and not isinstance(gallery, np.ndarray):
         q = q.to(g.device)
     if isinstance(gallery, np.ndarray) and not isinstance(queries, np.ndarray):
@@ -206,8 +235,11 @@ def _prepare_pair(torch: Any, queries: Any, gallery: Any, metric: str) -> tuple[
         raise ValueError(f"gallery: dim {g.shape[1]} does not match the queries' dim {q.shape[1]}")
     if q.device != g.device:
         raise ValueError(f"gallery: on device {g.device}, but queries are on {q.device}")
-    dtype = torch.promote_types(q.dtype, g.dtype)
-    return q.to(dtype), g.to(dtype), numpy_out
+    q = q.to(torch.promote_types(q.dtype, g.dtype))
+    which, score_fn = _score_function(torch, q, backend)
+    if g.dtype != q.dtype and (which != "torch" or g.device.type != "cpu"):
+        g = g.to(q.dtype)
+    return q, g, numpy_out, which, score_fn
 
 
 def _score_function(torch: Any, q: torch.Tensor, backend: str) -> tuple[str, Any]:
@@ -227,32 +259,91 @@ def _row_aux(torch: Any, x: torch.Tensor, metric: str) -> torch.Tensor | None:
     """`x: [n, dim] -> [n]` per-row factor of the metric: 1/||x|| (cosine; 0 for a zero row), ||x||^2 (l2), None (dot).
 
     A plain sum of squares (exact for small integer data, which the tie tests rely on), in at least float32 so
-    that half-precision norms cannot overflow.
+    that half-precision norms cannot overflow; queries and gallery rows get theirs from the same code
+    (`_sum_squares`, `_aux_from_squares`).
     """
     if metric == "dot":
         return None
     if x.dtype not in (torch.float32, torch.float64):
         x = x.float()
-    sq = (x * x).sum(dim=1)
+    sq = torch.empty(x.shape[0], dtype=x.dtype, device=x.device)
+    _sum_squares(torch, x, sq)
+    return _aux_from_squares(torch, sq, metric)
+
+
+def _sum_squares(torch: Any, x: torch.Tensor, out: torch.Tensor) -> None:
+    """`out[i] = sum_j x[i, j]^2` for float32/float64 `x: [n, dim]`, written into `out: [n]`.
+
+    On CPU numpy's `einsum`: single-threaded, without a `[n, dim]` temporary, it took less than half the time of
+    torch's threaded square-and-sum on the 2-core benchmark machine, and it leaves BLAS's threads alone (see
+    `_numpy_blas_ok`). Elsewhere torch's `(x * x).sum(dim=1)`.
+    """
+    if x.device.type == "cpu" and x.layout == torch.strided:
+        x_np = x.detach().numpy()
+        np.einsum("ij,ij->i", x_np, x_np, out=out.detach().numpy())
+    else:
+        torch.sum(x * x, dim=1, out=out)
+
+
+def _aux_from_squares(torch: Any, sq: torch.Tensor, metric: str) -> torch.Tensor:
+    """`_row_aux` from the rows' sums of squares `sq: [n]` (overwritten for cosine).
+
+    torch's square root (whose values the tests pin: it is not always numpy's correctly rounded one), then the
+    reciprocal; on CPU the root in slices that run on the calling thread and the reciprocal with numpy (the same
+    IEEE division), for the reason given in `_numpy_blas_ok`.
+    """
     if metric == "l2":
         return sq
-    norms = torch.sqrt(sq)
-    return torch.where(norms > 0, 1.0 / norms, torch.zeros_like(norms))
+    if sq.device.type != "cpu":
+        norms = torch.sqrt(sq)
+        return torch.where(norms > 0, 1.0 / norms, torch.zeros_like(norms))
+    for piece in sq.split(_INLINE_ELEMENTS - 64):  # a multiple of 64: torch's vector/scalar split stays put
+        piece.sqrt_()
+    norms = sq.detach().numpy()
+    inv = np.zeros_like(norms)
+    np.divide(1.0, norms, out=inv, where=norms > 0)
+    return torch.from_numpy(inv)
 
 
-def _gallery_aux(torch: Any, g: torch.Tensor, metric: str) -> torch.Tensor | None:
-    """`_row_aux` of the whole gallery `[n_gallery, dim] -> [n_gallery]`, in pieces of about one block budget.
+def _gallery_aux(torch: Any, g: torch.Tensor, metric: str, dtype: torch.dtype) -> torch.Tensor | None:
+    """`_row_aux` of the whole gallery `[n_gallery, dim] -> [n_gallery]` in `dtype` (at least float32), in pieces.
 
-    Done once up front rather than per chunk: on a busy 2-core machine every multi-threaded op costs a thread
-    wake-up, so a few large ops beat several small ones per chunk. The `[piece, dim]` temporary of the squares is
-    kept to a quarter of the block budget, so that it never sets the peak.
+    Done once up front rather than per chunk. The temporaries (a narrower gallery, e.g. float16, widened to
+    `dtype`; off the CPU also torch's `[piece, dim]` squares) are kept to a quarter of the block budget each, so
+    that they never set the peak; on CPU a gallery in `dtype` needs none (`einsum`) and is done in one call.
     """
     if metric == "dot":
         return None
+    dtype = torch.promote_types(dtype, torch.float32)
+    n_gallery, dim = g.shape
+    sq = torch.empty(n_gallery, dtype=dtype, device=g.device)
+    if g.dtype == dtype and g.device.type == "cpu":
+        _sum_squares(torch, g, sq)
+        return _aux_from_squares(torch, sq, metric)
     budget = _BLOCK_BUDGET_BYTES.get(g.device.type, _DEFAULT_BUDGET_BYTES)
-    piece = max(1, budget // (4 * max(g.shape[1], 1) * max(g.element_size(), 4)))
-    parts = [_row_aux(torch, g[start : start + piece], metric) for start in range(0, g.shape[0], piece)]
-    return parts[0] if len(parts) == 1 else torch.cat(parts)
+    piece = max(1, min(n_gallery, budget // (4 * max(dim, 1) * dtype.itemsize)))
+    wide = None if g.dtype == dtype else torch.empty((piece, dim), dtype=dtype, device=g.device)
+    for start in range(0, n_gallery, piece):
+        stop = min(start + piece, n_gallery)
+        x = g[start:stop]
+        if wide is not None:
+            _widen(torch, x, wide[: stop - start])
+            x = wide[: stop - start]
+        _sum_squares(torch, x, sq[start:stop])
+    return _aux_from_squares(torch, sq, metric)
+
+
+def _widen(torch: Any, src: torch.Tensor, dst: torch.Tensor) -> None:
+    """`dst.copy_(src)` (a dtype conversion); on CPU in slices below torch's parallel grain, on the calling thread.
+
+    Why: see `_widened_product` (torch's threads between BLAS calls cost far more than they save there).
+    """
+    if dst.device.type != "cpu":
+        dst.copy_(src)
+        return
+    rows = max(1, (_INLINE_ELEMENTS - 1) // max(src.shape[1], 1))
+    for d, s in zip(dst.split(rows), src.split(rows), strict=True):
+        d.copy_(s)
 
 
 def _torch_score_block(
@@ -264,12 +355,74 @@ def _torch_score_block(
     metric: str,
     out: torch.Tensor,
 ) -> None:
-    """Write the `[n_q, n_g]` scores of `q: [n_q, dim]` against `g: [n_g, dim]` into `out`, in place."""
-    torch.mm(q, g.t(), out=out)
+    """Write the `[n_q, n_g]` scores of `q: [n_q, dim]` against `g: [n_g, dim]` into `out`, in place.
+
+    `g` may have a narrower dtype than `q` and `out` (CPU only; see `_prepare`): it is widened a cache-sized piece
+    at a time. With few queries on CPU (`_numpy_blas_ok`) the product is numpy's BLAS and the cosine/l2 arithmetic
+    numpy's single-threaded ufuncs on the same memory (IEEE products and sums: the same values torch gives), so
+    that only BLAS's threads run; the l2 square root stays torch's, whose values the tests pin.
+    """
+    use_numpy = _numpy_blas_ok(torch, q, g, out)
+    if use_numpy and g.dtype == q.dtype:
+        np.matmul(q.detach().numpy(), g.detach().numpy().T, out=out.detach().numpy())
+    elif g.dtype == q.dtype:
+        torch.mm(q, g.t(), out=out)
+    else:
+        _widened_product(torch, q, g, out, use_numpy)
+    if metric == "dot":
+        return
+    if not use_numpy:
+        if metric == "cosine":
+            out.mul_(q_aux[:, None]).mul_(g_aux[None, :])
+        else:
+            out.mul_(-2.0).add_(g_aux[None, :]).add_(q_aux[:, None]).clamp_(min=0).sqrt_()
+        return
+    o, qa, ga = out.detach().numpy(), q_aux.detach().numpy()[:, None], g_aux.detach().numpy()[None, :]
     if metric == "cosine":
-        out.mul_(q_aux[:, None]).mul_(g_aux[None, :])
-    elif metric == "l2":
-        out.mul_(-2.0).add_(g_aux[None, :]).add_(q_aux[:, None]).clamp_(min=0).sqrt_()
+        np.multiply(o, qa, out=o)
+        np.multiply(o, ga, out=o)
+    else:
+        np.multiply(o, -2.0, out=o)
+        np.add(o, ga, out=o)
+        np.add(o, qa, out=o)
+        np.maximum(o, 0.0, out=o)
+        out.sqrt_()
+
+
+def _numpy_blas_ok(torch: Any, q: torch.Tensor, g: torch.Tensor, out: torch.Tensor) -> bool:
+    """Whether `q @ g.T` goes through numpy's BLAS: CPU float32/float64, at most `_BLAS_MAX_QUERIES` queries.
+
+    Why: with few queries nearly all the work is one matrix-vector pass over the gallery, and on the 2-core
+    benchmark machine torch's CPU `mm` ran it at about half the speed of numpy's OpenBLAS (60 vs 27 ms for
+    256,000 x 512 float32). With many queries (a compute-bound product) torch's was as fast or faster in some
+    shapes (256 queries x 200,000 x 128: 0.27 against 0.49 s), so larger blocks keep it.
+    Nothing multi-threaded of torch's runs between the BLAS calls on this path: alternating torch's OpenMP threads
+    with OpenBLAS's threads, whose idle threads keep spinning, cost up to a scheduler time slice per switch there.
+    """
+    if any(t.device.type != "cpu" or t.layout != torch.strided for t in (q, g, out)):
+        return False
+    return q.dtype in (torch.float32, torch.float64) and out.dtype == q.dtype and q.shape[0] <= _BLAS_MAX_QUERIES
+
+
+def _widened_product(torch: Any, q: torch.Tensor, g: torch.Tensor, out: torch.Tensor, use_numpy: bool) -> None:
+    """`out = q @ g.T` for a gallery narrower than `q` (float16), one cache-sized widened piece at a time.
+
+    The gallery is never widened whole (that would double its memory and cost a pass over it every call): each
+    piece is copied into a reused `_WIDEN_BYTES` buffer on the calling thread (`_widen`), which the product then
+    reads from the cache. Widening with torch's threaded copy between numpy's BLAS calls took 0.5 s instead of
+    0.03 s for 256,000 x 512 on the benchmark machine (see `_numpy_blas_ok`).
+    """
+    n_g, dim = g.shape
+    rows = max(1, min(n_g, _WIDEN_BYTES // (max(dim, 1) * q.element_size())))
+    wide = torch.empty((rows, dim), dtype=q.dtype, device=q.device)
+    q_np, out_np, wide_np = (q.detach().numpy(), out.detach().numpy(), wide.numpy()) if use_numpy else (None,) * 3
+    for start in range(0, n_g, rows):
+        stop = min(start + rows, n_g)
+        _widen(torch, g[start:stop], wide[: stop - start])
+        if use_numpy:
+            np.matmul(q_np, wide_np[: stop - start].T, out=out_np[:, start:stop])
+        else:
+            torch.mm(q, wide[: stop - start].t(), out=out[:, start:stop])
 
 
 def _stream_block(
@@ -324,7 +477,13 @@ def _chunk_candidates(torch: Any, block: torch.Tensor, kc: int, largest: bool) -
     if kc >= width:
         positions = torch.arange(width, device=block.device).expand(block.shape[0], width)
         return block.clone(), positions
-    vals, pos = torch.topk(block, kc + 1, dim=1, largest=largest, sorted=True)
+    n_rows = block.shape[0]
+    if block.device.type == "cpu" and 1 < n_rows <= _INLINE_TOPK_ROWS and block.numel() <= _INLINE_TOPK_ELEMENTS:
+        # one row at a time runs on the calling thread (see `_INLINE_TOPK_ELEMENTS`)
+        pairs = [torch.topk(row, kc + 1, largest=largest, sorted=True) for row in block]
+        vals, pos = torch.stack([v for v, _ in pairs]), torch.stack([p for _, p in pairs])
+    else:
+        vals, pos = torch.topk(block, kc + 1, dim=1, largest=largest, sorted=True)
     straddle = vals[:, kc] == vals[:, kc - 1]
     vals, pos = vals[:, :kc], pos[:, :kc]
     if bool(straddle.all()):  # common with sparse embeddings: skip the row copies
