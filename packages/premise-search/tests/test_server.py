@@ -365,11 +365,19 @@ def test_any_reasoning_body_is_answered_or_refused_with_4xx(engine: SearchEngine
         json.dumps(out, allow_nan=False)
 
 
-def test_cli_serve_subprocess(small_corpus: list[Declaration], tmp_path: Any) -> None:
-    """`premise-search serve --port 0 --json` prints its URL, answers /health, and exits 0 on Ctrl-C."""
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_cli_serve_subprocess(small_corpus: list[Declaration], tmp_path: Any, stop: signal.Signals) -> None:
+    """`premise-search serve --port 0 --json` prints its URL, answers /health, and exits 0 on Ctrl-C or SIGTERM,
+    even when started with SIGINT ignored (a parent's disposition is inherited across exec)."""
     corpus = write_jsonl(small_corpus, tmp_path / "c.jsonl")
     argv = [sys.executable, "-m", "premise_search.cli", "serve", "--corpus", str(corpus), "--port", "0", "--json"]
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def ignore_sigint() -> None:  # runs in the child before exec
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    process = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ignore_sigint
+    )
     try:
         assert process.stdout is not None
         text = ""
@@ -388,7 +396,7 @@ def test_cli_serve_subprocess(small_corpus: list[Declaration], tmp_path: Any) ->
         conn.request("GET", "/health")
         assert json.loads(conn.getresponse().read())["status"] == "ok"
         conn.close()
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)
         assert process.wait(timeout=30) == 0
     finally:
         if process.poll() is None:

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -530,13 +531,23 @@ def _serve(args: argparse.Namespace) -> int:
     info = {"url": server.url, "num_docs": len(engine)}
     emit_result(info, as_json=args.json, human=lambda r: f"serving {r['num_docs']} declarations on {r['url']}/")
     sys.stdout.flush()
+    # Ctrl-C and SIGTERM (systemd, containers, process managers) both stop the server cleanly with exit 0. Set
+    # explicitly: a process started with SIGINT ignored (as some parents leave it) would otherwise not stop on it.
+    previous = {sig: signal.signal(sig, _stop_serving) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         server.server_close()
     return 0
+
+
+def _stop_serving(signum: int, frame: object) -> None:
+    """Signal handler of `serve`: leave `serve_forever` as Ctrl-C does."""
+    raise KeyboardInterrupt
 
 
 def _main(args: argparse.Namespace) -> int:
