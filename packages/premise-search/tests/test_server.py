@@ -370,14 +370,13 @@ def test_cli_serve_subprocess(small_corpus: list[Declaration], tmp_path: Any, st
     """`premise-search serve --port 0 --json` prints its URL, answers /health, and exits 0 on Ctrl-C or SIGTERM,
     even when started with SIGINT ignored (a parent's disposition is inherited across exec)."""
     corpus = write_jsonl(small_corpus, tmp_path / "c.jsonl")
-    argv = [sys.executable, "-m", "premise_search.cli", "serve", "--corpus", str(corpus), "--port", "0", "--json"]
-
-    def ignore_sigint() -> None:  # runs in the child before exec
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    process = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ignore_sigint
+    serve = [sys.executable, "-m", "premise_search.cli", "serve", "--corpus", str(corpus), "--port", "0", "--json"]
+    # a launcher that ignores SIGINT, then execs the server, which inherits that (no preexec_fn: it would fork)
+    launcher = (
+        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); os.execv(sys.argv[1], sys.argv[1:])"
     )
+    argv = [sys.executable, "-c", launcher, *serve]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None
         text = ""
@@ -402,6 +401,9 @@ def test_cli_serve_subprocess(small_corpus: list[Declaration], tmp_path: Any, st
         if process.poll() is None:
             process.kill()
             process.wait()
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
 
 
 def test_a_stalled_body_times_out_without_harming_the_server(engine: SearchEngine) -> None:
