@@ -33,7 +33,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import resource
 import shutil
 import sys
 import tempfile
@@ -329,8 +328,12 @@ def _load_semantic(directory: Path, name: str, recorded: str, n_docs: int) -> di
     return {"semantic": model, "semantic_embeddings": vectors.astype(np.float32)}
 
 
-def _peak_rss_mb() -> float:
-    """This process's peak resident memory in MB (`ru_maxrss` is KiB on Linux, bytes on macOS)."""
+def _peak_rss_mb() -> float | None:
+    """This process's peak resident memory in MB (`ru_maxrss` is KiB on Linux, bytes on macOS); None on Windows."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return None
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
@@ -344,7 +347,8 @@ def _build_and_save(
 ) -> SearchEngine:
     start = time.perf_counter()
     engine = SearchEngine.build(corpus, config, on_progress=on_progress, **engine_kwargs)
-    build = {"seconds": round(time.perf_counter() - start, 1), "peak_rss_mb": round(_peak_rss_mb())}
+    peak = _peak_rss_mb()
+    build = {"seconds": round(time.perf_counter() - start, 1), "peak_rss_mb": None if peak is None else round(peak)}
     save_index(engine, directory, build=build)
     return engine
 
