@@ -126,3 +126,11 @@ def test_readme_starts_with_the_two_commands() -> None:
         "python tools/bootstrap.py test",
     ]
     assert "tools/bootstrap.py test" in (ROOT / ".ci" / "run").read_text()
+
+
+@pytest.mark.parametrize("name", PACKAGES)
+def test_every_cli_runs_the_bad_input_harness(name: str) -> None:
+    """Issue #13's guard: each package's tests feed every subcommand generated bad input (see repro_core.testing)."""
+    tests = DISTRIBUTIONS[name] / "tests"
+    callers = [p.name for p in tests.glob("test_*.py") if "check_cli_rejects_bad_input(" in p.read_text()]
+    assert callers, f"{name}: no test calls repro_core.testing.check_cli_rejects_bad_input"

@@ -111,6 +111,14 @@ def test_load_errors_name_the_file(tmp_path: Path) -> None:
     torch.save(torch.zeros(2), scalar)
     with pytest.raises(InputError, match="expected a dict"):
         load_checkpoint(scalar)
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")  # torch's error for it has an empty message: this was an IndexError
+    with pytest.raises(InputError, match=r"empty\.pt: empty file"):
+        load_checkpoint(empty)
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes((tmp_path / "scalar.pt").read_bytes()[:40])
+    with pytest.raises(InputError, match=r"truncated\.pt: cannot load checkpoint"):
+        load_checkpoint(truncated)
 
 
 def test_atomic_text_and_bytes(tmp_path: Path) -> None:

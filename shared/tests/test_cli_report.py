@@ -57,13 +57,13 @@ def test_version_and_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert info.value.code == 2
 
 
-def test_emit_json_on_stdout_human_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+def test_emit_json_and_human_results_both_on_stdout(capsys: pytest.CaptureFixture[str]) -> None:
     emit({"a": np.float64(1.5), "b": [np.int64(2)], "nan": math.nan}, as_json=True)
     out, err = capsys.readouterr()
     assert json.loads(out) == {"a": 1.5, "b": [2], "nan": None} and err == ""
     emit({"a": 1}, as_json=False, human=lambda r: f"a is {r['a']}")
     out, err = capsys.readouterr()
-    assert out == "" and err == "a is 1\n"
+    assert out == "a is 1\n" and err == ""  # `cmd > results.txt` keeps the results
 
 
 def test_to_jsonable_handles_results() -> None:
@@ -79,7 +79,7 @@ def test_to_jsonable_handles_results() -> None:
         to_jsonable(object())
 
 
-def test_progress_is_silent_when_not_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+def test_short_progress_is_silent_when_not_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
     assert list(progress(range(3), desc="x")) == [0, 1, 2]
     assert capsys.readouterr().err == ""
 

@@ -144,12 +144,8 @@ def test_synthetic_images() -> None:
 
 def test_cli_refuses_augmentation_of_vectors(tmp_path: Path) -> None:
     pytest.importorskip("sklearn", reason="the digits data ships with scikit-learn")
-    import contextlib
-    import io
-
     from bt2_compat.cli import main
+    from repro_core.testing import run_cli
 
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        code = main(["train-old", "--augment", "--epochs", "1", "--out", str(tmp_path / "m.pt")])
-    assert code == 2 and "augment" in err.getvalue() and not (tmp_path / "m.pt").exists()
+    code, _, err = run_cli(main, ["train-old", "--augment", "--epochs", "1", "--out", str(tmp_path / "m.pt")])
+    assert code == 2 and "augment" in err and not (tmp_path / "m.pt").exists()

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from bt2_compat.evaluate import compatibility, retrieval, truncate_pair
-from repro_core.errors import ConfigError
+from bt2_compat.evaluate import METRICS, check_embeddings, compatibility, retrieval, similarity, truncate_pair
+from repro_core.errors import ConfigError, InputError
 
 sklearn_metrics = pytest.importorskip("sklearn.metrics", reason="scikit-learn is the AP reference")
 
@@ -94,3 +94,63 @@ def test_compatibility_table_and_criterion() -> None:
     assert isinstance(table.criterion("new", "old"), bool)
     with pytest.raises(ConfigError, match="no embeddings"):
         compatibility({"a": good}, labels, [("a", "b")])
+
+
+def test_cosine_l1_is_ml_fcts_l1_normalised_dot_product() -> None:
+    """Issue #13: ml-fct's "cosine" divides by the L1 norm; hand-computed, it ranks differently from cosine."""
+    q = torch.tensor([[1.0, 1.0, 0.0]])
+    g = torch.tensor([[1.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
+    # L1: q / 2 = (.5, .5, 0); g0 / 1 = (1, 0, 0); g1 / 3 = (1/3, 1/3, 1/3) -> scores 1/2 and 1/3
+    np.testing.assert_allclose(similarity(q, g, metric="cosine-l1"), [[0.5, 1.0 / 3.0]], rtol=1e-6)
+    # L2: 1/sqrt(2) = 0.707 and 2/sqrt(6) = 0.816: the other order
+    np.testing.assert_allclose(similarity(q, g, metric="cosine"), [[2**-0.5, 2 / 6**0.5]], rtol=1e-6)
+    labels_q, labels_g = np.array([0]), np.array([0, 1])
+    l1 = retrieval(q, g, labels_q, labels_g, leave_one_out=False, metric="cosine-l1")
+    cos = retrieval(q, g, labels_q, labels_g, leave_one_out=False, metric="cosine")
+    assert l1.top_k(1) == 1.0 and l1.mean_ap == 1.0
+    assert cos.top_k(1) == 0.0 and cos.mean_ap == 0.5
+    # truncation comes first: a 4-d query against 3-d gallery uses its first 3 dims
+    q4 = torch.tensor([[1.0, 1.0, 0.0, 100.0]])
+    np.testing.assert_allclose(similarity(q4, g, metric="cosine-l1"), [[0.5, 1.0 / 3.0]], rtol=1e-6)
+    assert "cosine-l1" in METRICS
+
+
+def test_ties_choice_decides_cmc_of_tied_scores() -> None:
+    """Issue #13: `ties=` reaches repro-core's CMC; AP does not depend on it."""
+    q = torch.ones(1, 2)
+    g = torch.ones(3, 2)  # every gallery item ties
+    labels_q, labels_g = np.array([0]), np.array([1, 0, 1])
+    results = {
+        ties: retrieval(q, g, labels_q, labels_g, leave_one_out=False, ties=ties)
+        for ties in ("pessimistic", "optimistic", "index")
+    }
+    assert [int(r.first_hit_rank[0]) for r in results.values()] == [3, 1, 2]
+    assert len({r.mean_ap for r in results.values()}) == 1
+    with pytest.raises(ConfigError, match="ties"):
+        retrieval(q, g, labels_q, labels_g, leave_one_out=False, ties="random")
+    for ties, top1 in (("optimistic", 100.0), ("pessimistic", 0.0)):
+        cells = compatibility({"a": g, "b": g}, labels_g, [("a", "b")], ks=(1,), ties=ties).cells
+        assert cells["a/b"]["top1"] == top1
+
+
+def test_non_finite_and_zero_embeddings(caplog: pytest.LogCaptureFixture) -> None:
+    """Issue #13: NaN names its side instead of repro-core's `scores contains NaN`; zero rows are counted."""
+    x = torch.randn(6, 4)
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    bad = x.clone()
+    bad[2, 1] = float("nan")
+    with pytest.raises(InputError, match="query embeddings: 1 of 6 rows contain NaN"):
+        retrieval(bad, x, labels)
+    with pytest.raises(InputError, match="gallery embeddings: 1 of 6 rows"):
+        retrieval(x, bad, labels)
+    with pytest.raises(InputError, match=r"model\.pt: 1 of 6 embeddings contain NaN"):
+        check_embeddings(bad, "model.pt")
+    zeros = x.clone()
+    zeros[:2, :2] = 0.0
+    check_embeddings(zeros, "model.pt")  # not zero in all dims
+    with pytest.raises(InputError, match=r"model\.pt: 2 of 6 embeddings are zero vectors in their first 2 dims"):
+        check_embeddings(zeros, "model.pt", dims=2)
+    check_embeddings(zeros, "model.pt", metric="dot", dims=2)
+    with caplog.at_level("WARNING", logger="bt2_compat.evaluate"):
+        retrieval(zeros, x[:, :2], labels)
+    assert "2 of 6 query embeddings are zero vectors in their first 2 dims" in caplog.text

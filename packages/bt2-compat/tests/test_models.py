@@ -67,6 +67,8 @@ def test_head_validation() -> None:
         BT2Head(4, 8, 8, 2)
     with pytest.raises(ConfigError, match="scale_c"):
         BT2Head(16, 8, 8, 2, scale_c=0.0)
+    with pytest.raises(ConfigError, match="finite"):  # issue #13: C = inf made every embedding NaN
+        BT2Head(16, 8, 8, 2, scale_c=float("inf"))
 
 
 def test_model_config_round_trip_and_validation() -> None:

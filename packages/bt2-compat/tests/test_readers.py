@@ -157,3 +157,51 @@ def test_protocol5_arrays_are_refused(tmp_path: Path) -> None:
     path.write_bytes(pickle.dumps({b"a": np.zeros(3, np.uint8)}, protocol=5))
     with pytest.raises(InputError, match="_frombuffer"):
         restricted_load(path)
+
+
+def test_allocation_bombs_are_refused(tmp_path: Path) -> None:
+    """Issue #13: a tiny pickle must not make the reader allocate more than the file's size (bytes(n), arrays)."""
+    bomb = tmp_path / "bomb.pkl"
+    raw = b"\x80\x02c__builtin__\nbytes\n\x8a\x05\x00\xe8vH\x17\x85R."  # bytes(100_000_000_000)
+    bomb.write_bytes(raw)
+    assert len(raw) < 40
+    with pytest.raises(InputError, match=r"refusing bytes\(\) of size 100000000000.*file's size") as info:
+        restricted_load(bomb)
+    assert info.value.path == str(bomb)
+    bomb.write_bytes(raw.replace(b"bytes", b"bytearray"))
+    with pytest.raises(InputError, match="refusing bytearray"):
+        restricted_load(bomb)
+    # one memoised string encoded again and again: each call is small, together they exceed the file
+    many = b"\x80\x02]q\x00(c_codecs\nencode\nq\x01X\xe8\x03\x00\x00" + b"x" * 1000  # [encode("x" * 1000,
+    many += b"q\x02X\x06\x00\x00\x00latin1q\x03\x86q\x04R" + b"h\x01h\x04R" * 2000 + b"e."  # "latin1")] * 2001
+    bomb.write_bytes(many)
+    with pytest.raises(InputError, match=r"_codecs.encode.*file's size"):
+        restricted_load(bomb)
+    # an array whose state asks for more than the file holds
+    array = pickle.dumps(np.zeros(4, np.uint8), protocol=2)
+    huge = array.replace(b"K\x04\x85", b"J\x00\xca\x9a;\x85")  # shape (4,) -> (1_000_000_000,)
+    assert huge != array
+    bomb.write_bytes(huge)
+    with pytest.raises(InputError, match=r"numpy array of shape \(1000000000,\).*larger than the file"):
+        restricted_load(bomb)
+
+
+@pytest.mark.parametrize("dtype", ["O", "u1,u1", "S3", "M8[s]"])
+def test_unpickler_refuses_non_numeric_dtypes(tmp_path: Path, dtype: str) -> None:
+    path = tmp_path / "dtype.pkl"
+    path.write_bytes(pickle.dumps({b"a": np.zeros(1, dtype=dtype) if dtype != "O" else np.array([None])}, protocol=2))
+    with pytest.raises(InputError, match="refusing"):
+        restricted_load(path)
+
+
+@pytest.mark.parametrize("protocol", [2, 4])
+def test_unpickler_rebuilds_arrays_of_any_numeric_dtype(tmp_path: Path, protocol: int) -> None:
+    values = {b"u8": np.arange(6, dtype=np.uint8).reshape(2, 3), b"f": np.linspace(0, 1, 5).astype(">f4")}
+    values[b"fortran"] = np.asfortranarray(np.arange(6, dtype=np.int64).reshape(2, 3))
+    path = tmp_path / "ok.pkl"
+    path.write_bytes(pickle.dumps({**values, b"empty": b"", b"ba": bytearray(b"xy")}, protocol=protocol))
+    loaded = restricted_load(path)
+    for key, value in values.items():
+        np.testing.assert_array_equal(loaded[key], value)
+        assert loaded[key].dtype == value.dtype
+    assert loaded[b"empty"] == b"" and loaded[b"ba"] == bytearray(b"xy")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -16,6 +14,7 @@ from bt2_compat.data import make_synthetic
 from bt2_compat.series import SeriesConfig, plot_series, run_series
 from bt2_compat.train import TrainConfig
 from repro_core.errors import ConfigError
+from repro_core.testing import run_cli
 
 
 def test_config_round_trip_and_validation() -> None:
@@ -126,37 +125,38 @@ def test_plot_series(tmp_path: Path) -> None:
         plot_series(result, tmp_path / "x.png", metric="top9")
 
 
-def _run(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(argv)
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-    return code, out.getvalue(), err.getvalue()
-
-
 def test_series_cli(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib", reason="the heatmap uses matplotlib (repro-core[plot])")
     argv = ["series", "--data", "synthetic:6", "--classes", "3", "6", "--epochs", "1"]
     argv += ["--plot", str(tmp_path / "m.png")]
-    code, out, _ = _run([*argv, "--json"])
+    code, out, _ = run_cli(main, [*argv, "--json"])
     assert code == 0
     result = json.loads(out)
     assert result["names"] == ["m0", "m1"] and len(result["matrix"]["mAP"]) == 2
     assert set(result["criteria"]["mAP"]) == {"m1/m0"}
     assert (tmp_path / "m.png").exists()
-    code, out, err = _run(argv)
-    assert code == 0 and "m1/m0 > m0/m0" in out + err and "query model" in out + err
+    code, out, err = run_cli(main, argv)
+    assert code == 0 and "m1/m0 > m0/m0" in out and "query model" in out, err  # the human matrix is a result
     run_dir = ["--run-dir", str(tmp_path / "run"), "--json"]
-    code, out, err = _run([*argv, *run_dir])
+    code, out, err = run_cli(main, [*argv, *run_dir])
     assert code == 0, err
     first = json.loads(out)
-    code, out, err = _run([*argv, *run_dir])  # a restarted series loads every finished model
+    code, out, err = run_cli(main, [*argv, *run_dir])  # a restarted series loads every finished model
     assert code == 0, err
     assert json.loads(out)["resumed"] == ["m0", "m1-prime", "m1"]
     assert json.loads(out)["matrix"] == first["matrix"]
-    code, _, err = _run(["series", "--data", "synthetic:6", "--classes", "3", "9", "--epochs", "1"])
+    code, _, err = run_cli(main, ["series", "--data", "synthetic:6", "--classes", "3", "9", "--epochs", "1"])
     assert code == 2 and "class_steps" in err
-    code, _, err = _run(["series", "--preset", "resnet18-cifar", "--data", "synthetic:6", "--classes", "3", "6"])
+    code, _, err = run_cli(
+        main, ["series", "--preset", "resnet18-cifar", "--data", "synthetic:6", "--classes", "3", "6"]
+    )
     assert code == 2 and "needs image data" in err
+
+
+def test_series_refuses_vector_data_for_a_resnet_before_creating_the_run_dir(tmp_path: Path) -> None:
+    """Issue #13: the backbone was checked after `--run-dir` and its series.json were written."""
+    run_dir = tmp_path / "run"
+    argv = ["series", "--preset", "resnet18-cifar", "--data", "synthetic:6", "--classes", "3", "6"]
+    code, out, err = run_cli(main, [*argv, "--run-dir", str(run_dir)])
+    assert code == 2 and not out and "needs image data" in err and len(err.strip().splitlines()) == 1, err
+    assert not run_dir.exists()

@@ -157,6 +157,23 @@ def test_method_requirements_and_config_validation() -> None:
     assert TrainConfig.from_json(cfg.to_json()) == cfg
 
 
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"lr": float("inf")},
+        {"influence_scale": float("inf")},
+        {"weight_decay": float("inf")},
+        {"bct_alpha": float("inf")},
+        {"l2_weight": float("nan")},
+        {"lambdas": (1.0, float("inf"), 5.0)},
+    ],
+)
+def test_infinite_rates_and_weights_are_refused(bad: dict[str, object]) -> None:
+    """Issue #13: `lr=inf` passed the `> 0` check and turned the weights into NaN on the first step."""
+    with pytest.raises(ConfigError, match="finite"):
+        TrainConfig(**bad)  # type: ignore[arg-type]
+
+
 def test_synthetic_and_digits_data() -> None:
     a, b = make_synthetic(num_classes=5, per_class=10, seed=3), make_synthetic(num_classes=5, per_class=10, seed=3)
     np.testing.assert_array_equal(a.x_train, b.x_train)

@@ -9,6 +9,7 @@ import pytest
 
 from mult_probe.cli import main
 from repro_core._optional import has_module
+from repro_core.testing import run_cli
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -54,7 +55,7 @@ def test_analyze_all_writes_figures(run_dir: Path, tmp_path: Path, capsys: pytes
     if has_module("matplotlib"):
         assert sorted(p.name for p in out.glob("*.png")) == sorted(f"{name}.png" for name in names)
     assert main(["analyze", "fourier", "prism", "--checkpoint", str(run_dir), "--n", "20"]) == 0
-    assert "fourier median R^2" in capsys.readouterr().err
+    assert "fourier median R^2" in capsys.readouterr().out  # results on stdout, like --json
 
 
 @pytest.mark.parametrize(
@@ -64,24 +65,26 @@ def test_analyze_all_writes_figures(run_dir: Path, tmp_path: Path, capsys: pytes
         ["probe", "--checkpoint", "/nonexistent/ckpt-1.pt"],
         ["analyze", "dag", "--checkpoint", "EMPTY"],
         ["analyze", "dag", "--checkpoint", "GARBAGE"],
+        ["probe", "--checkpoint", "EMPTY_FILE"],
         ["analyze", "dag", "--checkpoint", "RUN", "--data", str(FIXTURES / "deng_4x4_valid_sample.txt")],
         ["analyze", "dag", "--checkpoint", "RUN", "--n", "2"],
         ["probe", "--checkpoint", "RUN", "--hooks", "blocks.9.hook_resid_mid", "--n", "20"],
     ],
 )
-def test_bad_checkpoint_or_input_exits_2(
-    argv: list[str], run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_bad_checkpoint_or_input_exits_2(argv: list[str], run_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
-    paths = {"EMPTY": tmp_path / "empty", "GARBAGE": tmp_path / "garbage.pt", "RUN": run_dir}
-    argv = [str(paths.get(a, a)) for a in argv]
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert "Traceback" not in err and "error:" in err
+    (tmp_path / "empty.pt").write_bytes(b"")  # torch's error has no message: this used to be a traceback
+    paths = {
+        "EMPTY": tmp_path / "empty",
+        "GARBAGE": tmp_path / "garbage.pt",
+        "EMPTY_FILE": tmp_path / "empty.pt",
+        "RUN": run_dir,
+    }
+    code, out, err = run_cli(main, [str(paths.get(a, a)) for a in argv])
+    assert code == 2 and not out and len(err.splitlines()) == 1 and "error:" in err, err
 
 
-def test_unknown_analysis_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as info:
-        main(["analyze", "nonsense", "--checkpoint", "x"])
-    assert info.value.code == 2
+def test_unknown_analysis_is_a_usage_error() -> None:
+    code, _, err = run_cli(main, ["analyze", "nonsense", "--checkpoint", "x"])
+    assert code == 2 and err.startswith("mult-probe analyze: error:"), err

@@ -314,6 +314,7 @@ def test_cli_eval_of_an_icot_run_reports_both_scores(tmp_path: Path, capsys: pyt
     import json
 
     from mult_probe.cli import main
+    from repro_core.testing import run_cli
 
     run = tmp_path / "run"
     argv = ["train", "--method", "icot", "--k", "2", "--steps", "3", "--batch-size", "8", "--eval-size", "6"]
@@ -324,9 +325,9 @@ def test_cli_eval_of_an_icot_run_reports_both_scores(tmp_path: Path, capsys: pyt
     assert out["method"] == "icot" and out["cot_aware"]["removed"] == 1  # the count of 0-based step 2
     assert out["cot_aware"]["n"] == out["n"] == 5 and len(out["cot_aware"]["digit_accuracy"]) == 4
     assert main(["eval", "--run-dir", str(run), "--n", "5", "--cot-removed", "8"]) == 0
-    err = capsys.readouterr().err
-    assert "CoT-aware exact match (greedy CoT, 8 CoT tokens removed, 0 left)" in err and "no-CoT layout" in err
-    assert main(["eval", "--run-dir", str(run), "--cot-removed", "-1"]) == 2
+    out = capsys.readouterr().out  # results on stdout, like --json
+    assert "CoT-aware exact match (greedy CoT, 8 CoT tokens removed, 0 left)" in out and "no-CoT layout" in out
+    assert run_cli(main, ["eval", "--run-dir", str(run), "--cot-removed", "-1"]).code == 2
 
 
 def test_position_dynamics_on_the_cot_layout() -> None:

@@ -161,6 +161,26 @@ def test_resume_after_kill_gives_the_same_weights(tmp_path: Path) -> None:
         train(TrainConfig(method="sft", steps=6, **SMALL), run_dir=tmp_path)  # type: ignore[arg-type]
 
 
+def test_a_diverged_run_stops_with_an_error_instead_of_reporting_nan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mult_probe.train as train_module
+
+    real_losses = train_module.losses
+
+    def nan_from_step_two(*args: Any, **kwargs: Any) -> Any:
+        total, parts = real_losses(*args, **kwargs)
+        calls.append(1)
+        return (total * float("nan") if len(calls) >= 2 else total), parts
+
+    calls: list[int] = []
+    monkeypatch.setattr(train_module, "losses", nan_from_step_two)
+    config = TrainConfig(steps=4, checkpoint_every=1, **SMALL)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="loss became nan at step 2"):
+        train(config, run_dir=tmp_path)
+    assert [p.name for p in tmp_path.glob("ckpt-*.pt")] == ["ckpt-000000001.pt"]  # no checkpoint of NaN weights
+
+
 def test_gpu_script_smoke_mode(tmp_path: Path) -> None:
     """The prepared GPU check runs end to end on the CPU in seconds (`--smoke`) and writes its JSON."""
     import importlib.util

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ntk_permute.complexity import (
+    MAX_K,
     all_inputs_failure,
     bit_failure,
     ensemble_size,
@@ -112,3 +113,36 @@ def test_trivial_and_bad_arguments() -> None:
         bit_failure(8, 0)
     with pytest.raises(ValueError, match="k"):
         ensemble_size(0, 0.1)
+
+
+def test_union_bound_at_the_limit() -> None:
+    # README / spec 2.8: 2,308,841,026 (M/(k^1.5 ln k) = 0.155) at k = 2^20; the search drops negligible terms.
+    assert ensemble_size_all(MAX_K, 0.01) == 2_308_841_026
+
+
+@pytest.mark.parametrize(("k", "b_std"), [(12, 0.0), (30, 0.0), (30, 1.0), (100, 0.5)])
+@pytest.mark.parametrize("kind", ["ntk", "nngp"])
+def test_worst_input_search_is_the_max_over_levels(k: int, b_std: float, kind: str) -> None:
+    # m=None searches all levels at once, dropping the settled ones; it must equal the per-level maximum.
+    for delta in (0.3, 1e-3):
+        per_level = [ensemble_size_single(k, delta, m=m, kind=kind, b_std=b_std) for m in range(2, k + 1)]  # type: ignore[arg-type]
+        assert ensemble_size_single(k, delta, kind=kind, b_std=b_std) == max(per_level)  # type: ignore[arg-type]
+
+
+def test_k_beyond_the_limit_is_refused_up_front() -> None:
+    # Was: k = 10^12 died of numpy's ArrayMemoryError, k = 10^8 ran for minutes.
+    for bound in ("crude", "all"):
+        with pytest.raises(ValueError, match=r"k 1048577: above the limit 1048576"):
+            ensemble_size(MAX_K + 1, 0.01, bound=bound)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="limit"):
+        ensemble_size(10**12, 0.01, bound="crude")
+    with pytest.raises(ValueError, match="limit"):
+        worst_ratio(10**8)
+    # A single input at a given level is O(1) in k, but the statistics of every level are computed (and checked).
+    assert ensemble_size(MAX_K, 0.01, bound="crude") == 4_273_576_128_855
+
+
+def test_zero_weight_std_is_refused() -> None:
+    # Was: "no ensemble size up to 1e15" after a long search (every kernel is 0 at sigma_w = 0).
+    with pytest.raises(ValueError, match="w_std"):
+        ensemble_size(8, 0.1, w_std=0.0)

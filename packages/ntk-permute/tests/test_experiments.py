@@ -112,6 +112,8 @@ def test_cli_train_and_experiments(capsys: pytest.CaptureFixture[str], tmp_path:
     assert [r["M"] for r in rows] == [100, 400] and rows[0]["p_all"] < rows[1]["p_all"]
     scaling = _json(capsys, ["experiment", "scaling", "--k", "8", "--out", str(tmp_path), "--json"])
     assert {r["all"] for r in scaling["rows"]} == {944, 152} and (tmp_path / "scaling.png").is_file()
-    assert main(["train", "--k", "4", "--width", "0"]) == 2
+    with pytest.raises(SystemExit) as usage:  # an out-of-range option is an argparse usage error
+        main(["train", "--k", "4", "--width", "0"])
+    assert usage.value.code == 2
     assert main(["experiment", "p-all", "--k", "20"]) == 2
     assert "error:" in capsys.readouterr().err

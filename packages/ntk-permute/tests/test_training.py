@@ -183,6 +183,8 @@ def test_jax_and_torch_agree_in_distribution() -> None:
 
 
 def test_sharding_over_two_cpu_devices() -> None:
+    # 5 members in one chunk, padded to 6 (5 is not divisible by 2 devices): the stored parameters must be split
+    # over both devices by member (rows 0-2 and 3-5), not replicated.
     script = textwrap.dedent("""
         import json, numpy as np, jax
         from ntk_permute.training import TrainConfig, train_ensemble
@@ -190,8 +192,19 @@ def test_sharding_over_two_cpu_devices() -> None:
         x = np.array([[1, 1, 0, 0], [0, 1, 1, 1]])
         sharded = train_ensemble(config)
         single = train_ensemble(config.replace(shard=False))
-        print(json.dumps({"devices": len(jax.devices()), "placement": sharded.placement(),
+        chunks = []
+        for chunk in sharded.chunks:  # (first member, ..., parameters)
+            for name, value in chunk[-1].items():
+                chunks.append({
+                    "start": chunk[0], "name": name, "rows": int(value.shape[0]),
+                    "replicated": bool(value.sharding.is_fully_replicated),
+                    "shards": sorted([str(s.device), s.index[0].start or 0, s.index[0].stop or value.shape[0]]
+                                     for s in value.addressable_shards),
+                })
+        print(json.dumps({"devices": len(jax.devices()), "chunks": chunks,
                           "diff": float(np.abs(sharded.outputs(x) - single.outputs(x)).max()),
+                          "mean_diff": float(np.abs(sharded.moments(x, members=4)[0]
+                                                    - single.moments(x, members=4)[0]).max()),
                           "members": sharded.n_members}))
     """)
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
@@ -201,8 +214,15 @@ def test_sharding_over_two_cpu_devices() -> None:
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["devices"] == 2 and report["members"] == 5
-    assert "members" in report["placement"], report  # NamedSharding over the "members" mesh axis
-    assert report["diff"] < 1e-12
+    chunks = report["chunks"]
+    assert {(c["start"], c["name"]) for c in chunks} == {(0, "W"), (0, "V")}, chunks
+    for chunk in chunks:
+        assert chunk["rows"] == 6 and not chunk["replicated"], chunk
+        (device_a, start_a, stop_a), (device_b, start_b, stop_b) = chunk["shards"]
+        assert device_a != device_b, chunk
+        # Two halves of the member axis: [0, rows/2) on one device, [rows/2, rows) on the other.
+        assert (start_a, stop_a, start_b, stop_b) == (0, chunk["rows"] // 2, chunk["rows"] // 2, chunk["rows"]), chunk
+    assert report["diff"] < 1e-12 and report["mean_diff"] < 1e-12
 
 
 def test_automatic_member_chunk_is_cache_sized_on_cpu() -> None:

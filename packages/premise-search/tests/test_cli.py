@@ -13,7 +13,7 @@ from premise_search.corpus import Declaration, write_jsonl
 from premise_search.reproduction import quick
 from premise_search.retrieval import SearchEngine
 from repro_core.report import Verdict
-from repro_core.testing import check_package_cli, check_reproduction
+from repro_core.testing import check_package_cli, check_reproduction, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,7 @@ def test_index_build_info_and_search(
     assert isinstance(out, list) and [h["name"] for h in out[0]["results"]] == [h.name for h in library]
     assert out[0]["results"][0]["name"] == "orderOf_dvd_card"
     assert main(["search", "lattice", "--corpus", str(corpus), "--mode", "bm25", "--no-rerank"]) == 0
-    assert "Lattice" in capsys.readouterr().err
+    assert "Lattice" in capsys.readouterr().out  # results on stdout, so `search ... > hits.txt` keeps them
 
 
 def test_eval_on_a_small_corpus(decls: list[Declaration], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -76,7 +76,7 @@ def test_eval_on_a_small_corpus(decls: list[Declaration], tmp_path: Path, capsys
         ["index", "build", "--corpus", "MISSING.jsonl"],
     ],
 )
-def test_bad_input_exits_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(argv) == 2
-    err = capsys.readouterr().err
+def test_bad_input_exits_2(argv: list[str]) -> None:
+    code, out, err = run_cli(main, argv)
+    assert code == 2 and not out and len(err.splitlines()) == 1
     assert "Traceback" not in err and "error:" in err

@@ -26,6 +26,7 @@ from premise_search.informalize import (
 )
 from premise_search.llm import ScriptedLLM
 from repro_core.errors import ConfigError
+from repro_core.testing import run_cli
 
 
 @pytest.fixture(autouse=True)
@@ -216,6 +217,6 @@ def test_cli_informalize(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     bad.write_text('{"name": "x", "kind": "theorem"}\nnot json\n')
     assert main(["informalize", "--corpus", str(bad), "--out", str(tmp_path / "o.jsonl")]) == 2
     assert "bad.jsonl:2" in capsys.readouterr().err
-    assert main(["informalize", "--corpus", str(tmp_path / "missing.jsonl"), "--out", str(out)]) == 2
+    assert run_cli(main, ["informalize", "--corpus", str(tmp_path / "missing.jsonl"), "--out", str(out)]).code == 2
     assert main(["informalize", "--corpus", str(corpus), "--out", str(out), "--llm-model", "m"]) == 2
     assert "no base URL" in capsys.readouterr().err

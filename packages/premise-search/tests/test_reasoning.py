@@ -24,6 +24,7 @@ from premise_search.reasoning import (
 )
 from premise_search.retrieval import SearchEngine
 from repro_core.errors import ConfigError, InputError
+from repro_core.testing import run_cli
 
 
 @pytest.fixture(autouse=True)
@@ -197,7 +198,7 @@ def test_cli_reason(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     lean = tmp_path / "t.lean"
     lean.write_text(FORMAL)
     assert main(["reason", "--statement-file", str(lean), "--corpus", str(corpus)]) == 0
-    assert "premises:" in capsys.readouterr().err
+    assert "premises:" in capsys.readouterr().out
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     for argv in (
@@ -206,8 +207,8 @@ def test_cli_reason(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         ["reason", "--corpus", str(corpus)],
         ["reason", "--informal", "x", "-k", "0", "--corpus", str(corpus)],
     ):
-        assert main(argv) == 2, argv
-        err = capsys.readouterr().err
+        code, out, err = run_cli(main, argv)
+        assert code == 2 and not out and len(err.splitlines()) == 1, argv
         assert "Traceback" not in err and "error:" in err
     empty = tmp_path / "empty.json"
     empty.write_text('{"formal_statement": ""}')

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from repro_core.testing import run_cli
 from truth_crowd.aggregation import DawidSkene, majority_vote
 from truth_crowd.analyses import external_agreement, worker_background
 from truth_crowd.cli import main
@@ -29,11 +28,9 @@ def real(shared_data):
 
 
 def _json(argv: list[str]) -> dict:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(argv)
-    assert code == 0, err.getvalue()
-    return json.loads(out.getvalue())
+    code, out, err = run_cli(main, argv)
+    assert code == 0, err
+    return json.loads(out)
 
 
 def test_background_finds_the_planted_crt_effect_and_no_age_effect(sim) -> None:

@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from pathlib import Path
 
 import truth_crowd
 from repro_core.report import Verdict
-from repro_core.testing import check_package_cli, check_reproduction
+from repro_core.testing import check_package_cli, check_reproduction, run_cli
 from truth_crowd.cli import main
 from truth_crowd.reproduction import DESIGN_CLAIMS, quick
 from truth_crowd.schema import ITEMS
-
-
-def _run(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(argv)
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-    return code, out.getvalue(), err.getvalue()
 
 
 def test_cli_conventions(tmp_path: Path) -> None:
@@ -45,17 +33,18 @@ def test_quick_reproduction_measures_claims(tmp_path: Path) -> None:
 
 
 def test_subcommands_json_on_simulated_data(tmp_path: Path) -> None:
-    code, out, err = _run(["validate", "--simulate", "--json"])
+    code, out, err = run_cli(main, ["validate", "--simulate", "--json"])
     assert code == 0, err
     counts = json.loads(out)["counts"]
     assert counts["workers"] == 200 and counts["statements"] == 180 and counts["rows"] == 2200
 
-    code, out, err = _run(["qc", "--simulate", "--json"])
+    code, out, err = run_cli(main, ["qc", "--simulate", "--json"])
     assert code == 0, err
     summary = {r["check"]: r for r in json.loads(out)["summary"]}
     assert set(summary) == {"completeness", "gold", "time", "tries", "url_domain"}
 
-    code, out, err = _run(
+    code, out, err = run_cli(
+        main,
         [
             "agreement",
             "--simulate",
@@ -66,7 +55,7 @@ def test_subcommands_json_on_simulated_data(tmp_path: Path) -> None:
             "--bootstrap",
             "20",
             "--json",
-        ]
+        ],
     )
     assert code == 0, err
     rows = json.loads(out)["alpha"]
@@ -75,7 +64,9 @@ def test_subcommands_json_on_simulated_data(tmp_path: Path) -> None:
 
     csv_path = tmp_path / "agg.csv"
     for method in ("mean", "median", "mv", "ds", "onecoin", "glad", "mace", "wawa", "zbs"):
-        code, out, err = _run(["aggregate", "--simulate", "--method", method, "--out", str(csv_path), "--json"])
+        code, out, err = run_cli(
+            main, ["aggregate", "--simulate", "--method", method, "--out", str(csv_path), "--json"]
+        )
         assert code == 0, err
         payload = json.loads(out)
         assert payload["n_statements"] == 180 and csv_path.is_file()
@@ -84,7 +75,8 @@ def test_subcommands_json_on_simulated_data(tmp_path: Path) -> None:
 def test_generic_long_csv_with_column_mapping(tmp_path: Path) -> None:
     path = tmp_path / "answers.csv"
     path.write_text("WorkerId,Task,Item,Answer\nw1,s1,ot,2\nw2,s1,ot,1\nw1,s2,ot,-2\nw2,s2,ot,-1\n")
-    code, out, err = _run(
+    code, out, err = run_cli(
+        main,
         [
             "aggregate",
             "--data",
@@ -102,7 +94,7 @@ def test_generic_long_csv_with_column_mapping(tmp_path: Path) -> None:
             "--item",
             "ot",
             "--json",
-        ]
+        ],
     )
     assert code == 0, err
     values = {r["statement_id"]: r["value"] for r in json.loads(out)["aggregates"]}
@@ -112,20 +104,20 @@ def test_generic_long_csv_with_column_mapping(tmp_path: Path) -> None:
 def test_bad_input_exits_2_naming_file_line_and_field(tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     path.write_text("worker_id,statement_id,item,value\nw1,s1,ot,1\nw2,s1,ot,7\n")
-    code, out, err = _run(["validate", "--data", str(path), "--format", "long"])
+    code, out, err = run_cli(main, ["validate", "--data", str(path), "--format", "long"])
     assert code == 2 and out == ""
     assert "Traceback" not in err and f"{path}:3" in err and "'value'" in err and len(err.strip().splitlines()) == 1
 
-    code, _, err = _run(["validate", "--data", str(tmp_path / "missing.csv")])
+    code, _, err = run_cli(main, ["validate", "--data", str(tmp_path / "missing.csv")])
     assert code == 2 and "missing.csv" in err
-    code, _, err = _run(["validate", "--data", str(path), "--format", "long", "--map", "oops"])
+    code, _, err = run_cli(main, ["validate", "--data", str(path), "--format", "long", "--map", "oops"])
     assert code == 2 and "--map" in err
 
 
 def test_report_on_simulated_data(tmp_path: Path) -> None:
     out_dir = tmp_path / "report"
-    code, out, err = _run(
-        ["report", "--simulate", "--out", str(out_dir), "--bootstrap", "0", "--phi-samples", "100", "--json"]
+    code, out, err = run_cli(
+        main, ["report", "--simulate", "--out", str(out_dir), "--bootstrap", "0", "--phi-samples", "100", "--json"]
     )
     assert code == 0, err
     payload = json.loads(out)
@@ -136,13 +128,15 @@ def test_report_on_simulated_data(tmp_path: Path) -> None:
     assert "classify_summary" in payload["tables"] or "## Predicting" in (out_dir / "report.md").read_text()
     text = (out_dir / "report.md").read_text()
     assert "## Crowd against experts" in text and "![levels](levels.png)" in text
-    code, _, err = _run(["report", "--simulate", "--out", str(out_dir), "--bootstrap", "1"])
+    code, _, err = run_cli(main, ["report", "--simulate", "--out", str(out_dir), "--bootstrap", "1"])
     assert code == 2 and "--bootstrap" in err
 
 
 def test_report_on_real_data(tmp_path: Path, shared_data: Path) -> None:
     data = shared_data / "truth-crowd" / "IPM2021" / "multidimensional.csv"
-    code, out, err = _run(["report", "--data", str(data), "--out", str(tmp_path), "--phi-samples", "100", "--json"])
+    code, out, err = run_cli(
+        main, ["report", "--data", str(data), "--out", str(tmp_path), "--phi-samples", "100", "--json"]
+    )
     assert code == 0, err
     payload = json.loads(out)
     tables = payload["tables"]
@@ -168,7 +162,7 @@ def test_analyze_and_agreement_extras_json(tmp_path: Path) -> None:
     from repro_core._optional import has_module
 
     args = ["analyze", "--simulate", "--phi-samples", "100", "--models", "naive_bayes", "--json"]
-    code, out, err = _run(args)
+    code, out, err = run_cli(main, args)
     assert code == 0, err
     payload = json.loads(out)
     tables = payload["tables"]
@@ -179,22 +173,23 @@ def test_analyze_and_agreement_extras_json(tmp_path: Path) -> None:
     if has_module("sklearn"):
         assert {r["model"] for r in tables["classify_summary"]} == {"majority", "naive_bayes"}
         assert payload["classify_protocol"]["n_splits"] == 5
-    code, _, err = _run(["analyze", "--simulate", "--analyses", "factors", "--n-factors", "3", "--level", "judgment"])
-    assert code == 0 and "== factor_loadings ==" in err and "F3" in err, err
-    code, _, err = _run(["analyze", "--simulate", "--analyses", "factors", "--n-factors", "9"])
+    argv = ["analyze", "--simulate", "--analyses", "factors", "--n-factors", "3", "--level", "judgment"]
+    code, out, err = run_cli(main, argv)
+    assert code == 0 and "== factor_loadings ==" in out and "F3" in out, err
+    code, _, err = run_cli(main, ["analyze", "--simulate", "--analyses", "factors", "--n-factors", "9"])
     assert code == 2 and "--n-factors" in err
-    code, _, err = _run(["analyze", "--simulate", "--item", "nope"])
+    code, _, err = run_cli(main, ["analyze", "--simulate", "--item", "nope"])
     assert code == 2 and "--item" in err
 
     argv = ["agreement", "--simulate", "--items", "correctness", "--phi", "--kappa", "--bootstrap", "50", "--json"]
-    code, out, err = _run(argv)
+    code, out, err = run_cli(main, argv)
     assert code == 0, err
     payload = json.loads(out)
     assert {r["group"] for r in payload["phi"]} == {"politifact", "abc", "ALL"}
     assert all(r["low"] < r["phi"] < r["high"] for r in payload["phi"])
     assert len(payload["kappa"]) == 3 and all(r["low"] <= r["fleiss_kappa"] <= r["high"] for r in payload["kappa"])
-    code, _, err = _run(["agreement", "--simulate", "--items", "correctness", "--kappa"])
-    assert code == 0 and "Fleiss' kappa" in err, err
+    code, out, err = run_cli(main, ["agreement", "--simulate", "--items", "correctness", "--kappa"])
+    assert code == 0 and "Fleiss' kappa" in out, err
 
 
 def test_parquet_input_on_the_command_line(tmp_path: Path) -> None:
@@ -206,9 +201,9 @@ def test_parquet_input_on_the_command_line(tmp_path: Path) -> None:
     frame = pd.DataFrame({"W": ["w1", "w2", "w1", "w2"], "T": ["s1", "s1", "s2", "s2"], "V": [2, 1, -2, -1]})
     frame.to_parquet(path)
     argv = ["aggregate", "--data", str(path), "--format", "wide", "--map", "worker_id=W", "--map", "statement_id=T"]
-    code, out, err = _run([*argv, "--item", "V", "--json"])
+    code, out, err = run_cli(main, [*argv, "--item", "V", "--json"])
     assert code == 0, err
     assert {r["statement_id"]: r["value"] for r in json.loads(out)["aggregates"]} == {"s1": 1.5, "s2": -1.5}
     frame.assign(V=[2, 1, 9, -1]).to_parquet(path)
-    code, out, err = _run([*argv, "--item", "V"])
+    code, out, err = run_cli(main, [*argv, "--item", "V"])
     assert code == 2 and f"{path}:3" in err and "'V'" in err

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import os
 import re
-import tempfile
+import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -46,6 +46,20 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+def _create_temporary(target: Path) -> tuple[int, Path]:
+    """Create `.<name>.<random>.tmp` beside `target` with mode 0666 minus the umask, as `open()` would.
+
+    (`tempfile.mkstemp` always uses 0600, which would make every report and model file private to its writer.)
+    """
+    for _ in range(100):
+        tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a temporary file beside {target}")
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
     """Open a temporary file beside `path`; on clean exit it is fsync'ed and renamed to `path`.
@@ -57,8 +71,7 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[
         raise ValueError(f"mode must be 'wb' or 'w', got {mode!r}")
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    tmp = Path(tmp_name)
+    fd, tmp = _create_temporary(target)
     try:
         with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as handle:
             yield handle
@@ -100,10 +113,13 @@ def load_checkpoint(path: str | os.PathLike[str], *, map_location: Any = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise InputError("checkpoint not found", path=path)
+    if path.stat().st_size == 0:
+        raise InputError("empty file, not a checkpoint", path=path)
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt or unsafe files
-        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+        first_line = next(iter(str(exc).splitlines()), "").strip()
+        reason = f"{type(exc).__name__}: {first_line}" if first_line else type(exc).__name__
         raise InputError(f"cannot load checkpoint ({reason})", path=path) from exc
     if not isinstance(state, dict):
         raise InputError(f"checkpoint holds a {type(state).__name__}, expected a dict", path=path)

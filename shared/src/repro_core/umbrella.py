@@ -21,7 +21,7 @@ from pathlib import Path
 
 from repro_core.__about__ import __version__
 from repro_core.checkpoint import atomic_write_text
-from repro_core.cli import add_command, emit, make_parser, progress, run_main
+from repro_core.cli import add_command, add_seed_option, emit, make_parser, progress, run_main
 from repro_core.errors import ConfigError
 from repro_core.report import (
     ClaimResult,
@@ -162,7 +162,7 @@ def add_reproduce_command(commands: argparse._SubParsersAction) -> argparse.Argu
         "write OUT/index.md, OUT/results.json and figures.",
     )
     run.add_argument("--out", type=Path, default=Path("report"), help="report folder (default: ./report)")
-    run.add_argument("--seed", type=int, default=0, help="experiment seed (default: 0)")
+    add_seed_option(run, help="experiment seed, 0 to 2**32 - 1 (default: 0)")
     return run
 
 
@@ -198,10 +198,34 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = make_parser("repro", "Run the repro packages' reproductions and write a report.", __version__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = add_reproduce_command(commands)
-    run.help = "run every installed package's quick reproduction"
+    run.description = (
+        "Run every installed package's quick reproduction (or those named by --only) on its embedded default data "
+        "and write OUT/index.md, OUT/results.json and figures."
+    )
+    _set_help(commands, "reproduce", "run every installed package's quick reproduction")
     run.add_argument("--only", nargs="+", metavar="DIST", help="run only these distributions")
     add_command(commands, "list", help="list the registered reproductions")
     return parser
+
+
+def _set_help(commands: argparse._SubParsersAction, name: str, text: str) -> None:
+    """Change the one-line help a subcommand shows in its parent's `--help`."""
+    for choice in commands._choices_actions:
+        if choice.dest == name:
+            choice.help = text
+
+
+#: What to say when no package is installed, so that `repro list` and `repro reproduce` are never silent.
+_NOTHING_INSTALLED = (
+    "no package registers a reproduction: install one or more of ntk-permute, mult-probe, truth-crowd, "
+    "premise-search, bt2-compat"
+)
+
+
+def _human_list(registered: dict[str, dict[str, str]]) -> str:
+    if not registered:
+        return _NOTHING_INSTALLED
+    return "\n".join(f"{n} {v['version']}  ({v['entry_point']})" for n, v in registered.items())
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -209,12 +233,10 @@ def _main(args: argparse.Namespace) -> int:
         registered = {
             name: {"entry_point": ep.value, "version": _distribution_version(name)} for name, ep in discover().items()
         }
-        emit(
-            registered,
-            as_json=args.json,
-            human=lambda r: "\n".join(f"{n} {v['version']}  ({v['entry_point']})" for n, v in r.items()),
-        )
+        emit(registered, as_json=args.json, human=_human_list)
         return 0
+    if not discover():
+        raise ConfigError(_NOTHING_INSTALLED)
     outcomes = run_all(args.out, seed=args.seed, only=args.only)
     index = write_report(outcomes, args.out, seed=args.seed)
     emit({"index": index, "outcomes": outcomes}, as_json=args.json, human=_human_summary)

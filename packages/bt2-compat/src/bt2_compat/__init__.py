@@ -4,17 +4,25 @@ Modules: `transform` (the orthonormal basis transformation), `models` (MLP / CIF
 embedding model, the BT^2 head), `losses`, `train` (independent, BCT, L2, BT^2 by name; seeded, resumable),
 `evaluate` (leave-one-out cross-model CMC/mAP and the compatibility criterion), `data` (digits, synthetic vectors
 and images, class splits), `augment` (seeded batch-wise random crop + flip), `readers` (already-downloaded
-`cifar-100-python` through a restricted unpickler; image folders),
+`cifar-100-python` through the restricted, size-capped unpickler of `safe_pickle`; image folders),
 `experiment` (the whole class-split experiment), `series` (multi-step series, all-pairs compatibility matrix),
 `io` (model files), `cli`.
 """
 
 from bt2_compat.__about__ import __version__
 from bt2_compat.augment import augment_batch
-from bt2_compat.data import Dataset, class_subset, load_dataset, load_digits, make_synthetic, make_synthetic_images
-from bt2_compat.evaluate import Compatibility, compatibility, embed, retrieval
+from bt2_compat.data import (
+    Dataset,
+    check_old_classes,
+    class_subset,
+    load_dataset,
+    load_digits,
+    make_synthetic,
+    make_synthetic_images,
+)
+from bt2_compat.evaluate import Compatibility, check_embeddings, compatibility, embed, retrieval, similarity
 from bt2_compat.experiment import ExperimentConfig, ExperimentResult, run_experiment
-from bt2_compat.io import load_model, save_model
+from bt2_compat.io import check_model_data, load_model, save_model
 from bt2_compat.models import (
     MLP,
     BT2Head,
@@ -55,6 +63,9 @@ __all__ = [
     "__version__",
     "augment_batch",
     "build_model",
+    "check_embeddings",
+    "check_model_data",
+    "check_old_classes",
     "class_subset",
     "compatibility",
     "embed",
@@ -73,6 +84,7 @@ __all__ = [
     "run_experiment",
     "run_series",
     "save_model",
+    "similarity",
     "train_model",
 ]
 

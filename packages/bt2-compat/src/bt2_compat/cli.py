@@ -12,23 +12,50 @@ from typing import Any
 import torch
 
 from bt2_compat.__about__ import __version__
-from bt2_compat.data import class_subset, load_dataset
-from bt2_compat.evaluate import METRICS, compatibility, embed
+from bt2_compat.data import Dataset, check_old_classes, class_subset, load_dataset
+from bt2_compat.evaluate import METRICS, TIES, check_embeddings, compatibility, embed
 from bt2_compat.experiment import NEW_METHODS, ExperimentConfig, run_experiment
-from bt2_compat.io import load_model, save_model
+from bt2_compat.io import check_model_data, load_model, save_model
 from bt2_compat.models import BACKBONES, ModelConfig, build_model
 from bt2_compat.reproduction import quick
 from bt2_compat.series import SeriesConfig, plot_series, run_series
 from bt2_compat.train import SCHEDULES, TrainConfig, train_model
-from repro_core.cli import add_command, emit, make_parser, run_main
+from repro_core._optional import has_module
+from repro_core.cli import (
+    Bounded,
+    InputPath,
+    add_command,
+    add_device_option,
+    add_seed_option,
+    emit,
+    make_parser,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    run_main,
+)
+from repro_core.device import pick_device
 from repro_core.distributed import init_from_env, is_main_process, shutdown, write_on_main
-from repro_core.errors import ConfigError, ReproError
+from repro_core.errors import ConfigError, InputError, MissingExtraError, ReproError
 from repro_core.umbrella import add_reproduce_command, reproduce_package
 
 __all__ = ["build_parser", "main"]
 
 #: Presets of the `series` subcommand.
 SERIES_PRESETS = ("mlp", "resnet18-cifar")
+#: Commands that train or embed on a device: `--device` is checked (`pick_device`) before anything else.
+DEVICE_COMMANDS = ("train-old", "train-new", "evaluate", "train", "series")
+
+#: Seeds of data generators and experiments: the range every RNG accepts (as `--seed`).
+SEED = Bounded(int, low=0, high=2**32 - 1)
+#: Torch CPU threads: at least one; the cap only stops a typo from spawning a million threads.
+THREADS = Bounded(int, low=1, high=1024)
+#: Loss weights, weight decay: finite and non-negative (a negative weight would reward the penalty).
+NON_NEGATIVE = Bounded(float, low=0)
+#: A class count that leaves a model something to tell apart: at least two classes.
+CLASS_COUNT = Bounded(int, low=2)
+#: Model files read by train-new and evaluate.
+MODEL_FILE = InputPath(suffixes=(".pt",))
 
 DESCRIPTION = """BT^2: backward-compatible embedding training with an orthonormal basis transformation
 (arXiv 2211.03989), with the independent, BCT and L2-regression baselines.
@@ -56,29 +83,38 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
         help="digits (bundled in scikit-learn), synthetic[:<classes>], synthetic-images[:<classes>] (32x32), "
         "cifar100-python:<dir> or imagefolder:<dir>",
     )
-    group.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic task (default: 0)")
     group.add_argument(
-        "--threads", type=int, default=1, help="torch CPU threads (default: 1, the fastest for these small models)"
+        "--data-seed", type=SEED, default=0, help="seed of the synthetic task, 0 to 2**32 - 1 (default: 0)"
     )
-    group.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    group.add_argument(
+        "--threads",
+        type=THREADS,
+        default=1,
+        help="torch CPU threads, 1 to 1024 (default: 1, the fastest for these small models)",
+    )
+    add_device_option(parser)
 
 
 def _train_options(parser: argparse.ArgumentParser, *, run_dir: bool = True) -> None:
     group = parser.add_argument_group("training")
-    group.add_argument("--seed", type=int, default=0, help="init and data-order seed (default: 0)")
-    group.add_argument("--epochs", type=int, default=60, help="default: 60")
-    group.add_argument("--batch-size", type=int, default=64, help="default: 64")
-    group.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
-    group.add_argument("--weight-decay", type=float, default=3e-5, help="default: 3e-5")
+    add_seed_option(parser, help="init and data-order seed, 0 to 2**32 - 1 (default: 0)")
+    group.add_argument("--epochs", type=positive_int, default=60, help="at least 1 (default: 60)")
+    group.add_argument("--batch-size", type=positive_int, default=64, help="at least 1 (default: 64)")
+    group.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate, > 0 (default: 1e-3)")
+    group.add_argument("--weight-decay", type=NON_NEGATIVE, default=3e-5, help=">= 0 (default: 3e-5)")
     group.add_argument("--schedule", choices=SCHEDULES, default="cosine", help="LR schedule (default: cosine)")
-    group.add_argument("--warmup-epochs", type=int, default=0, help="linear warm-up epochs (default: 0)")
+    group.add_argument(
+        "--warmup-epochs", type=non_negative_int, default=0, help="linear warm-up epochs, 0 .. epochs - 1 (default: 0)"
+    )
     group.add_argument(
         "--augment",
         action="store_true",
         help="random crop (zero padding --crop-padding) + horizontal flip of image batches, seeded "
         "(image data only, e.g. synthetic-images or cifar100-python; off by default)",
     )
-    group.add_argument("--crop-padding", type=int, default=4, help="padding of the random crop (default: 4)")
+    group.add_argument(
+        "--crop-padding", type=non_negative_int, default=4, help="padding of the random crop, >= 0 (default: 4)"
+    )
     if run_dir:
         group.add_argument(
             "--run-dir",
@@ -91,8 +127,12 @@ def _train_options(parser: argparse.ArgumentParser, *, run_dir: bool = True) -> 
 def _model_options(parser: argparse.ArgumentParser, hidden: list[int]) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--backbone", choices=BACKBONES, default="mlp", help="default: mlp")
-    group.add_argument("--hidden", type=int, nargs="+", default=hidden, help=f"MLP hidden widths (default: {hidden})")
-    group.add_argument("--embedding-dim", type=int, default=32, help="embedding dim / BT^2's d_new (default: 32)")
+    group.add_argument(
+        "--hidden", type=positive_int, nargs="+", default=hidden, help=f"MLP hidden widths, >= 1 (default: {hidden})"
+    )
+    group.add_argument(
+        "--embedding-dim", type=positive_int, default=32, help="embedding dim / BT^2's d_new, >= 1 (default: 32)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,7 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
         "classes (its classifier keeps all classes, as in the paper).",
     )
     old.add_argument("--out", type=Path, required=True, help="model file to write")
-    old.add_argument("--old-classes", type=int, default=5, help="labels below this are old (default: 5)")
+    old.add_argument(
+        "--old-classes",
+        type=CLASS_COUNT,
+        default=5,
+        help="labels below this are old: 2 .. classes - 1 (default: 5)",
+    )
     _data_options(old)
     _train_options(old)
     _model_options(old, [128])
@@ -122,28 +167,35 @@ def build_parser() -> argparse.ArgumentParser:
         "and an independent new model (--new-prime) as teachers.",
     )
     new.add_argument("--method", choices=NEW_METHODS, required=True)
-    new.add_argument("--old", type=Path, default=None, help="old model file (bct, l2, bt2)")
-    new.add_argument("--new-prime", type=Path, default=None, help="independent new model file (bt2)")
+    new.add_argument("--old", type=MODEL_FILE, default=None, help="old model file (bct, l2, bt2)")
+    new.add_argument("--new-prime", type=MODEL_FILE, default=None, help="independent new model file (bt2)")
     new.add_argument("--out", type=Path, required=True, help="model file to write")
     _data_options(new)
     _train_options(new)
     _model_options(new, [256, 256])
     losses = new.add_argument_group("losses")
-    losses.add_argument("--alpha", type=float, default=1.0, help="BCT influence weight (default: 1; paper: 10)")
-    losses.add_argument("--l2-weight", type=float, default=10.0, help="L2 regression weight (default: 10)")
+    losses.add_argument(
+        "--alpha", type=NON_NEGATIVE, default=1.0, help="BCT influence weight, >= 0 (default: 1; paper: 10)"
+    )
+    losses.add_argument("--l2-weight", type=NON_NEGATIVE, default=10.0, help="L2 regression weight, >= 0 (default: 10)")
     losses.add_argument(
         "--lambdas",
-        type=float,
+        type=NON_NEGATIVE,
         nargs=3,
         default=[1.0, 10.0, 5.0],
         metavar=("L1", "L2", "L3"),
-        help="BT^2: new' match, influence, old match (default: 1 10 5)",
+        help="BT^2: new' match, influence, old match, each >= 0 (default: 1 10 5)",
     )
     losses.add_argument(
-        "--influence-scale", type=float, default=16.0, help="logit scale of the influence CE (default: 16; BT-2: 1)"
+        "--influence-scale",
+        type=positive_float,
+        default=16.0,
+        help="logit scale of the influence CE, > 0 (default: 16; BT-2: 1)",
     )
-    losses.add_argument("--extra-dims", type=int, default=8, help="BT^2's k (default: 8)")
-    losses.add_argument("--C", dest="scale_c", type=float, default=2.0, help="BT^2's constant C (default: 2)")
+    losses.add_argument("--extra-dims", type=non_negative_int, default=8, help="BT^2's k, >= 0 (default: 8)")
+    losses.add_argument(
+        "--C", dest="scale_c", type=positive_float, default=2.0, help="BT^2's constant C, > 0 (default: 2)"
+    )
 
     ev = add_command(
         commands,
@@ -152,11 +204,31 @@ def build_parser() -> argparse.ArgumentParser:
         description="Leave-one-out retrieval on the test split: query embeddings from --query, "
         "gallery embeddings from --gallery, both cut to their first min(d) dims. "
         "Reports query/gallery, gallery/gallery and query/query, and the criterion "
-        "M(query/gallery) > M(gallery/gallery).",
+        "M(query/gallery) > M(gallery/gallery).\n\n"
+        "Both models must come from the data set given by --data (checked against the data-set fingerprint "
+        "stored in the model files, and the input size).\n\n"
+        "Ties: mAP groups tied scores (as scikit-learn), so it does not depend on their order. Top-k (CMC) "
+        "orders equal scores by --ties: pessimistic (default; a correct match tied with wrong ones ranks "
+        "after them, so ties never inflate top-k), optimistic (before them) or index (gallery order).\n\n"
+        "Metrics (after truncation): cosine = <q, g> / (|q|_2 |g|_2); dot = <q, g>; l2 = Euclidean "
+        "distance; cosine-l1 = <q / |q|_1, g / |g|_1>, what ml-fct's evaluation calls cosine (it "
+        "normalises by the L1 norm), to compare with numbers from that code base. Zero embeddings "
+        "(cosine, cosine-l1) and NaN/inf embeddings are refused.",
     )
-    ev.add_argument("--query", type=Path, required=True, help="new model file")
-    ev.add_argument("--gallery", type=Path, required=True, help="old model file")
-    ev.add_argument("--metric", choices=METRICS, default="cosine", help="default: cosine (after truncation)")
+    ev.add_argument("--query", type=MODEL_FILE, required=True, help="new model file")
+    ev.add_argument("--gallery", type=MODEL_FILE, required=True, help="old model file")
+    ev.add_argument(
+        "--metric",
+        choices=METRICS,
+        default="cosine",
+        help="similarity after truncation (default: cosine; cosine-l1: ml-fct's L1-normalised 'cosine')",
+    )
+    ev.add_argument(
+        "--ties",
+        choices=TIES,
+        default="pessimistic",
+        help="order of equal scores for top-k (default: pessimistic, correct matches after wrong ones)",
+    )
     _data_options(ev)
 
     run = add_command(
@@ -167,17 +239,20 @@ def build_parser() -> argparse.ArgumentParser:
         "print the compatibility table (mAP, top-1, top-5) and the criteria.",
     )
     run.add_argument("--data", default="digits", help="digits or synthetic[:<classes>]")
-    run.add_argument("--old-classes", type=int, default=5, help="default: 5")
+    run.add_argument("--old-classes", type=CLASS_COUNT, default=5, help="2 .. classes - 1 (default: 5)")
     run.add_argument("--methods", nargs="+", choices=NEW_METHODS, default=list(NEW_METHODS))
-    run.add_argument("--seeds", type=int, nargs="+", default=[0], help="experiment seeds (default: 0)")
+    run.add_argument(
+        "--seeds", type=SEED, nargs="+", default=[0], help="experiment seeds, each 0 to 2**32 - 1 (default: 0)"
+    )
     run.add_argument(
         "--preset",
         choices=["digits", "paper"],
         default="digits",
         help="digits: spec 6.4's small-scale settings; paper: BCT alpha 10, influence scale 1",
     )
-    run.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
-    run.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
+    run.add_argument("--epochs", type=positive_int, default=None, help="override the preset's epochs (>= 1)")
+    run.add_argument("--threads", type=THREADS, default=1, help="torch CPU threads, 1 to 1024 (default: 1)")
+    add_device_option(run)
 
     series = add_command(
         commands,
@@ -197,12 +272,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     series.add_argument("--data", default=None, help="a --data spec as for train-old (default: the preset's)")
     series.add_argument(
-        "--classes", type=int, nargs="+", default=None, help="class count of each step (default: the preset's)"
+        "--classes",
+        type=CLASS_COUNT,
+        nargs="+",
+        default=None,
+        help="class count of each step: at least two steps, strictly increasing, each >= 2 (default: the preset's)",
     )
     series.add_argument("--method", choices=NEW_METHODS, default="bt2", help="default: bt2")
-    series.add_argument("--seed", type=int, default=0, help="series seed (default: 0)")
-    series.add_argument("--epochs", type=int, default=None, help="epochs per model (default: the preset's)")
-    series.add_argument("--batch-size", type=int, default=None, help="default: the preset's")
+    add_seed_option(series, help="series seed, 0 to 2**32 - 1 (default: 0)")
+    series.add_argument("--epochs", type=positive_int, default=None, help="epochs per model (default: the preset's)")
+    series.add_argument("--batch-size", type=positive_int, default=None, help="at least 1 (default: the preset's)")
     series.add_argument(
         "--augment",
         action=argparse.BooleanOptionalAction,
@@ -210,7 +289,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="random crop (padding 4) + horizontal flip of image batches (default: on for resnet18-cifar only)",
     )
     series.add_argument("--metric", choices=METRICS, default="cosine", help="default: cosine (after truncation)")
-    series.add_argument("--plot", type=Path, default=None, help="write a PNG heatmap of the mAP matrix here")
+    series.add_argument(
+        "--plot",
+        type=Path,
+        default=None,
+        help="write a PNG heatmap of the mAP matrix here (needs matplotlib: repro-core[plot]; checked before training)",
+    )
     series.add_argument(
         "--run-dir",
         type=Path,
@@ -218,17 +302,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep finished models and per-epoch checkpoints here; a killed series restarted with the same "
         "options resumes from the last finished model and checkpoint",
     )
-    series.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
-    series.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    series.add_argument("--threads", type=THREADS, default=1, help="torch CPU threads, 1 to 1024 (default: 1)")
+    add_device_option(series)
 
     add_reproduce_command(commands)
     return parser
-
-
-def _set_threads(args: argparse.Namespace) -> None:
-    if args.threads < 1:
-        raise ConfigError(f"--threads: expected a positive integer, got {args.threads}")
-    torch.set_num_threads(args.threads)
 
 
 def _train_config(args: argparse.Namespace, method: str, **extra: Any) -> TrainConfig:
@@ -255,7 +333,9 @@ def _check_backbone(args: argparse.Namespace, x: Any) -> None:
 
 
 def _train_old(args: argparse.Namespace) -> dict[str, Any]:
+    train_cfg = _train_config(args, "independent")
     data = load_dataset(args.data, seed=args.data_seed)
+    check_old_classes(args.old_classes, data.num_classes, name="--old-classes", data=args.data)
     _check_backbone(args, data.x_train)
     x, y = class_subset(data.x_train, data.y_train, args.old_classes)
     config = ModelConfig(
@@ -266,7 +346,6 @@ def _train_old(args: argparse.Namespace) -> dict[str, Any]:
         num_classes=data.num_classes,
         in_channels=data.x_train.shape[1] if data.x_train.ndim == 4 else 3,
     )
-    train_cfg = _train_config(args, "independent")
     result = train_model(
         build_model(config, args.seed),
         x,
@@ -285,34 +364,11 @@ def _train_old(args: argparse.Namespace) -> dict[str, Any]:
         "old_classes": args.old_classes,
         "train_config": train_cfg.to_dict(),
     }
-    write_on_main(save_model, args.out, result.model, config, meta)
+    write_on_main(save_model, args.out, result.model, config, meta, dataset=data)
     return {"out": args.out, "final_loss": result.losses[-1], "n_train": len(y), **meta}
 
 
 def _train_new(args: argparse.Namespace) -> dict[str, Any]:
-    data = load_dataset(args.data, seed=args.data_seed)
-    _check_backbone(args, data.x_train)
-    old_model = new_prime = None
-    if args.method != "independent":
-        if args.old is None:
-            raise ConfigError(f"--old: required by --method {args.method}")
-        old_model, _, _ = load_model(args.old)
-    if args.method == "bt2":
-        if args.new_prime is None:
-            raise ConfigError("--new-prime: required by --method bt2 (train one with --method independent)")
-        new_prime, _, _ = load_model(args.new_prime)
-    kind = "bt2" if args.method == "bt2" else "embedding"
-    config = ModelConfig(
-        kind=kind,
-        backbone=args.backbone,
-        in_features=data.in_features,
-        hidden=tuple(args.hidden),
-        embedding_dim=args.embedding_dim,
-        num_classes=data.num_classes,
-        old_dim=old_model.embedding_dim if old_model is not None else args.embedding_dim,
-        extra_dims=args.extra_dims,
-        scale_c=args.scale_c,
-    )
     train_cfg = _train_config(
         args,
         args.method,
@@ -320,6 +376,38 @@ def _train_new(args: argparse.Namespace) -> dict[str, Any]:
         l2_weight=args.l2_weight,
         lambdas=tuple(args.lambdas),
         influence_scale=args.influence_scale,
+    )
+    data = load_dataset(args.data, seed=args.data_seed)
+    _check_backbone(args, data.x_train)
+    old_model = new_prime = None
+    if args.method != "independent":
+        if args.old is None:
+            raise ConfigError(f"--old: required by --method {args.method}")
+        old_model, old_config, old_meta = load_model(args.old)
+        check_model_data(args.old, old_config, old_meta, data, role="--old")
+        if args.method in ("bct", "l2") and old_model.embedding_dim > args.embedding_dim:
+            raise InputError(
+                f"--old model's embedding dim {old_model.embedding_dim} exceeds the new model's "
+                f"--embedding-dim {args.embedding_dim}",
+                path=args.old,
+            )
+    if args.method == "bt2":
+        if args.new_prime is None:
+            raise ConfigError("--new-prime: required by --method bt2 (train one with --method independent)")
+        new_prime, prime_config, prime_meta = load_model(args.new_prime)
+        _check_new_prime(args, prime_config, prime_meta, data)
+    kind = "bt2" if args.method == "bt2" else "embedding"
+    config = ModelConfig(
+        kind=kind,
+        backbone=args.backbone,
+        in_features=data.in_features,
+        in_channels=data.x_train.shape[1] if data.x_train.ndim == 4 else 3,
+        hidden=tuple(args.hidden),
+        embedding_dim=args.embedding_dim,
+        num_classes=data.num_classes,
+        old_dim=old_model.embedding_dim if old_model is not None else args.embedding_dim,
+        extra_dims=args.extra_dims,
+        scale_c=args.scale_c,
     )
     result = train_model(
         build_model(config, args.seed),
@@ -341,24 +429,58 @@ def _train_new(args: argparse.Namespace) -> dict[str, Any]:
         "data_seed": args.data_seed,
         "train_config": train_cfg.to_dict(),
     }
-    write_on_main(save_model, args.out, result.model, config, meta)
+    write_on_main(save_model, args.out, result.model, config, meta, dataset=data)
     return {"out": args.out, "final_loss": result.losses[-1], "n_train": len(data.y_train), **meta}
+
+
+def _human_trained(result: dict[str, Any]) -> str:
+    return (
+        f"{result['role']} model ({result['method']}) written to {result['out']}: "
+        f"final loss {result['final_loss']:.4f}, {result['n_train']} training samples of {result['data']}"
+    )
+
+
+def _check_new_prime(args: argparse.Namespace, config: ModelConfig, meta: dict[str, Any], data: Dataset) -> None:
+    """--new-prime must be an independently trained new model on all classes, of width --embedding-dim (d_new)."""
+    path = args.new_prime
+    check_model_data(path, config, meta, data, role="--new-prime")
+    need = "BT^2's new' teacher must be a new model trained on all classes by train-new --method independent"
+    if meta.get("role") == "old":
+        classes = meta.get("old_classes")
+        trained = f"on the classes below {classes} " if classes is not None else ""
+        raise InputError(f"--new-prime is an old model (trained {trained}by train-old); {need}", path=path)
+    method = meta.get("method")
+    if config.kind != "embedding" or (method is not None and method != "independent"):
+        raise InputError(f"--new-prime is a {method or config.kind} model; {need}", path=path)
+    if config.output_dim != args.embedding_dim:
+        raise InputError(
+            f"--new-prime has embedding dim {config.output_dim}, but the BT^2 model's d_new (--embedding-dim) is "
+            f"{args.embedding_dim}; {need} with the same --embedding-dim",
+            path=path,
+        )
 
 
 def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
     data = load_dataset(args.data, seed=args.data_seed)
-    query, _, _ = load_model(args.query)
-    gallery, _, _ = load_model(args.gallery)
+    query, query_config, query_meta = load_model(args.query)
+    gallery, gallery_config, gallery_meta = load_model(args.gallery)
+    check_model_data(args.query, query_config, query_meta, data, role="--query")
+    check_model_data(args.gallery, gallery_config, gallery_meta, data, role="--gallery")
     embeddings = {
-        "query": embed(query, data.x_test, device=args.device),
-        "gallery": embed(gallery, data.x_test, device=args.device),
+        "query": embed(query, data.x_test, device=args.device, show_progress=True),
+        "gallery": embed(gallery, data.x_test, device=args.device, show_progress=True),
     }
+    common = min(query.embedding_dim, gallery.embedding_dim)
+    for side, path in (("query", args.query), ("gallery", args.gallery)):
+        check_embeddings(embeddings[side], f"--{side} {path}", metric=args.metric, dims=common)
     pairs = [("gallery", "gallery"), ("query", "gallery"), ("query", "query")]
-    table = compatibility(embeddings, data.y_test, pairs, metric=args.metric)
+    table = compatibility(embeddings, data.y_test, pairs, metric=args.metric, ties=args.ties, show_progress=True)
     criterion = {k: table.criterion("query", "gallery", k) for k in ("top1", "top5", "mAP")}
     return {
         "query": args.query,
         "gallery": args.gallery,
+        "metric": args.metric,
+        "ties": args.ties,
         "n_test": len(data.y_test),
         "cells": table.cells,
         "dims": {"query": embeddings["query"].shape[1], "gallery": embeddings["gallery"].shape[1]},
@@ -384,14 +506,20 @@ def _human_evaluate(result: dict[str, Any]) -> str:
 
 
 def _run(args: argparse.Namespace) -> list[dict[str, Any]]:
-    rows = []
+    """Every seed's data and config are checked before the first model trains."""
+    planned = []
     for seed in args.seeds:
+        data = load_dataset(args.data, seed=seed)
+        check_old_classes(args.old_classes, data.num_classes, name="--old-classes", data=args.data)
         config = getattr(ExperimentConfig, args.preset)(seed=seed)
         config = replace(config, data=args.data, old_classes=args.old_classes, methods=tuple(args.methods))
         if args.epochs is not None:
             config = replace(config, train=replace(config.train, epochs=args.epochs))
-        rows.append(run_experiment(config, show_progress=True).to_dict())
-    return rows
+        planned.append((config, data))
+    return [
+        run_experiment(config, dataset=data, show_progress=True, device=args.device).to_dict()
+        for config, data in planned
+    ]
 
 
 def _human_run(rows: list[dict[str, Any]]) -> str:
@@ -404,6 +532,12 @@ def _human_run(rows: list[dict[str, Any]]) -> str:
                 f"  {method}/old > old/old: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in crit.items())
             )
     return "\n".join(lines)
+
+
+def _check_extras(args: argparse.Namespace) -> None:
+    """Refuse, before any work, options whose optional dependency is missing (series --plot: matplotlib)."""
+    if getattr(args, "plot", None) is not None and not has_module("matplotlib"):
+        raise MissingExtraError("matplotlib", "plot", "--plot (the heatmap)", distribution="repro-core")
 
 
 def _series(args: argparse.Namespace) -> dict[str, Any]:
@@ -461,7 +595,7 @@ def _train_distributable(args: argparse.Namespace) -> None:
     try:
         result = _train_old(args) if args.command == "train-old" else _train_new(args)
         if is_main_process():
-            emit(result, as_json=args.json)
+            emit(result, as_json=args.json, human=_human_trained)
     finally:
         if started_here:  # a caller's own process group stays up
             shutdown()
@@ -470,7 +604,10 @@ def _train_distributable(args: argparse.Namespace) -> None:
 def _main(args: argparse.Namespace) -> int:
     if args.command == "reproduce":
         return reproduce_package("bt2-compat", quick, args)
-    _set_threads(args)
+    if args.command in DEVICE_COMMANDS:  # an unavailable device (--device cuda without CUDA) stops here, exit 2
+        args.device = str(pick_device(args.device))
+    _check_extras(args)
+    torch.set_num_threads(args.threads)
     try:
         if args.command in ("train-old", "train-new"):
             _train_distributable(args)

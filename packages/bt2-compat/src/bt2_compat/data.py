@@ -18,8 +18,11 @@ test split with every class (spec 2.1, 3). Splits are stratified and seeded, so 
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -29,6 +32,7 @@ from repro_core.seeding import numpy_rng
 __all__ = [
     "DATASETS",
     "Dataset",
+    "check_old_classes",
     "class_subset",
     "load_dataset",
     "load_digits",
@@ -52,11 +56,32 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     num_classes: int
+    seed: int | None = None  #: the generator seed of a synthetic data set; None for data read from files
 
     @property
     def in_features(self) -> int:
         """Flattened input width."""
         return int(np.prod(self.x_train.shape[1:]))
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """SHA-256 (hex) of the class count and of both splits' shapes, dtypes and bytes.
+
+        Equal fingerprints mean the same data, whatever spec or folder it was loaded from; a different seed of a
+        synthetic task, another split or other files give another fingerprint. Computed once per `Dataset`.
+        Generated data may differ in the last bits between numpy builds or CPUs; `identity()` therefore also
+        records the generator seed.
+        """
+        digest = hashlib.sha256(f"bt2-compat-dataset/1 {self.num_classes}".encode())
+        for array in (self.x_train, self.y_train, self.x_test, self.y_test):
+            array = np.ascontiguousarray(array)
+            digest.update(f"|{array.dtype.str}{array.shape}|".encode())
+            digest.update(memoryview(array).cast("B"))
+        return digest.hexdigest()
+
+    def identity(self) -> dict[str, Any]:
+        """`{"name", "num_classes", "seed", "fingerprint"}`: what a model file records about its training data."""
+        return {"name": self.name, "num_classes": self.num_classes, "seed": self.seed, "fingerprint": self.fingerprint}
 
 
 def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -117,7 +142,7 @@ def make_synthetic(
     x = np.tanh(np.tanh(z @ a1) @ a2) + 0.05 * rng.standard_normal((len(y), dim))
     train, test = stratified_split(y, test_fraction, seed)
     x = x.astype(np.float32)
-    return Dataset(f"synthetic:{num_classes}", x[train], y[train], x[test], y[test], num_classes)
+    return Dataset(f"synthetic:{num_classes}", x[train], y[train], x[test], y[test], num_classes, seed)
 
 
 def make_synthetic_images(
@@ -170,7 +195,7 @@ def make_synthetic_images(
     x = 0.5 + 0.25 * contrast[:, None, None, None] * picture + noise * rng.standard_normal((n, channels, size, size))
     x = np.clip(x, 0.0, 1.0).astype(np.float32)
     train, test = stratified_split(y, test_fraction, seed)
-    return Dataset(f"synthetic-images:{num_classes}", x[train], y[train], x[test], y[test], num_classes)
+    return Dataset(f"synthetic-images:{num_classes}", x[train], y[train], x[test], y[test], num_classes, seed)
 
 
 def load_dataset(spec: str, *, seed: int = 0) -> Dataset:
@@ -194,6 +219,20 @@ def load_dataset(spec: str, *, seed: int = 0) -> Dataset:
         "data: expected 'digits', 'synthetic[:<classes>]', 'synthetic-images[:<classes>]', 'cifar100-python:<dir>' "
         f"or 'imagefolder:<dir>', got {spec!r}"
     )
+
+
+def check_old_classes(old_classes: Any, num_classes: int, *, name: str = "old_classes", data: str = "") -> int:
+    """`old_classes` if it splits `num_classes` classes into old and new ones, else `ConfigError` naming `name`.
+
+    The old model needs at least 2 classes (with one, its embedding learns nothing) and the update at least one new
+    class, so the range is `2 .. num_classes - 1`.
+    """
+    of = f"{num_classes}-class data {data}".rstrip() if data else f"{num_classes}-class data"
+    if isinstance(old_classes, bool) or not isinstance(old_classes, int) or not 2 <= old_classes <= num_classes - 1:
+        if num_classes < 3:
+            raise ConfigError(f"{name}: {of} cannot be split into old and new classes (needs at least 3 classes)")
+        raise ConfigError(f"{name}: expected an integer in 2..{num_classes - 1} for {of}, got {old_classes!r}")
+    return old_classes
 
 
 def class_subset(x: np.ndarray, y: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:

@@ -14,7 +14,9 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from bt2_compat.data import Dataset, class_subset, load_dataset
+import torch
+
+from bt2_compat.data import Dataset, check_old_classes, class_subset, load_dataset
 from bt2_compat.evaluate import Compatibility, compatibility, embed
 from bt2_compat.models import BT2Model, EmbeddingModel, ModelConfig, build_model
 from bt2_compat.train import TrainConfig, train_model
@@ -55,8 +57,8 @@ class ExperimentConfig:
         for method in self.methods:
             if method not in NEW_METHODS:
                 raise ConfigError(f"methods: expected names from {NEW_METHODS}, got {method!r}")
-        if isinstance(self.old_classes, bool) or not isinstance(self.old_classes, int) or self.old_classes < 1:
-            raise ConfigError(f"old_classes: expected a positive integer, got {self.old_classes!r}")
+        if isinstance(self.old_classes, bool) or not isinstance(self.old_classes, int) or self.old_classes < 2:
+            raise ConfigError(f"old_classes: expected an integer >= 2 (below the classes), got {self.old_classes!r}")
 
     @classmethod
     def digits(cls, seed: int = 0) -> ExperimentConfig:
@@ -131,13 +133,19 @@ def model_configs(config: ExperimentConfig, dataset: Dataset) -> dict[str, Model
 
 
 def run_experiment(
-    config: ExperimentConfig, *, dataset: Dataset | None = None, show_progress: bool = False
+    config: ExperimentConfig,
+    *,
+    dataset: Dataset | None = None,
+    show_progress: bool = False,
+    device: torch.device | str = "cpu",
 ) -> ExperimentResult:
-    """Train the old model and every new method, then evaluate old/old, new/old and new/new retrieval."""
+    """Train the old model and every new method, then evaluate old/old, new/old and new/new retrieval.
+
+    `device`: where to train and embed (results come back to the CPU); the CLI picks it with `pick_device`.
+    """
     start = time.perf_counter()
     data = dataset if dataset is not None else load_dataset(config.data, seed=config.seed)
-    if config.old_classes >= data.num_classes:
-        raise ConfigError(f"old_classes: {config.old_classes} must be below the number of classes ({data.num_classes})")
+    check_old_classes(config.old_classes, data.num_classes, data=data.name)
     archs = model_configs(config, data)
     methods = list(config.methods)
     if "bt2" in methods and "independent" not in methods:
@@ -150,6 +158,7 @@ def run_experiment(
         x_old,
         y_old,
         replace(config.train, method="independent", seed=derive_seed(config.seed, "old")),
+        device=device,
         show_progress=show_progress,
         desc="old",
     ).model
@@ -165,14 +174,17 @@ def run_experiment(
             old_model=models["old"],
             new_prime_model=models.get("independent"),
             num_classes=data.num_classes,
+            device=device,
             show_progress=show_progress,
             desc=method,
         ).model
-    embeddings = {name: embed(model, data.x_test) for name, model in models.items()}
+    embeddings = {
+        name: embed(model, data.x_test, device=device, show_progress=show_progress) for name, model in models.items()
+    }
     pairs = [("old", "old")]
     for method in methods:
         pairs += [(method, "old"), (method, method)]
-    table = compatibility(embeddings, data.y_test, pairs, metric=config.metric)
+    table = compatibility(embeddings, data.y_test, pairs, metric=config.metric, show_progress=show_progress)
     seconds = time.perf_counter() - start
     logger.info("experiment %s seed %d: %.1f s", config.data, config.seed, seconds)
     return ExperimentResult(config, table, seconds, models)

@@ -23,6 +23,7 @@ intact, and every embedding has norm `sqrt(1 + C^2)` (`C` when `k = 0`).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
@@ -275,8 +276,8 @@ class BT2Head(nn.Module):
             )
         if in_features < d_new:
             raise ConfigError(f"in_features: {in_features} is smaller than d_new ({d_new})")
-        if not scale_c > 0:
-            raise ConfigError(f"scale_c: expected C > 0, got {scale_c!r}")
+        if not 0 < scale_c < math.inf:  # an infinite C makes every embedding NaN after normalisation
+            raise ConfigError(f"scale_c: expected a finite C > 0, got {scale_c!r}")
         self.d_new, self.d_old, self.extra_dims, self.scale_c = d_new, d_old, extra_dims, float(scale_c)
         self.logit_scale = float(logit_scale)
         self.fc3 = nn.Linear(in_features, d_old, bias=True)

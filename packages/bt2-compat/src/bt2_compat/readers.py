@@ -1,9 +1,10 @@
 """Readers for image data already on disk: a `cifar-100-python` folder and an image folder (never download).
 
 CIFAR-100's python version is a set of pickles, and unpickling runs arbitrary code named in the file. The CIFAR
-reader therefore uses `RestrictedUnpickler`, whose `find_class` resolves only the globals these files need (numpy's
-array reconstruction, `numpy.ndarray`, `numpy.dtype`, builtin containers, and `_codecs.encode`, which protocol-2
-pickles written by Python 3 use for `bytes`); any other global raises `InputError` naming the file before anything
+reader therefore uses `bt2_compat.safe_pickle.RestrictedUnpickler` (re-exported here), whose `find_class` resolves
+only the globals these files need (numpy's array reconstruction, `numpy.ndarray`, `numpy.dtype`, builtin containers,
+and `_codecs.encode`, which protocol-2 pickles written by Python 3 use for `bytes`), each capped so that what the
+pickle builds never exceeds the file's size; any other global raises `InputError` naming the file before anything
 is called. Layout (spec 3, ml-fct's `prepare_dataset.py`): `<root>/{train,test,meta}`, each split a dict with
 `data` uint8 `[n, 3072]` (channel-major 3x32x32), `fine_labels`, `coarse_labels`, `filenames`; `meta` holds
 `fine_label_names` and `coarse_label_names`. Keys may be `bytes` (the original Python 2 files) or `str`.
@@ -16,15 +17,14 @@ converted to RGB, and must all have the same size unless `size` resizes them.
 
 from __future__ import annotations
 
-import io
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
 from bt2_compat.data import Dataset
+from bt2_compat.safe_pickle import RestrictedUnpickler, restricted_load
 from repro_core._optional import require
 from repro_core.errors import InputError
 
@@ -44,80 +44,6 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 
 _TRAIN_NAMES = ("train", "training")
 _TEST_NAMES = ("test", "val", "validation")
-_BUILTIN_CONTAINERS = frozenset({"dict", "list", "tuple", "set", "frozenset", "bytes", "bytearray"})
-
-
-def _numpy_global(name: str) -> Any:
-    """The numpy object a CIFAR pickle may name; `numpy.core` (numpy < 2) and `numpy._core` map to the same one."""
-    if name == "ndarray":
-        return np.ndarray
-    if name == "dtype":
-        return np.dtype
-    try:
-        from numpy._core.multiarray import _reconstruct  # numpy >= 2
-    except ImportError:  # pragma: no cover - numpy 1.x
-        from numpy.core.multiarray import _reconstruct
-    return _reconstruct
-
-
-class RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that resolves only numpy array reconstruction and builtin containers (module docstring).
-
-    `path` names the file in the error; anything else a pickle refers to raises `InputError` from `find_class`,
-    so the refused object is never looked up, let alone called.
-    """
-
-    _ALLOWED: ClassVar[frozenset[tuple[str, str]]] = frozenset(
-        {
-            ("numpy.core.multiarray", "_reconstruct"),
-            ("numpy._core.multiarray", "_reconstruct"),
-            ("numpy", "ndarray"),
-            ("numpy", "dtype"),
-            ("_codecs", "encode"),
-        }
-    )
-
-    def __init__(self, file: Any, *, path: str | Path | None = None, encoding: str = "bytes") -> None:
-        super().__init__(file, encoding=encoding)
-        self.path = path
-
-    def find_class(self, module: str, name: str) -> Any:
-        """The allowed global `module.name`; `InputError` for every other one."""
-        if (module, name) in self._ALLOWED:
-            if module == "_codecs":
-                import codecs
-
-                return codecs.encode
-            return _numpy_global(name)
-        if module in ("builtins", "__builtin__") and name in _BUILTIN_CONTAINERS:
-            import builtins
-
-            return getattr(builtins, name)
-        raise InputError(
-            f"refusing to unpickle {module}.{name}: a CIFAR file holds only numpy arrays and builtin containers",
-            path=self.path,
-        )
-
-    def persistent_load(self, pid: Any) -> Any:
-        """Persistent references never occur in CIFAR files; refuse them."""
-        raise InputError("refusing to unpickle a persistent reference", path=self.path)
-
-
-def restricted_load(path: str | Path) -> Any:
-    """Unpickle `path` with `RestrictedUnpickler` (bytes keys as in the original Python 2 files)."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError("file not found", path=path) from None
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror or exc}", path=path) from None
-    try:
-        return RestrictedUnpickler(io.BytesIO(raw), path=path).load()
-    except InputError:
-        raise
-    except Exception as exc:  # truncated or corrupt pickles raise many different types
-        raise InputError(f"not a readable pickle ({type(exc).__name__}: {exc})", path=path) from None
 
 
 @dataclass(frozen=True, eq=False)
@@ -192,7 +118,7 @@ def read_cifar100(root: str | Path, split: str = "train") -> ImageSplit:
         classes = tuple(_text(name) for name in _field(meta, "fine_label_names", root / "meta"))
     if n and fine.max() >= len(classes):
         raise InputError(f"label {int(fine.max())} >= number of classes {len(classes)}", path=path, field="fine_labels")
-    images = np.ascontiguousarray(data.reshape(n, 3, 32, 32))
+    images = data.reshape(n, 3, 32, 32).copy()  # the unpickled array is a read-only view of the file's bytes
     return ImageSplit(images, fine, classes, names, coarse)
 
 

@@ -207,6 +207,7 @@ def _train_or_load(
     *,
     name: str,
     resumed: list[str],
+    data: Dataset,
     **kwargs: Any,
 ) -> EmbeddingModel | BT2Model:
     """The finished model at `path` if a previous run wrote it, else train it (checkpoints next to `path`)."""
@@ -221,7 +222,8 @@ def _train_or_load(
     run_dir = path.with_suffix("") if path is not None else None
     train_model(model, x, y, train, run_dir=run_dir, desc=name, **kwargs)
     if path is not None:
-        save_model(path, model, arch, {"series_step": name, "train_config": train.to_dict()})
+        meta = {"series_step": name, "method": train.method, "train_config": train.to_dict()}
+        save_model(path, model, arch, meta, dataset=data)
     return model
 
 
@@ -246,6 +248,7 @@ def run_series(
     data = dataset if dataset is not None else load_dataset(config.data, seed=config.seed)
     if config.class_steps[-1] > data.num_classes:
         raise ConfigError(f"class_steps: {config.class_steps[-1]} exceeds the number of classes ({data.num_classes})")
+    _arch(config, data, 0, "embedding", config.embedding_dim, config.embedding_dim)  # data fits the backbone
     root = Path(run_dir) if run_dir is not None else None
     if root is not None:
         _check_run_dir(config, root)
@@ -272,6 +275,7 @@ def run_series(
                 replace(config.train, method="independent", seed=prime_seed),
                 name=prime,
                 resumed=resumed,
+                data=data,
                 on_epoch_end=_named(on_epoch_end, prime),
                 **common,
             )
@@ -286,6 +290,7 @@ def run_series(
             replace(config.train, method=method, seed=seed),
             name=name,
             resumed=resumed,
+            data=data,
             old_model=previous,
             new_prime_model=teacher,
             on_epoch_end=_named(on_epoch_end, name),
@@ -294,9 +299,11 @@ def run_series(
         models[name] = model
         previous = model
         previous_dim = dim + config.extra_dims if kind == "bt2" else config.embedding_dim
-    embeddings = {name: embed(model, data.x_test, device=device) for name, model in models.items()}
+    embeddings = {
+        name: embed(model, data.x_test, device=device, show_progress=show_progress) for name, model in models.items()
+    }
     pairs = [(q, g) for q in names for g in names]
-    cells = compatibility(embeddings, data.y_test, pairs, metric=config.metric).cells
+    cells = compatibility(embeddings, data.y_test, pairs, metric=config.metric, show_progress=show_progress).cells
     matrix = {metric: [[cells[f"{q}/{g}"][metric] for g in names] for q in names] for metric in _CELL_METRICS}
     seconds = time.perf_counter() - start
     logger.info("series %s (%s, %d steps): %.1f s", config.data, config.method, len(names), seconds)

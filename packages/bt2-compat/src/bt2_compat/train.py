@@ -103,14 +103,15 @@ class TrainConfig:
             raise ConfigError(f"warmup_epochs: expected an integer in [0, epochs), got {self.warmup_epochs!r}")
         if len(self.lambdas) != 3:
             raise ConfigError(f"lambdas: expected three values (lambda1, lambda2, lambda3), got {self.lambdas!r}")
+        # finite too: an infinite rate or weight turns the first step's weights into NaN, silently
         for name in ("lr", "influence_scale"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name}: expected > 0, got {getattr(self, name)!r}")
+            if not 0 < getattr(self, name) < math.inf:
+                raise ConfigError(f"{name}: expected a finite number > 0, got {getattr(self, name)!r}")
         for name in ("weight_decay", "bct_alpha", "l2_weight"):
-            if not getattr(self, name) >= 0:
-                raise ConfigError(f"{name}: expected >= 0, got {getattr(self, name)!r}")
-        if any(not v >= 0 for v in self.lambdas):
-            raise ConfigError(f"lambdas: expected values >= 0, got {self.lambdas!r}")
+            if not 0 <= getattr(self, name) < math.inf:
+                raise ConfigError(f"{name}: expected a finite number >= 0, got {getattr(self, name)!r}")
+        if any(not 0 <= v < math.inf for v in self.lambdas):
+            raise ConfigError(f"lambdas: expected finite values >= 0, got {self.lambdas!r}")
         if not isinstance(self.augment, bool):
             raise ConfigError(f"augment: expected true or false, got {self.augment!r}")
         if isinstance(self.crop_padding, bool) or not isinstance(self.crop_padding, int) or self.crop_padding < 0:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,19 @@ import numpy as np
 
 from mult_probe.__about__ import __version__
 from mult_probe.reproduction import quick
-from repro_core.cli import add_command, make_parser, progress, run_main
+from repro_core.cli import (
+    Bounded,
+    InputPath,
+    add_command,
+    add_device_option,
+    add_seed_option,
+    make_parser,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    progress,
+    run_main,
+)
 from repro_core.cli import emit as emit_result
 from repro_core.errors import ConfigError, InputError
 from repro_core.umbrella import add_reproduce_command, reproduce_package
@@ -34,10 +48,73 @@ Not implemented yet: the paper's other
 analyses."""
 
 
-def _operands(paths: Sequence[Path]) -> list[tuple[int, int]]:
-    from mult_probe.data import read_examples
+#: Operands of up to 18 digits: generation draws them as int64 and the products, running sums and answers of a
+#: training run (k + l <= 18, checked by `TrainConfig`) stay within int64 too.
+DIGITS = Bounded(int, low=1, high=18)
+#: Operand pairs are drawn and held in memory (with a set of those seen), so counts are capped well below RAM limits.
+MAX_PAIRS = 10**8
+PAIR_COUNT = Bounded(int, low=1, high=MAX_PAIRS)
+#: A seed that is not `--seed` (the counterfactual digits of `analyze attrib`): the range every RNG accepts.
+EXTRA_SEED = Bounded(int, low=0, high=2**32 - 1)
+#: AdamW learning rate: positive, and above 1 every preset diverges on the first steps.
+LEARNING_RATE = Bounded(float, low=0, high=1, low_open=True)
+DENG_FILE = InputPath(suffixes=(".txt",))
+#: The analyses need a few pairs (probes split them into training and validation pairs).
+MIN_ANALYSIS_PAIRS = 5
+PRESETS = ("tiny", "small", "paper", "paper_sft", "paper_12l8h")
 
-    return [(e.a, e.b) for path in paths for e in read_examples(path)]
+
+@dataclasses.dataclass(frozen=True)
+class _SmoothingLambda(Bounded):
+    """`--smoothing-lambda`: a positive number, or `inf` (Deng et al.'s spelling of "no removal smoothing")."""
+
+    def describe(self) -> str:
+        return "a finite number > 0, or inf (no smoothing)"
+
+    def __call__(self, text: str) -> int | float:
+        if text.strip().lower() in ("inf", "+inf", "infinity", "+infinity"):
+            return math.inf
+        return super().__call__(text)
+
+
+@dataclasses.dataclass(frozen=True)
+class _RunOrCheckpoint(InputPath):
+    """`--checkpoint`: a `train --run-dir` folder or one checkpoint file, either must exist and be readable."""
+
+    def __call__(self, text: str) -> Path:
+        path = Path(text)
+        if text and path.is_dir():
+            if not os.access(path, os.R_OK | os.X_OK):
+                raise argparse.ArgumentTypeError(f"{text}: permission denied")
+            return path
+        return super().__call__(text)
+
+
+def _read_pairs(path: Path, *, fits: tuple[int, int] | None = None, exact: bool = False) -> np.ndarray:
+    """`[n, 2]` operand pairs of a Deng-format file; an empty file, or a line that does not fit the run, is an error.
+
+    `fits=(k, l)` requires operands below 10^k and 10^l (`exact`: with exactly k and l digits), checked line by line
+    so the error names the line, before any model is trained or evaluated.
+    """
+    from mult_probe.data import read_numbered_examples
+
+    rows = read_numbered_examples(path)
+    if not rows:
+        raise InputError("no examples (an empty file?)", path=path)
+    if fits is not None:
+        k, l = fits
+        for line_no, e in rows:
+            too_short = exact and (e.a < 10 ** (k - 1) or e.b < 10 ** (l - 1))
+            if e.a >= 10**k or e.b >= 10**l or too_short:
+                raise InputError(
+                    f"{e.a} * {e.b} does not fit the run's {k}x{l} layout", path=path, line=line_no, field="input"
+                )
+    return np.array([(e.a, e.b) for _, e in rows], dtype=np.int64)
+
+
+def _operands(paths: Sequence[Path]) -> list[tuple[int, int]]:
+    """Operand pairs of files to exclude (any layout: pairs of another layout simply never occur)."""
+    return [(int(a), int(b)) for path in paths for a, b in _read_pairs(path)]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,18 +127,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="generate Deng-format lines, or check a file against the rule",
         description="Seeded k-by-l multiplication lines 'input||cot #### answer' (digits least significant first), "
         "excluding the operands of --exclude files; or --check FILE: rebuild FILE from its operands "
-        "and compare byte for byte.",
+        "and compare byte for byte (with --exclude: and report lines whose operands those files hold).",
         epilog="examples:\n  mult-probe data --k 4 --n 808000 --exclude valid.txt test.txt --out train.txt\n"
         "  mult-probe data --k 3 --n 1000 --no-cot --out valid3.txt\n  mult-probe data --check valid.txt --json",
     )
-    data.add_argument("--k", type=int, default=4, help="digits of the first operand (default: 4)")
-    data.add_argument("--l", type=int, default=None, help="digits of the second operand (default: k)")
-    data.add_argument("--n", type=int, default=1000, help="number of lines (default: 1000)")
-    data.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    data.add_argument("--k", type=DIGITS, default=4, help="digits of the first operand, 1 to 18 (default: 4)")
+    data.add_argument("--l", type=DIGITS, default=None, help="digits of the second operand, 1 to 18 (default: k)")
+    data.add_argument("--n", type=PAIR_COUNT, default=1000, help=f"number of lines, 1 to {MAX_PAIRS:.0e} (1000)")
+    add_seed_option(data)
     data.add_argument("--no-cot", action="store_true", help="write 'input|| #### answer' lines")
-    data.add_argument("--exclude", type=Path, nargs="*", default=[], help="Deng-format files whose operands to skip")
+    data.add_argument(
+        "--exclude", type=DENG_FILE, nargs="*", default=[], help="Deng-format files whose operands to skip"
+    )
     data.add_argument("--out", type=Path, help="output file (required unless --check)")
-    data.add_argument("--check", type=Path, help="verify that this file follows the rule byte for byte")
+    data.add_argument("--check", type=DENG_FILE, help="verify that this file follows the rule byte for byte")
 
     train = add_command(
         commands,
@@ -79,32 +158,45 @@ def build_parser() -> argparse.ArgumentParser:
         "  torchrun --nproc_per_node 2 -m mult_probe.cli train --k 3 --steps 200 --batch-size 64",
     )
     train.add_argument("--method", choices=["sft", "aux", "icot"], default="sft", help="objective (default: sft)")
-    train.add_argument("--k", type=int, default=3, help="digits of the first operand (default: 3)")
-    train.add_argument("--l", type=int, default=None, help="digits of the second operand (default: k)")
-    train.add_argument("--preset", default="tiny", help="model preset: tiny, small, paper, paper_sft, paper_12l8h")
-    train.add_argument("--steps", type=int, default=1500, help="optimiser steps (default: 1500)")
-    train.add_argument("--batch-size", type=int, default=128, help="sequences per step (default: 128)")
-    train.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default: 1e-3)")
-    train.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
-    train.add_argument("--train-size", type=int, default=None, help="fixed training split (default: fresh pairs)")
-    train.add_argument("--eval-size", type=int, default=1000, help="held-out pairs when no --valid (default: 1000)")
-    train.add_argument("--eval-every", type=int, default=0, help="evaluate every N steps (default: at the end)")
-    train.add_argument("--checkpoint-every", type=int, default=0, help="checkpoint every N steps (default: at end)")
-    train.add_argument("--aux-lambda", type=float, default=1.0, help="auxiliary loss weight (default: 1)")
-    train.add_argument("--aux-heads", type=int, nargs="+", default=[0, 1], help="heads with probes (default: 0 1)")
-    train.add_argument("--aux-layer", type=int, default=-1, help="layer of those heads (default: last)")
-    train.add_argument("--aux-target-scale", type=float, default=100.0, help="c_hat divisor (default: 100)")
-    train.add_argument("--remove-per-epoch", type=float, default=8.0, help="icot: CoT tokens removed per epoch (8)")
+    train.add_argument("--k", type=DIGITS, default=3, help="digits of the first operand (default: 3; k + l <= 18)")
+    train.add_argument("--l", type=DIGITS, default=None, help="digits of the second operand (default: k)")
+    train.add_argument("--preset", choices=PRESETS, default="tiny", help="model preset (default: tiny)")
+    train.add_argument("--steps", type=positive_int, default=1500, help="optimiser steps (default: 1500)")
+    train.add_argument("--batch-size", type=positive_int, default=128, help="sequences per step (default: 128)")
+    train.add_argument("--lr", type=LEARNING_RATE, default=1e-3, help="AdamW learning rate in (0, 1] (default: 1e-3)")
+    add_seed_option(train)
+    train.add_argument("--train-size", type=PAIR_COUNT, default=None, help="fixed training split (default: fresh)")
+    train.add_argument("--eval-size", type=PAIR_COUNT, default=1000, help="held-out pairs when no --valid (1000)")
+    train.add_argument("--eval-every", type=non_negative_int, default=0, help="evaluate every N steps (0: at the end)")
+    train.add_argument("--checkpoint-every", type=non_negative_int, default=0, help="checkpoint every N steps (0: end)")
+    train.add_argument("--aux-lambda", type=Bounded(float, low=0), default=1.0, help="aux loss weight >= 0 (1)")
+    train.add_argument(
+        "--aux-heads", type=non_negative_int, nargs="+", default=[0, 1], help="heads with probes (default: 0 1)"
+    )
+    train.add_argument("--aux-layer", type=Bounded(int), default=-1, help="layer of those heads (default: -1, last)")
+    train.add_argument("--aux-target-scale", type=positive_float, default=100.0, help="c_hat divisor (default: 100)")
+    train.add_argument(
+        "--remove-per-epoch", type=positive_float, default=8.0, help="icot: CoT tokens removed per epoch (8)"
+    )
     train.add_argument("--removal-side", choices=["left", "right"], default="left", help="icot: cut side (left)")
-    train.add_argument("--smoothing-lambda", type=float, default=4.0, help="icot: removal smoothing; inf: off (4)")
+    train.add_argument(
+        "--smoothing-lambda",
+        type=_SmoothingLambda(float, low=0, low_open=True),
+        default=4.0,
+        help="icot: removal smoothing, > 0; inf: off (default: 4)",
+    )
     train.add_argument("--no-reset-optimizer", action="store_true", help="icot: keep AdamW state across removals")
-    train.add_argument("--remove-start-from", type=int, default=0, help="icot: tokens removed from step 0 (0)")
-    train.add_argument("--pretrain-epochs", type=int, default=0, help="icot: epochs with full CoT first (0)")
-    train.add_argument("--steps-per-epoch", type=int, default=None, help="icot: epoch length (ceil(train/batch))")
-    train.add_argument("--valid", type=Path, help="Deng-format evaluation file (its operands are never trained on)")
-    train.add_argument("--exclude", type=Path, nargs="*", default=[], help="more files whose operands to skip")
+    train.add_argument(
+        "--remove-start-from", type=non_negative_int, default=0, help="icot: tokens removed from step 0 (0)"
+    )
+    train.add_argument("--pretrain-epochs", type=non_negative_int, default=0, help="icot: full-CoT epochs first (0)")
+    train.add_argument(
+        "--steps-per-epoch", type=positive_int, default=None, help="icot: epoch length (ceil(train/batch))"
+    )
+    train.add_argument("--valid", type=DENG_FILE, help="Deng-format evaluation file (never trained on)")
+    train.add_argument("--exclude", type=DENG_FILE, nargs="*", default=[], help="more files whose operands to skip")
     train.add_argument("--run-dir", type=Path, help="checkpoint directory; an existing run resumes")
-    train.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto (default: cpu)")
+    add_device_option(train)
 
     evaluate = add_command(
         commands,
@@ -117,14 +209,16 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n  mult-probe eval --run-dir runs/sft3 --n 2000 --json\n"
         "  mult-probe eval --run-dir runs/icot3 --cot-removed 10",
     )
-    evaluate.add_argument("--run-dir", type=Path, required=True, help="a `mult-probe train` run directory")
-    evaluate.add_argument("--data", type=Path, help="Deng-format file to evaluate on (default: seeded pairs)")
-    evaluate.add_argument("--n", type=int, default=1000, help="seeded pairs when no --data (default: 1000)")
-    evaluate.add_argument("--seed", type=int, default=12345, help="seed of those pairs (default: 12345)")
-    evaluate.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto (default: cpu)")
+    evaluate.add_argument(
+        "--run-dir", type=InputPath(directory=True), required=True, help="a `mult-probe train` run directory"
+    )
+    evaluate.add_argument("--data", type=DENG_FILE, help="Deng-format file to evaluate on (default: seeded pairs)")
+    evaluate.add_argument("--n", type=PAIR_COUNT, default=1000, help="seeded pairs when no --data (default: 1000)")
+    add_seed_option(evaluate, default=12345, help="seed of those pairs, 0 to 2**32 - 1 (default: 12345)")
+    add_device_option(evaluate)
     evaluate.add_argument(
         "--cot-removed",
-        type=int,
+        type=non_negative_int,
         help="ICoT runs: CoT tokens removed in the CoT-aware evaluation (default: the schedule at the checkpoint)",
     )
 
@@ -134,18 +228,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _data(args: argparse.Namespace) -> dict[str, Any]:
-    from mult_probe.data import cot_line, generate_split, nocot_line, read_examples, write_lines
+    from mult_probe.data import cot_line, generate_operands, nocot_line, read_examples, write_lines
 
+    exclude = _operands(args.exclude)  # every input file is read and checked before anything else
     if args.check is not None:
         examples = read_examples(args.check)  # raises InputError naming the first bad line
+        if not examples:
+            raise InputError("no examples (an empty file?)", path=args.check)
         text = "".join((cot_line if e.has_cot else nocot_line)(e.a, e.b, e.k, e.l) + "\n" for e in examples)
         identical = text.encode("utf-8") == args.check.read_bytes()
-        return {"path": args.check, "lines": len(examples), "byte_identical": identical}
+        checked: dict[str, Any] = {"path": args.check, "lines": len(examples), "byte_identical": identical}
+        if args.exclude:  # held-out operands must not occur in the checked file
+            banned = set(exclude)
+            checked["excluded_pairs_found"] = sum((e.a, e.b) in banned for e in examples)
+        return checked
     if args.out is None:
         raise ConfigError("--out: required unless --check is given")
-    lines = generate_split(
-        args.k, args.l, n=args.n, seed=args.seed, exclude=_operands(args.exclude), cot=not args.no_cot
-    )
+    l = args.k if args.l is None else args.l
+    pairs = generate_operands(args.k, l, n=args.n, seed=args.seed, exclude=exclude)  # = `generate_split`'s lines
+    make = nocot_line if args.no_cot else cot_line
+    lines = [make(int(a), int(b), args.k, l) for a, b in progress(pairs, desc="lines", unit="line")]
     write_lines(args.out, lines)
     return {
         "path": args.out,
@@ -158,6 +260,7 @@ def _data(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _device(name: str) -> Any:
+    """The device of `--device`, checked before any work (`auto` honours $REPRO_DEVICE); unavailable: ConfigError."""
     from repro_core.device import pick_device
 
     return pick_device(None if name == "auto" else name)
@@ -170,26 +273,19 @@ def _eval_dict(result: Any) -> dict[str, Any]:
 
 
 def _train(args: argparse.Namespace) -> dict[str, Any]:
-    import math
-
     from mult_probe.data import cot_length
     from mult_probe.icot import IcotConfig
     from mult_probe.model import ModelConfig
     from mult_probe.train import TrainConfig, train
     from repro_core.distributed import init_from_env
 
-    context = init_from_env()  # a process group under torchrun, else a single process
+    # everything is checked before training starts: the device, the config, then every input file
     device = _device(args.device)
-    if context.backend == "nccl":
-        device = _device(f"cuda:{context.local_rank}")
     l = args.k if args.l is None else args.l
+    if args.k + l > 18:
+        raise ConfigError(f"--k/--l: {args.k} + {l} digits; products beyond 18 digits overflow int64 (k + l <= 18)")
     length = 2 * (args.k + l) + 5 + (cot_length(args.k, l) if args.method == "icot" else 0)
     model = ModelConfig.preset(args.preset, n_ctx=max(32, length))
-    eval_pairs = None
-    if args.valid is not None:
-        eval_pairs = np.array(_operands([args.valid]), dtype=np.int64)
-        if eval_pairs.size == 0:
-            raise InputError("no examples", path=args.valid)
     config = TrainConfig(
         method=args.method,
         k=args.k,
@@ -217,26 +313,26 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
             steps_per_epoch=args.steps_per_epoch,
         ),
     )
+    eval_pairs = None if args.valid is None else _read_pairs(args.valid, fits=(config.k, config.n_digits_b))
+    exclude = _operands(args.exclude)
+    context = init_from_env()  # a process group under torchrun, else a single process
+    if context.backend == "nccl":
+        device = _device(f"cuda:{context.local_rank}")
     desc = f"{config.method} {config.k}x{config.n_digits_b}"
     with progress(total=config.steps, desc=desc, unit="step", disable=None if context.is_main else True) as bar:
 
         def on_step(step: int, logs: dict[str, Any]) -> None:
-            bar.n = step
+            """Advance the bar through `update`, so a non-terminal gets a line per interval, not one per step."""
             shown = {"loss": f"{logs['loss']:.3f}"}
             if "cot_removed" in logs:
                 shown["cot_removed"] = str(logs["cot_removed"])
             if "eval" in logs:
                 shown["acc"] = f"{np.mean(logs['eval']['digit_accuracy']):.3f}"
             bar.set_postfix(shown, refresh=False)
-            bar.refresh()
+            bar.update(step - bar.n)
 
         result = train(
-            config,
-            run_dir=args.run_dir,
-            eval_pairs=eval_pairs,
-            exclude=_operands(args.exclude),
-            device=device,
-            on_step=on_step,
+            config, run_dir=args.run_dir, eval_pairs=eval_pairs, exclude=exclude, device=device, on_step=on_step
         )
     return {
         "config": config.to_dict(),
@@ -249,43 +345,32 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _eval(args: argparse.Namespace) -> dict[str, Any]:
+    from mult_probe.analysis import load_run
     from mult_probe.data import cot_length, generate_operands
     from mult_probe.icot import removed_at
-    from mult_probe.model import Transformer
-    from mult_probe.train import TrainConfig, evaluate
-    from repro_core.checkpoint import CheckpointManager
+    from mult_probe.train import evaluate
 
-    state = CheckpointManager(args.run_dir, keep=None).load_latest()
-    if state is None:
-        raise InputError("no checkpoint found (run `mult-probe train --run-dir` first)", path=args.run_dir)
-    config = TrainConfig.from_json(state["config"])
+    device = _device(args.device)
+    run = load_run(args.run_dir, device=device)  # a bad or foreign checkpoint is an InputError naming the file
+    config = run.config
     removed = None
     if config.method == "icot":
         removed = args.cot_removed
         if removed is None:
             cot_len = cot_length(config.k, config.n_digits_b)
-            removed = removed_at(int(state["step"]), config.steps_per_epoch, config.icot, cot_len)
-        elif removed < 0:
-            raise ConfigError(f"--cot-removed: must be >= 0, got {removed}")
+            removed = removed_at(run.step, config.steps_per_epoch, config.icot, cot_len)
     elif args.cot_removed is not None:
         raise ConfigError(f"--cot-removed: only for ICoT runs; {args.run_dir} is a {config.method!r} run")
-    model = Transformer(config.model)
-    model.load_state_dict(state["model"])
-    model.to(_device(args.device))
-    if args.data is not None:
-        pairs = np.array(_operands([args.data]), dtype=np.int64)
-        if pairs.size == 0:
-            raise InputError("no examples", path=args.data)
+    if args.data is not None:  # operands with fewer digits are zero-padded into the run's layout
+        pairs = _read_pairs(args.data, fits=(config.k, config.n_digits_b))
     else:
         pairs = generate_operands(config.k, config.n_digits_b, n=args.n, seed=args.seed)
-    if (pairs[:, 0] >= 10**config.k).any() or (pairs[:, 1] >= 10**config.n_digits_b).any():
-        raise InputError(f"operands do not fit the run's {config.k}x{config.n_digits_b} layout", path=args.data)
     result = evaluate(
-        model, pairs, config.k, config.n_digits_b, cot_removed=removed, removal_side=config.icot.removal_side
+        run.model, pairs, config.k, config.n_digits_b, cot_removed=removed, removal_side=config.icot.removal_side
     )
     return {
         "run_dir": args.run_dir,
-        "step": int(state["step"]),
+        "step": run.step,
         "method": config.method,
         "k": config.k,
         "l": config.n_digits_b,
@@ -316,7 +401,9 @@ def _human_eval(result: dict[str, Any]) -> str:
 def _human_data(result: dict[str, Any]) -> str:
     if "byte_identical" in result:
         verdict = "follows the rule byte for byte" if result["byte_identical"] else "DIFFERS from the rule"
-        return f"{result['path']}: {result['lines']} lines, {verdict}"
+        found = result.get("excluded_pairs_found")
+        overlap = "" if found is None else f", {found} lines with excluded operands"
+        return f"{result['path']}: {result['lines']} lines, {verdict}{overlap}"
     return f"wrote {result['lines']} lines to {result['path']}"
 
 
@@ -335,8 +422,13 @@ def _add_analysis_commands(commands: Any) -> None:
         "  mult-probe probe --checkpoint runs/aux3/ckpt-1500.pt --hooks blocks.1.hook_resid_mid",
     )
     probe.add_argument("--hooks", nargs="+", help="hook names (default: resid_mid and resid_post of every layer)")
-    probe.add_argument("--ridge", type=float, default=1e-2, help="ridge penalty (default: 0.01)")
-    probe.add_argument("--val-fraction", type=float, default=0.2, help="validation share (default: 0.2)")
+    probe.add_argument("--ridge", type=Bounded(float, low=0), default=1e-2, help="ridge penalty >= 0 (default: 0.01)")
+    probe.add_argument(
+        "--val-fraction",
+        type=Bounded(float, low=0, high=1, low_open=True, high_open=True),
+        default=0.2,
+        help="validation share in (0, 1) (default: 0.2)",
+    )
     analyze = add_command(
         commands,
         "analyze",
@@ -359,35 +451,37 @@ def _add_analysis_commands(commands: Any) -> None:
         metavar="ANALYSIS",
         help=f"one or more of {', '.join(ANALYSES)}, or all",
     )
-    analyze.add_argument("--attrib-seed", type=int, default=99, help="seed of the counterfactual digits (default: 99)")
+    analyze.add_argument(
+        "--attrib-seed", type=EXTRA_SEED, default=99, help="seed of the counterfactual digits (default: 99)"
+    )
     for sub, n in ((probe, 2000), (analyze, 1000)):
-        sub.add_argument("--checkpoint", type=Path, required=True, help="a `train --run-dir` directory or ckpt file")
-        sub.add_argument("--n", type=int, default=n, help=f"seeded analysis pairs when no --data (default: {n})")
-        sub.add_argument("--seed", type=int, default=12345, help="seed of those pairs (default: 12345)")
-        sub.add_argument("--data", type=Path, help="Deng-format file whose operands to analyse instead")
+        sub.add_argument(
+            "--checkpoint", type=_RunOrCheckpoint(), required=True, help="a `train --run-dir` directory or ckpt file"
+        )
+        sub.add_argument(
+            "--n",
+            type=Bounded(int, low=MIN_ANALYSIS_PAIRS, high=MAX_PAIRS),
+            default=n,
+            help=f"seeded analysis pairs when no --data, at least {MIN_ANALYSIS_PAIRS} (default: {n})",
+        )
+        add_seed_option(sub, default=12345, help="seed of those pairs, 0 to 2**32 - 1 (default: 12345)")
+        sub.add_argument("--data", type=DENG_FILE, help="Deng-format file whose operands to analyse instead")
         sub.add_argument("--out", type=Path, help="folder for <analysis>.png figures and full <analysis>.json")
-        sub.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto (default: cpu)")
+        add_device_option(sub)
 
 
 def _analyze(args: argparse.Namespace) -> dict[str, Any]:
     """Load the checkpoint, draw the pairs, run the chosen analyses; write figures and full results to --out."""
     from mult_probe.analysis import ANALYSES, load_run, run_analysis
-    from mult_probe.analysis._common import check_pairs
     from mult_probe.data import generate_operands
     from repro_core.report import save_figure, write_json
 
     run = load_run(args.checkpoint, device=_device(args.device))
     if args.data is not None:
-        pairs = np.array(_operands([args.data]), dtype=np.int64)
-        if pairs.size == 0:
-            raise InputError("no examples", path=args.data)
-        try:
-            pairs = check_pairs(pairs, run.k, run.l)
-        except InputError as exc:
-            raise InputError(f"{exc} (the run is {run.k}x{run.l})", path=args.data) from None
+        pairs = _read_pairs(args.data, fits=(run.k, run.l), exact=True)
+        if len(pairs) < MIN_ANALYSIS_PAIRS:
+            raise InputError(f"{len(pairs)} examples; the analyses need at least {MIN_ANALYSIS_PAIRS}", path=args.data)
     else:
-        if args.n < 5:
-            raise ConfigError(f"--n: need at least 5 pairs, got {args.n}")
         pairs = generate_operands(run.k, run.l, n=args.n, seed=args.seed)
     if args.command == "probe":
         from mult_probe.probes import fit_running_sum_probes, plot_probe_mae
@@ -407,7 +501,7 @@ def _analyze(args: argparse.Namespace) -> dict[str, Any]:
         summaries, full, figures = {}, {}, {}
         with progress(total=len(names), desc="analyses", unit="analysis") as bar:
             for name in names:
-                bar.set_postfix({"running": name}, refresh=True)
+                bar.set_postfix({"running": name}, refresh=False)  # a forced refresh prints a line off a terminal
                 full[name], summaries[name], figures[name] = run_analysis(
                     name, run.model, pairs, run.k, run.l, seed=args.attrib_seed
                 )
@@ -479,7 +573,8 @@ def _main(args: argparse.Namespace) -> int:
         if args.command == "data":
             result = _data(args)
             emit_result(result, as_json=args.json, human=_human_data)
-            return 0 if result.get("byte_identical", True) else 1
+            passed = result.get("byte_identical", True) and not result.get("excluded_pairs_found", 0)
+            return 0 if passed else 1
         if args.command == "train":
             trained = _train(args)
             if trained.pop("is_main"):  # under torchrun only rank 0 prints

@@ -45,6 +45,7 @@ __all__ = [
     "number_from_digits",
     "parse_line",
     "read_examples",
+    "read_numbered_examples",
     "running_sums",
     "running_sums_batch",
     "write_lines",
@@ -236,11 +237,27 @@ def parse_line(line: str, *, path: str | os.PathLike[str] | None = None, line_no
     return Example(a=a, b=b, k=k, l=l, has_cot=has_cot)
 
 
+def read_numbered_examples(path: str | os.PathLike[str]) -> list[tuple[int, Example]]:
+    """Parse every non-empty line of a Deng-format file, with its 1-based line number (for errors found later).
+
+    Lines are decoded one by one, so bytes that are not UTF-8 raise `InputError` naming the file and line.
+    """
+    path = Path(path)
+    out = []
+    for line_no, raw in enumerate(path.read_bytes().split(b"\n"), 1):
+        try:
+            line = raw.decode("utf-8").removesuffix("\r")
+        except UnicodeDecodeError as exc:
+            message = f"not UTF-8 text (byte {raw[exc.start]:#04x} at column {exc.start + 1})"
+            raise InputError(message, path=path, line=line_no, field="line") from None
+        if line.strip():
+            out.append((line_no, parse_line(line, path=path, line_no=line_no)))
+    return out
+
+
 def read_examples(path: str | os.PathLike[str]) -> list[Example]:
     """Parse every non-empty line of a Deng-format file."""
-    path = Path(path)
-    with path.open(encoding="utf-8") as handle:
-        return [parse_line(line, path=path, line_no=i) for i, line in enumerate(handle, 1) if line.strip()]
+    return [example for _, example in read_numbered_examples(path)]
 
 
 def write_lines(path: str | os.PathLike[str], lines: Iterable[str]) -> Path:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -58,7 +59,7 @@ from mult_probe.icot import (
     scheduled_removal,
 )
 from mult_probe.model import ModelConfig, Transformer
-from repro_core.checkpoint import CheckpointManager
+from repro_core.checkpoint import CheckpointManager, load_checkpoint
 from repro_core.config import checked_fields
 from repro_core.distributed import data_parallel_group, rank_seed, write_on_main
 from repro_core.errors import ConfigError
@@ -480,7 +481,8 @@ def train(
     with fork_rng():  # dropout draws from torch's global stream: seed it for this run, restore it afterwards
         dropout_seed = derive_seed(config.seed, "dropout")
         torch.manual_seed(dropout_seed if rank == 0 else rank_seed(dropout_seed, rank))
-        state = None if manager is None else manager.load_latest()
+        latest = None if manager is None else manager.latest()
+        state = None if latest is None else load_checkpoint(latest)
         if state is not None:
             if state["config"] != config.to_json():
                 raise ConfigError(f"run_dir: {run_dir} holds a checkpoint of a different config; use a new directory")
@@ -541,12 +543,18 @@ def train(
                 _all_reduce_gradients(params)
                 parts = _all_reduce_parts(parts, config.batch_size, norm)
                 loss = parts["lm"] + (config.aux_lambda * parts["aux"] if "aux" in parts else 0.0)
+            loss_value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
+            if not math.isfinite(loss_value):  # the same global loss on every rank: all of them stop here
+                raise ConfigError(
+                    f"lr: the loss became {loss_value} at step {step + 1} (the run diverged before this update); "
+                    "lower the learning rate or aux_lambda"
+                )
             if config.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
             optimizer.step()
             done = step + 1
             logs.update(
-                loss=float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss),
+                loss=loss_value,
                 lm=float(parts["lm"]),
                 position_loss=[float(x) for x in parts["position_loss"]],
             )

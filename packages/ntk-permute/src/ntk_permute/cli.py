@@ -3,21 +3,35 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ntk_permute.__about__ import __version__
 from ntk_permute.closed_form import m_form
-from ntk_permute.complexity import BOUNDS, ensemble_size, worst_ratio
-from ntk_permute.exhaustive import DEFAULT_EPS, MODES, exhaustive_check
+from ntk_permute.complexity import BOUNDS, MAX_K, ensemble_size, worst_ratio
+from ntk_permute.exhaustive import DEFAULT_EPS, MAX_EXHAUSTIVE_K, MODES, exhaustive_check
 from ntk_permute.gp import random_permutation
+from ntk_permute.montecarlo import MAX_MC_K
 from ntk_permute.reproduction import quick
-from ntk_permute.training import BACKENDS, DTYPES, LOSSES, TrainConfig
-from repro_core.cli import add_command, make_parser, progress, run_main
+from ntk_permute.training import BACKENDS, DTYPES, LOSSES, TrainConfig, training_devices
+from repro_core.cli import (
+    Bounded,
+    InputPath,
+    add_command,
+    add_device_option,
+    add_seed_option,
+    make_parser,
+    positive_float,
+    positive_int,
+    progress,
+    run_main,
+)
 from repro_core.cli import emit as emit_result
-from repro_core.errors import ConfigError
+from repro_core.errors import ConfigError, InputError
 from repro_core.seeding import numpy_rng
 from repro_core.umbrella import add_reproduce_command, reproduce_package
 
@@ -40,6 +54,31 @@ commands:
   reproduce    this package's quick reproduction (also run by `repro reproduce`)"""
 
 KINDS = ("ntk", "nngp")
+#: Largest k whose per-level table `analytic` lists without --m (one row per level).
+MAX_LISTED_K = 100_000
+#: Largest k for training: the default schedule diagonalises the k x k analytic training kernel.
+MAX_TRAIN_K = 4096
+
+
+#: Option types (repro-core's, so that the bad-input harness can attack them): a value outside the range is a usage
+#: error naming the option and the range, exit 2, before any work.
+NON_NEGATIVE = Bounded(float, low=0)
+PROBABILITY = Bounded(float, low=0, high=1, low_open=True, high_open=True)
+
+
+def _check_k_limit(values: Sequence[int], limit: int, name: str, reason: str, *, low: int = 1) -> None:
+    """A ConfigError naming --k and the range for the first k outside low..limit, before any work starts."""
+    for k in values:
+        if k < low:
+            raise ConfigError(f"--k {k}: {name} needs k >= {low}")
+        if k > limit:
+            raise ConfigError(f"--k {k}: above the limit {limit} of {name} ({reason})")
+
+
+def _check_levels(levels: Sequence[int], k: int) -> None:
+    for m in levels:
+        if not 1 <= m <= k:
+            raise ConfigError(f"--m {m}: must be a number of ones in 1..k = 1..{k}")
 
 
 def _kinds(value: str) -> list[str]:
@@ -50,8 +89,12 @@ def _add_gp_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--kind", choices=[*KINDS, "both"], default="both", help="ntk = NTK-GP, nngp = NNGP-GP (default: both)"
     )
-    parser.add_argument("--w-std", type=float, default=1.0, help="weight standard deviation sigma_w (default: 1)")
-    parser.add_argument("--b-std", type=float, default=0.0, help="bias standard deviation sigma_b (default: 0)")
+    parser.add_argument(
+        "--w-std", type=positive_float, default=1.0, help="weight standard deviation sigma_w > 0 (default: 1)"
+    )
+    parser.add_argument(
+        "--b-std", type=NON_NEGATIVE, default=0.0, help="bias standard deviation sigma_b >= 0 (default: 0)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,20 +112,29 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n  ntk-permute analytic --k 8\n  ntk-permute analytic --k 16 --exhaustive --perms 20 --json\n"
         "  ntk-permute analytic --k 20 --exhaustive --mode mform",
     )
-    analytic.add_argument("--k", type=int, required=True, help="input dimension k")
-    analytic.add_argument("--m", type=int, nargs="+", help="numbers of ones to report (default: 1..k)")
-    analytic.add_argument("--t", type=float, default=None, help="training time (default: t = infinity)")
-    analytic.add_argument("--lr", type=float, default=1.0, help="learning rate eta for finite --t (default: 1)")
+    analytic.add_argument(
+        "--k",
+        type=positive_int,
+        required=True,
+        help=f"input dimension k (<= {MAX_LISTED_K:,} without --m, <= {MAX_EXHAUSTIVE_K} with --exhaustive)",
+    )
+    analytic.add_argument(
+        "--m", type=positive_int, nargs="+", help=f"numbers of ones to report (default: 1..k, for k <= {MAX_LISTED_K})"
+    )
+    analytic.add_argument("--t", type=NON_NEGATIVE, default=None, help="training time >= 0 (default: t = infinity)")
+    analytic.add_argument(
+        "--lr", type=positive_float, default=1.0, help="learning rate eta for finite --t (default: 1)"
+    )
     _add_gp_options(analytic)
     group = analytic.add_argument_group("exhaustive check")
     group.add_argument("--exhaustive", action="store_true", help="check every nonzero input")
-    group.add_argument("--perms", type=int, default=1, help="number of random permutations (default: 1)")
-    group.add_argument("--seed", type=int, default=0, help="seed of the permutations (default: 0)")
+    group.add_argument("--perms", type=positive_int, default=1, help="number of random permutations (default: 1)")
+    add_seed_option(group, help="seed of the permutations, 0 to 2**32 - 1 (default: 0)")
     group.add_argument(
         "--eps",
-        type=float,
+        type=NON_NEGATIVE,
         default=DEFAULT_EPS,
-        help=f"rounding tolerance (default: {DEFAULT_EPS:g}; 0 = the fragile strict rule)",
+        help=f"rounding tolerance >= 0 (default: {DEFAULT_EPS:g}; 0 = the fragile strict rule)",
     )
     group.add_argument(
         "--mode",
@@ -90,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="kernel",
         help="kernel = full Gram matrices, mform = closed form (default: kernel)",
     )
-    group.add_argument("--chunk-size", type=int, default=65536, help="inputs per chunk (default: 65536)")
+    group.add_argument("--chunk-size", type=positive_int, default=65536, help="inputs per chunk (default: 65536)")
 
     complexity = add_command(
         commands,
@@ -102,12 +154,18 @@ def build_parser() -> argparse.ArgumentParser:
         "  crude   all inputs, 2 r ln(k 2^k / delta) with r the worst sigma^2/mu^2 (~k^2)",
         epilog="example:\n  ntk-permute complexity --k 8 16 32 --delta 0.1 0.01 --json",
     )
-    complexity.add_argument("--k", type=int, nargs="+", required=True, help="input dimensions")
-    complexity.add_argument("--delta", type=float, nargs="+", default=[0.01], help="failure budgets (default: 0.01)")
+    complexity.add_argument(
+        "--k", type=Bounded(int, low=1, high=MAX_K), nargs="+", required=True, help=f"input dimensions (<= {MAX_K:,})"
+    )
+    complexity.add_argument(
+        "--delta", type=PROBABILITY, nargs="+", default=[0.01], help="failure budgets in (0, 1) (default: 0.01)"
+    )
     complexity.add_argument(
         "--bound", choices=BOUNDS, nargs="+", default=list(BOUNDS), help="which sizes (default: all three)"
     )
-    complexity.add_argument("--m", type=int, default=None, help="level of the single input (default: the worst)")
+    complexity.add_argument(
+        "--m", type=positive_int, default=None, help="level of the single input, 1..k (default: the worst)"
+    )
     _add_gp_options(complexity)
 
     train = add_command(
@@ -124,7 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
         "  ntk-permute train --config config.json",
     )
     _add_train_options(train)
-    train.add_argument("--eps", type=float, default=1e-6, help="rounding tolerance for trained nets (default: 1e-6)")
+    train.add_argument(
+        "--eps", type=NON_NEGATIVE, default=1e-6, help="rounding tolerance >= 0 for trained nets (default: 1e-6)"
+    )
     train.add_argument("--no-all-inputs", action="store_true", help="skip the check of all 2^k - 1 inputs")
 
     experiment = add_command(
@@ -142,14 +202,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     experiment.add_argument("name", choices=("figure1", "scaling", "p-all"), help="which experiment")
     _add_train_options(experiment, single_k=False)
-    experiment.add_argument("--level", type=float, default=0.9, help="figure1: target accuracy (default: 0.9)")
-    experiment.add_argument("--num-tests", type=int, default=1000, help="figure1: m = 2 test inputs (default: 1000)")
     experiment.add_argument(
-        "--pool", type=int, default=None, help="figure1: members per k (default: 2x the NNGP-GP prediction)"
+        "--level", type=PROBABILITY, default=0.9, help="figure1: target accuracy in (0, 1) (default: 0.9)"
     )
-    experiment.add_argument("--delta", type=float, default=0.01, help="scaling: failure budget (default: 0.01)")
+    experiment.add_argument(
+        "--num-tests", type=positive_int, default=1000, help="figure1: m = 2 test inputs (default: 1000)"
+    )
+    experiment.add_argument(
+        "--pool", type=positive_int, default=None, help="figure1: members per k (default: 2x the NNGP-GP prediction)"
+    )
+    experiment.add_argument(
+        "--delta", type=PROBABILITY, default=0.01, help="scaling: failure budget in (0, 1) (default: 0.01)"
+    )
     experiment.add_argument("--gp", choices=[*KINDS, "both"], default="both", help="scaling / p-all: which GP")
-    experiment.add_argument("--draws", type=int, default=20000, help="p-all: Monte-Carlo draws (default: 20000)")
+    experiment.add_argument(
+        "--draws", type=positive_int, default=20000, help="p-all: Monte-Carlo draws (default: 20000)"
+    )
     experiment.add_argument("--out", type=Path, default=None, help="folder for PNG figures (default: none)")
 
     add_reproduce_command(commands)
@@ -159,17 +227,28 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_train_options(parser: argparse.ArgumentParser, *, single_k: bool = True) -> None:
     group = parser.add_argument_group("ensemble")
     if single_k:
-        group.add_argument("--k", type=int, default=None, help="permutation size k (default: 8)")
+        group.add_argument(
+            "--k",
+            type=Bounded(int, low=1, high=MAX_TRAIN_K),
+            default=None,
+            help=f"permutation size k, 1 to {MAX_TRAIN_K:,} (default: 8)",
+        )
     else:
-        group.add_argument("--k", type=int, nargs="+", default=None, help="permutation sizes")
+        group.add_argument(
+            "--k",
+            type=Bounded(int, low=2, high=MAX_K),
+            nargs="+",
+            default=None,
+            help=f"permutation sizes (figure1: <= {MAX_TRAIN_K:,}, scaling: <= {MAX_K:,}, p-all: <= {MAX_MC_K})",
+        )
     group.add_argument(
         "--members",
-        type=int,
+        type=positive_int,
         nargs="+" if not single_k else None,
         default=None,
         help="ensemble size M (p-all: several)",
     )
-    group.add_argument("--width", type=int, default=None, help="hidden width n (default: 1024)")
+    group.add_argument("--width", type=positive_int, default=None, help="hidden width n (default: 1024)")
     group.add_argument(
         "--parametrization",
         choices=("ntk", "standard"),
@@ -178,29 +257,76 @@ def _add_train_options(parser: argparse.ArgumentParser, *, single_k: bool = True
     )
     group.add_argument("--backend", choices=BACKENDS, default=None, help="jax (default) or torch")
     group.add_argument("--dtype", choices=DTYPES, default=None, help="float64 (default) or float32")
-    group.add_argument("--lr", type=float, default=None, help="learning rate (default: 1/lambda_max)")
-    group.add_argument("--steps", type=int, default=None, help="GD steps (default: 30 e-folds of lambda_min)")
+    group.add_argument("--lr", type=positive_float, default=None, help="learning rate > 0 (default: 1/lambda_max)")
+    group.add_argument("--steps", type=positive_int, default=None, help="GD steps (default: 30 e-folds of lambda_min)")
     group.add_argument("--loss", choices=LOSSES, default=None, help="sum (1/2 sum) or mean (F.mse_loss)")
     group.add_argument("--bias", action="store_true", default=None, help="train biases")
     group.add_argument(
         "--member-chunk",
-        type=int,
+        type=positive_int,
         default=None,
         help="members trained at once (default: automatic, cache-sized on a CPU)",
     )
-    group.add_argument("--device", default=None, help="torch device (default: cuda > mps > cpu)")
-    group.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    add_device_option(
+        group,
+        help="auto, cpu, cuda, cuda:N or mps (torch only), checked before any work (default: auto: the config's "
+        "device, else $REPRO_DEVICE, else torch: cuda > mps > cpu, JAX: its default devices)",
+    )
+    add_seed_option(group, default=None, help="random seed, 0 to 2**32 - 1 (default: the config's, else 0)")
     group.add_argument(
         "--paper",
         action="store_true",
         help="the official recipe: standard, width 50,000, lr 1e-3 on F.mse_loss, 10,000 epochs",
     )
-    group.add_argument("--config", type=Path, default=None, help="a TrainConfig JSON file (flags override it)")
+    group.add_argument(
+        "--config",
+        type=InputPath(suffixes=(".json",)),
+        default=None,
+        help="a TrainConfig JSON file (flags override it; the same checks apply to its values)",
+    )
+
+
+def _load_config(path: Path) -> TrainConfig:
+    """The `TrainConfig` in JSON file `path`; every error is an `InputError` naming the file, line and field."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError(f"not a UTF-8 text file (byte {exc.start}: {exc.reason})", path=path, line=line) from None
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not valid JSON ({exc.msg}, column {exc.colno})", path=path, line=exc.lineno) from None
+    if not isinstance(values, dict):
+        raise InputError(f"expected a JSON object of TrainConfig fields, got {type(values).__name__}", path=path)
+    known = set(TrainConfig.__dataclass_fields__)
+    for key in values:
+        if key not in known:
+            raise InputError(
+                f"unknown field; known: {', '.join(sorted(known))}", path=path, line=_line_of(text, key), field=key
+            )
+    for key, value in values.items():  # one field at a time, so that the error names the field at fault
+        try:
+            TrainConfig(**{key: value})
+        except (ConfigError, TypeError) as exc:
+            message = str(exc).removeprefix(f"{key}: ")
+            raise InputError(message, path=path, line=_line_of(text, key), field=key) from None
+    try:
+        return TrainConfig(**values)
+    except (ConfigError, TypeError) as exc:
+        raise InputError(str(exc), path=path) from None
+
+
+def _line_of(text: str, key: str) -> int | None:
+    """The 1-based line of the first `"key"` in JSON `text` (None if not found)."""
+    at = text.find(json.dumps(key))
+    return None if at < 0 else text.count("\n", 0, at) + 1
 
 
 def _train_config(args: argparse.Namespace, k: int, members: int | None, *, standard: bool = False) -> TrainConfig:
     if args.config is not None:
-        config = TrainConfig.from_json(args.config.read_text())
+        config = _load_config(args.config)
     elif args.paper:
         config = TrainConfig.paper(k)
     else:
@@ -217,20 +343,73 @@ def _train_config(args: argparse.Namespace, k: int, members: int | None, *, stan
         "loss": args.loss,
         "bias": args.bias,
         "member_chunk": args.member_chunk,
-        "device": args.device,
         "seed": args.seed,
     }
-    return config.replace(**{name: value for name, value in overrides.items() if value is not None})
+    config = config.replace(**{name: value for name, value in overrides.items() if value is not None})
+    return _with_device(config, args)
+
+
+def _source(args: argparse.Namespace, option: str, field: str) -> str:
+    """Who set a training value: the option, or the config file's field when the option was not given."""
+    if args.config is not None and getattr(args, option.lstrip("-").replace("-", "_")) in (None, "auto"):
+        return f"{args.config} field {field!r}"
+    return option
+
+
+def _with_device(config: TrainConfig, args: argparse.Namespace) -> TrainConfig:
+    """`config` with `--device` (or the config's device) resolved for its backend; an unknown or unavailable device
+    is a ConfigError naming it, before any work."""
+    from repro_core.device import DEVICE_ENV
+
+    request = args.device if args.device != "auto" else (config.device or "auto")
+    where = _source(args, "--device", "device")
+    if request == "auto" and config.backend == "jax" and not os.environ.get(DEVICE_ENV):
+        config = config.replace(device=None)  # JAX's default devices
+    else:
+        config = config.replace(device=None if request == "auto" else request)
+    try:
+        devices = training_devices(config)
+    except ConfigError as exc:
+        raise ConfigError(f"{where} {request}: {exc}") from None
+    if config.backend == "torch":
+        config = config.replace(device=str(devices[0]))
+    return config
+
+
+def _on_cpu(config: TrainConfig) -> bool:
+    return all(
+        getattr(device, "platform", getattr(device, "type", "cpu")) == "cpu" for device in training_devices(config)
+    )
+
+
+def _check_train_k(config: TrainConfig, args: argparse.Namespace, name: str) -> None:
+    """The k limit of training, for a k from --k or from the config file alike."""
+    if config.k > MAX_TRAIN_K:
+        raise ConfigError(
+            f"{_source(args, '--k', 'k')} {config.k}: above the limit {MAX_TRAIN_K} of {name} (the schedule "
+            "diagonalises the k x k training kernel)"
+        )
+
+
+def _check_finite(residual: float, config: TrainConfig) -> None:
+    """Refuse a diverged training instead of reporting NaN statistics."""
+    if not math.isfinite(residual):
+        raise ConfigError(
+            f"--lr {config.learning_rate}: training diverged (non-finite outputs); lower the learning rate or leave "
+            "it to the default 1/lambda_max of the analytic kernel"
+        )
 
 
 def _train(args: argparse.Namespace) -> dict[str, Any]:
     from ntk_permute.evaluation import evaluate_all_inputs, level_statistics
+    from ntk_permute.memory import check_fits, train_needs
     from ntk_permute.training import train_ensemble
 
-    k = args.k if args.k is not None else 8
-    config = _train_config(args, k, args.members)
+    config = _train_config(args, args.k if args.k is not None else 8, args.members)
     if args.config is None and args.members is None and not args.paper:
         config = config.replace(n_members=256)
+    _check_train_k(config, args, "train")
+    check_fits(train_needs(config, on_cpu=_on_cpu(config)))
     perm = random_permutation(config.k, numpy_rng(config.seed, "ntk-permute", "train", "permutation"))
     with progress(total=config.n_members, desc=f"training k={config.k}", unit="member") as bar:
         done = [0]
@@ -240,6 +419,7 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
             done[0] = n
 
         ensemble = train_ensemble(config, perm, on_chunk=advance)
+    _check_finite(float(ensemble.residual_.max()), config)
     result: dict[str, Any] = {
         "config": config.to_dict(),
         "perm": perm,
@@ -291,13 +471,38 @@ def _human_train(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _check_out(folder: Path | None) -> None:
+    """An output folder that cannot hold the figure, or a missing matplotlib, is refused before any work."""
+    if folder is None:
+        return
+    from repro_core._optional import require
+
+    require("matplotlib", "ntk-permute experiment --out", extra="plot")
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--out {folder}: exists and is not a folder")
+
+
 def _experiment(args: argparse.Namespace) -> dict[str, Any]:
     from ntk_permute import experiments
+    from ntk_permute.memory import check_fits, figure1_needs, p_all_needs
 
+    _check_out(args.out)
+    if args.name != "figure1" and args.device != "auto":  # figure1 resolves it for its backend
+        from repro_core.device import pick_device
+
+        try:
+            pick_device(args.device)  # scaling and p-all compute on the CPU; an unavailable device is still an error
+        except ConfigError as exc:
+            raise ConfigError(f"--device {args.device}: {exc}") from None
     result: dict[str, Any] = {"experiment": args.name}
     if args.name == "scaling":
         ks = args.k or [2**i for i in range(2, 13)]
-        tables = {kind: experiments.scaling_table(ks, delta=args.delta, kind=kind) for kind in _kinds(args.gp)}
+        tables: dict[str, list[experiments.ScalingRow]] = {kind: [] for kind in _kinds(args.gp)}
+        with progress(total=len(ks) * len(tables), desc="scaling", unit="k") as bar:
+            for kind, rows in tables.items():
+                for k in ks:
+                    rows += experiments.scaling_table([k], delta=args.delta, kind=kind)
+                    bar.update(1)
         result["rows"] = [
             {"kind": kind, "k": r.k, "single": r.single, "all": r.all, "crude": r.crude, **r.ratios()}
             for kind, rows in tables.items()
@@ -306,12 +511,16 @@ def _experiment(args: argparse.Namespace) -> dict[str, Any]:
         if args.out is not None:
             result["figure"] = experiments.plot_scaling(tables, args.out / "scaling.png")
         return result
+    seed = args.seed if args.seed is not None else 0
     if args.name == "p-all":
         from ntk_permute.montecarlo import joint_exact_probability
 
         members = args.members or [50, 100, 200, 500, 1000]
+        ks = args.k or [8]
+        _check_k_limit(ks, MAX_MC_K, "p-all", "a Cholesky of the [2^k - 1 - k]^2 covariance", low=2)
+        check_fits(p_all_needs(max(ks), draws=args.draws, n_members=len(members)))
         rows = []
-        for k in args.k or [8]:
+        for k in ks:
             for kind in _kinds(args.gp):
                 with progress(total=args.draws, desc=f"P_all {kind}-GP k={k}", unit="draw") as bar:
                     seen = [0]
@@ -325,7 +534,7 @@ def _experiment(args: argparse.Namespace) -> dict[str, Any]:
                         members,
                         kind=kind,
                         draws=args.draws,  # type: ignore[arg-type]
-                        rng=numpy_rng(args.seed, "ntk-permute", "p_all", k, kind),
+                        rng=numpy_rng(seed, "ntk-permute", "p_all", k, kind),
                         on_chunk=tick,
                     )
                 rows += [
@@ -335,9 +544,14 @@ def _experiment(args: argparse.Namespace) -> dict[str, Any]:
         result["rows"] = rows
         return result
     ks = args.k or [5, 10, 15]
+    _check_k_limit(ks, MAX_TRAIN_K, "figure1", "the schedule diagonalises the k x k training kernel", low=2)
     if args.members is not None:
         raise ConfigError("--members: not used by figure1; use --pool for the members trained per k")
     config = _train_config(args, ks[0], 16, standard=True)
+    on_cpu = _on_cpu(config)
+    for k in ks:
+        pool = args.pool if args.pool is not None else experiments.default_pool(k, args.level)
+        check_fits(figure1_needs(config.replace(k=k), pool=pool, num_tests=args.num_tests, on_cpu=on_cpu))
     with progress(total=len(ks), desc="figure1", unit="k") as bar:
         outcome = experiments.figure1(
             ks,
@@ -345,9 +559,11 @@ def _experiment(args: argparse.Namespace) -> dict[str, Any]:
             level=args.level,
             num_tests=args.num_tests,
             max_members=args.pool,
-            seed=args.seed,
+            seed=config.seed,
             on_k=lambda _k, _c: bar.update(1),
         )
+    for curve in outcome.curves:
+        _check_finite(curve.max_residual, config)
     result["level"] = outcome.level
     result["config"] = outcome.config
     result["rows"] = outcome.rows()
@@ -374,6 +590,18 @@ def _human_experiment(result: dict[str, Any]) -> str:
 
 
 def _analytic(args: argparse.Namespace) -> dict[str, Any]:
+    if args.m is not None:
+        _check_levels(args.m, args.k)
+    if args.exhaustive:
+        from ntk_permute.memory import check_fits, exhaustive_needs
+
+        _check_k_limit([args.k], MAX_EXHAUSTIVE_K, "--exhaustive", "2^k - 1 inputs")
+        check_fits(exhaustive_needs(args.k, perms=args.perms, chunk_size=args.chunk_size))
+    elif args.m is None and args.k > MAX_LISTED_K:
+        raise ConfigError(
+            f"--k {args.k}: above the limit {MAX_LISTED_K} of the per-level table (one row per m = 1..k); "
+            "choose levels with --m"
+        )
     result: dict[str, Any] = {"k": args.k, "w_std": args.w_std, "b_std": args.b_std, "t": args.t}
     if not args.exhaustive:
         for kind in _kinds(args.kind):
@@ -382,8 +610,6 @@ def _analytic(args: argparse.Namespace) -> dict[str, Any]:
             )
             result[kind] = form.as_rows()
         return result
-    if args.perms < 1:
-        raise ConfigError(f"--perms: must be >= 1, got {args.perms}")
     rng = numpy_rng(args.seed, "ntk-permute", "permutations", args.k)
     perms = [random_permutation(args.k, rng) for _ in range(args.perms)]
     result.update({"eps": args.eps, "mode": args.mode, "seed": args.seed, "n_perms": args.perms})
@@ -443,9 +669,16 @@ def _human_analytic(result: dict[str, Any]) -> str:
 
 
 def _complexity(args: argparse.Namespace) -> list[dict[str, Any]]:
+    _check_k_limit(args.k, MAX_K, "complexity", "every bound needs all k levels: O(k) time and memory")
+    if args.m is not None:
+        if "single" not in args.bound:
+            raise ConfigError("--m: only used by --bound single")
+        _check_levels([args.m], min(args.k))
     rows = []
+    kinds = _kinds(args.kind)
+    bar = progress(total=len(args.k) * len(kinds), desc="ensemble sizes", unit="k")
     for k in args.k:
-        for kind in _kinds(args.kind):
+        for kind in kinds:
             ratio, level, bit = worst_ratio(k, kind=kind, w_std=args.w_std, b_std=args.b_std)
             for delta in args.delta:
                 for bound in args.bound:
@@ -471,6 +704,8 @@ def _complexity(args: argparse.Namespace) -> list[dict[str, Any]]:
                             "worst_bit": bit,
                         }
                     )
+            bar.update(1)
+    bar.close()
     return rows
 
 

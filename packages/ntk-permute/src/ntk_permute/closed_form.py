@@ -94,6 +94,8 @@ def m_form(
         raise ValueError(f"t: expected a finite time >= 0 or None for t = infinity, got {t!r}")
     if not (isinstance(learning_rate, int | float) and learning_rate > 0 and math.isfinite(learning_rate)):
         raise ValueError(f"learning_rate: must be a finite number > 0, got {learning_rate!r}")
+    if isinstance(w_std, int | float) and not w_std > 0:
+        raise ValueError(f"w_std: must be > 0 (sigma_w = 0 makes every kernel 0), got {w_std!r}")
     levels = np.arange(1, k + 1) if m is None else np.atleast_1d(np.asarray(m))
     if not np.issubdtype(levels.dtype, np.integer) or levels.ndim != 1 or levels.size == 0:
         raise ValueError(f"m: expected integer levels, got {m!r}")

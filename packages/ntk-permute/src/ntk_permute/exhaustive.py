@@ -59,8 +59,8 @@ MAX_EXHAUSTIVE_K = 30
 
 
 def _check_eps(eps: float) -> float:
-    if isinstance(eps, bool) or not isinstance(eps, int | float) or not np.isfinite(eps):
-        raise ValueError(f"eps: expected a finite number, got {eps!r}")
+    if isinstance(eps, bool) or not isinstance(eps, int | float) or not np.isfinite(eps) or eps < 0:
+        raise ValueError(f"eps: expected a finite tolerance >= 0, got {eps!r}")
     return float(eps)
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "AccuracyCurve",
     "Figure1Result",
     "ScalingRow",
+    "default_pool",
     "figure1",
     "plot_figure1",
     "plot_scaling",
@@ -138,6 +139,11 @@ class Figure1Result:
         ]
 
 
+def default_pool(k: int, level: float = 0.9) -> int:
+    """The pool `figure1` trains at k by default: 2x the NNGP-GP's first M reaching `level`, at least 16."""
+    return max(16, 2 * ensemble_size(k, 1.0 - level, bound="single", m=2, kind="nngp"))
+
+
 def figure1(
     k_values: Sequence[int],
     base: TrainConfig,
@@ -169,7 +175,7 @@ def figure1(
         k = int(k)
         theory = {kind: ensemble_size(k, 1.0 - level, bound="single", m=2, kind=kind) for kind in ("nngp", "ntk")}
         if max_members is None:
-            pool = max(16, 2 * theory["nngp"])
+            pool = default_pool(k, level)
         else:
             pool = max_members(k) if callable(max_members) else int(max_members)
         rng = numpy_rng(seed, "ntk-permute", "figure1", k)

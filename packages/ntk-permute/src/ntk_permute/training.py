@@ -54,6 +54,7 @@ __all__ = [
     "auto_member_chunk",
     "schedule_from_spectrum",
     "train_ensemble",
+    "training_devices",
 ]
 
 logger = logging.getLogger(__name__)
@@ -108,7 +109,8 @@ class TrainConfig:
             gradients and activations (~5·k·n values a member) within `CPU_CHUNK_BYTES`, so all steps of a chunk run
             in cache (3x faster than one 256-member chunk at k = 10, n = 1024); on an accelerator 1,024.
         seed: experiment seed; member i uses the stream derived from (seed, "init", i).
-        device: torch device ("cpu", "cuda", ...); None = `repro_core.device.pick_device()`. Ignored by JAX.
+        device: "cpu", "cuda", "cuda:N" or "mps" (torch only); None = automatic (torch:
+            `repro_core.device.pick_device()`, JAX: its default devices). See `training_devices`.
         shard: JAX: shard each chunk over all local devices when there are several.
     """
 
@@ -308,7 +310,7 @@ class _JaxBackend:
         self.config = config
         self.schedule = schedule
         self.x64 = config.dtype == "float64"
-        self.devices = self.jax.devices() if config.shard else self.jax.devices()[:1]
+        self.devices = training_devices(config)
         self.on_cpu = self.devices[0].platform == "cpu"
         self._train_fn: Callable[..., Any] | None = None
         self._apply_fn: Callable[..., Any] | None = None
@@ -394,7 +396,11 @@ class _JaxBackend:
     def train_chunk(self, start: int, stop: int, y: np.ndarray) -> tuple[Any, np.ndarray, int]:
         """Initialise and train members start..stop-1 on targets `y: [k, k]` (row j: target of e_j).
 
-        Returns (params, residual `[stop - start]`, padded size)."""
+        With several devices the chunk is padded to a multiple of the device count (extra members start..padded-1
+        are trained and kept, so that the parameters stay sharded over "members": slicing them off would gather
+        them onto one device); only the first stop - start rows are members of the ensemble.
+
+        Returns (params `[padded, ...]`, residual `[stop - start]`, padded size)."""
         jax, jnp = self.jax, self.jnp
         if self._train_fn is None:
             self._build()
@@ -403,17 +409,14 @@ class _JaxBackend:
         n_dev = len(self.devices)
         padded = count if n_dev < 2 else -(-count // n_dev) * n_dev
         indices = jnp.arange(start, start + padded, dtype=jnp.uint32)
+        # Committing the indices to the device(s) places the whole jitted computation there.
         sharding = self._member_sharding()
-        if sharding is not None:
-            indices = jax.device_put(indices, sharding)
+        indices = jax.device_put(indices, sharding if sharding is not None else self.devices[0])
         base = jax_key(self.config.seed, "ntk-permute", "init")
         params, residual = self._train_fn(
             base, indices, jnp.asarray(y), self.schedule.learning_rate, steps=self.schedule.steps
         )
-        residual = np.asarray(residual)[:count]
-        if padded != count:
-            params = jax.tree_util.tree_map(lambda p: p[:count], params)
-        return params, residual, padded
+        return params, np.asarray(residual)[:count], padded
 
     def apply(self, params: Any, x: np.ndarray) -> np.ndarray:
         """`x: [b, k]` -> outputs of every member in `params`, `[m, b, k]` numpy."""
@@ -436,12 +439,7 @@ class _TorchBackend:
         self.torch = require("torch", "ntk_permute training with backend='torch'")
         self.config = config
         self.schedule = schedule
-        if config.device is None:
-            from repro_core.device import pick_device
-
-            self.device = pick_device()
-        else:
-            self.device = self.torch.device(config.device)
+        self.device = training_devices(config)[0]
         self.on_cpu = self.device.type == "cpu"
         self.dtype = self.torch.float64 if config.dtype == "float64" else self.torch.float32
 
@@ -510,6 +508,39 @@ class _TorchBackend:
         return str(params["W"].device)
 
 
+def training_devices(config: TrainConfig) -> list[Any]:
+    """The devices `train_ensemble` uses for `config`: JAX devices (sharded over when several), or one torch device.
+
+    `config.device` is a torch-style name ("cpu", "cuda", "cuda:1", "mps"; None = automatic). A name that is not a
+    device, a device that is not available, or one the backend cannot use (JAX has no MPS) is a `ConfigError`
+    naming it, so a caller can check before any work starts.
+    """
+    from repro_core.device import pick_device
+
+    if config.backend == "torch":
+        require("torch", "ntk_permute training with backend='torch'")
+        return [pick_device(config.device)]
+    jax = require("jax", "ntk_permute training with backend='jax'")
+    if config.device is None:
+        devices = list(jax.devices())
+    else:
+        device = pick_device(config.device)  # checks the name and that torch sees the device
+        if device.type not in ("cpu", "cuda"):
+            raise ConfigError(f"device: {config.device!r} cannot be used by the jax backend; use backend 'torch'")
+        platform = "cpu" if device.type == "cpu" else "gpu"
+        try:
+            devices = list(jax.devices(platform))
+        except RuntimeError as exc:
+            raise ConfigError(
+                f"device: {config.device!r} requested but JAX has no {platform} backend ({exc})"
+            ) from None
+        if device.index is not None:
+            if device.index >= len(devices):
+                raise ConfigError(f"device: {config.device!r} requested but JAX sees only {len(devices)} GPUs")
+            devices = [devices[device.index]]
+    return devices if config.shard else devices[:1]
+
+
 def _make_backend(config: TrainConfig, schedule: Schedule) -> _JaxBackend | _TorchBackend:
     return _JaxBackend(config, schedule) if config.backend == "jax" else _TorchBackend(config, schedule)
 
@@ -526,14 +557,15 @@ class TrainedEnsemble:
         perm: the permutation learned (``perm[j] = π(j)``).
         schedule: the schedule used.
         residual_: `[M]` max |f(e_j) − P e_j| of each member after training.
-        chunks: per training chunk, `(first member, parameters [m_chunk, ...])`.
+        chunks: per training chunk, `(first member, members, parameters [padded, ...])`: the parameter arrays may
+            carry padding rows after the chunk's members (JAX over several devices, to keep them sharded).
     """
 
     config: TrainConfig
     perm: np.ndarray
     schedule: Schedule
     residual_: np.ndarray
-    chunks: list[tuple[int, Any]] = field(repr=False)
+    chunks: list[tuple[int, int, Any]] = field(repr=False)
     _backend: Any = field(repr=False, default=None)
 
     @property
@@ -541,14 +573,16 @@ class TrainedEnsemble:
         return int(self.residual_.size)
 
     def _member_blocks(self, members: int | None) -> Iterator[tuple[Any, int]]:
-        """Yield (parameter block, size) over the first `members` members (default: all)."""
+        """Yield (parameter block, members) over the first `members` members (default: all).
+
+        A block may have more rows than members (padding); the caller keeps the first `members` rows of its outputs.
+        """
         limit = self.n_members if members is None else int(members)
         if not 1 <= limit <= self.n_members:
             raise ValueError(f"members: expected 1..{self.n_members}, got {members!r}")
-        for start, params in self.chunks:
+        for start, size, params in self.chunks:
             if start >= limit:
                 return
-            size = int(params["W"].shape[0])
             take = min(size, limit - start)
             yield (params if take == size else {n: v[:take] for n, v in params.items()}), take
 
@@ -570,7 +604,8 @@ class TrainedEnsemble:
                 step = self._input_chunk(size, input_chunk)
                 blocks.append(
                     np.concatenate(
-                        [self._backend.apply(params, x[i : i + step]) for i in range(0, x.shape[0], step)], axis=1
+                        [self._backend.apply(params, x[i : i + step])[:size] for i in range(0, x.shape[0], step)],
+                        axis=1,
                     )
                 )
         return np.concatenate(blocks, axis=0).astype(np.float64)
@@ -590,7 +625,7 @@ class TrainedEnsemble:
             for params, size in self._member_blocks(members):
                 step = self._input_chunk(size, input_chunk)
                 for i in range(0, x.shape[0], step):
-                    out = self._backend.apply(params, x[i : i + step]).astype(np.float64)
+                    out = self._backend.apply(params, x[i : i + step])[:size].astype(np.float64)
                     total[i : i + step] += out.sum(axis=0)
                     squares[i : i + step] += np.square(out).sum(axis=0)
                 count += size
@@ -606,7 +641,7 @@ class TrainedEnsemble:
 
     def placement(self) -> str:
         """Where the first chunk's parameters live (a JAX sharding or a torch device), for logs and tests."""
-        return str(self._backend.sharding_of(self.chunks[0][1]))
+        return str(self._backend.sharding_of(self.chunks[0][2]))
 
 
 def train_ensemble(
@@ -629,12 +664,12 @@ def train_ensemble(
     schedule = schedule_from_spectrum(config)
     backend = _make_backend(config, schedule)
     y_train = train_targets(perm)
-    chunks: list[tuple[int, Any]] = []
+    chunks: list[tuple[int, int, Any]] = []
     residuals = []
     with backend.context():
         for start, stop in _chunks(config.n_members, auto_member_chunk(config, backend.on_cpu)):
             params, residual, _ = backend.train_chunk(start, stop, y_train)
-            chunks.append((start, params))
+            chunks.append((start, stop - start, params))
             residuals.append(residual)
             if on_chunk is not None:
                 on_chunk(stop)

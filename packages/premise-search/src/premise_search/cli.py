@@ -6,8 +6,9 @@ import argparse
 import json
 import logging
 import os
+import re
 import signal
-import sys
+import socket
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,24 @@ from typing import Any
 import numpy as np
 
 from premise_search.__about__ import __version__
-from premise_search.corpus import Declaration, default_corpus_path, load_default_corpus, read_jsonl, write_jsonl
-from premise_search.evaluation import MPR_KS, QR_KS, load_mathlib_mpr, load_mathlib_qr, mpr_metrics, qr_metrics
+from premise_search.corpus import (
+    Declaration,
+    default_corpus_path,
+    load_default_corpus,
+    read_jsonl,
+    read_text,
+    write_jsonl,
+)
+from premise_search.evaluation import (
+    MPR_KS,
+    QR_KS,
+    MPRQuery,
+    benchmark_path,
+    load_mathlib_mpr,
+    load_mathlib_qr,
+    mpr_metrics,
+    qr_metrics,
+)
 from premise_search.index import (
     corpus_file_info,
     default_index_dir,
@@ -30,15 +47,39 @@ from premise_search.llm import ENV_PREFIX, LLMClient, LLMConfig, client_from_con
 from premise_search.llm_rerank import LLMReranker
 from premise_search.reasoning import LLMPlanner, ReasoningConfig, ReasoningEngine, ReasoningProblem
 from premise_search.reproduction import quick
-from premise_search.retrieval import MODES, SearchEngine
+from premise_search.retrieval import _FUSE_BATCH, MODES, Hit, SearchEngine
 from premise_search.scanner import scan_lean_directory
 from premise_search.server import DEFAULT_HOST, DEFAULT_PORT, make_server
-from repro_core.cli import add_command, make_parser, progress, run_main
+from repro_core.cli import (
+    Bounded,
+    InputPath,
+    add_command,
+    make_parser,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    progress,
+    run_main,
+)
 from repro_core.cli import emit as emit_result
 from repro_core.errors import ConfigError, InputError
 from repro_core.umbrella import add_reproduce_command, reproduce_package
 
 __all__ = ["build_parser", "main"]
+
+logger = logging.getLogger(__name__)
+
+#: Input types (checked at parse time, before any work): corpora are JSONL(.gz) files, indexes and Lean sources
+#: are folders, benchmark and statement files are files.
+CORPUS_FILE = InputPath(suffixes=(".jsonl", ".jsonl.gz"))
+LEAN_FOLDER = InputPath(directory=True, suffixes=(".lean",))
+INDEX_FOLDER = InputPath(directory=True)
+JSON_FILE = InputPath(suffixes=(".json",))
+STATEMENT_FILE = InputPath(suffixes=(".json", ".lean", ".txt"))
+#: A TCP port; 0 asks the OS for any free one.
+PORT = Bounded(int, low=0, high=65535)
+#: Concurrent LLM calls: a thread each, so a sane upper bound keeps a typo from starting a million threads.
+PARALLELISM = Bounded(int, low=1, high=1024)
 
 DESCRIPTION = """Premise search for Lean 4 (LeanSearch v2, arXiv 2605.13137): standard and reasoning modes, offline.
 
@@ -61,8 +102,12 @@ $PREMISE_SEARCH_LLM_MODEL (an OpenAI-compatible /chat/completions server; key in
 
 
 def _add_engine_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--index", type=Path, help="index directory (default: all of Mathlib, the cached index)")
-    parser.add_argument("--corpus", type=Path, nargs="+", help="JSONL(.gz) corpus files to index in memory instead")
+    parser.add_argument(
+        "--index", type=INDEX_FOLDER, help="index directory (default: all of Mathlib, the cached index)"
+    )
+    parser.add_argument(
+        "--corpus", type=CORPUS_FILE, nargs="+", help="JSONL(.gz) corpus files to index in memory instead"
+    )
     parser.add_argument("--mode", choices=MODES, default="hybrid", help="retrieval channel(s) (default: hybrid)")
     parser.add_argument(
         "--rerank",
@@ -84,7 +129,9 @@ def _add_llm_options(parser: argparse.ArgumentParser, what: str) -> None:
         metavar="VAR",
         help=f"environment variable holding the API key (default: {ENV_PREFIX}API_KEY)",
     )
-    group.add_argument("--llm-timeout", type=float, default=120.0, help="seconds per LLM request (default: 120)")
+    group.add_argument(
+        "--llm-timeout", type=positive_float, default=120.0, help="seconds per LLM request, > 0 (default: 120)"
+    )
 
 
 def _llm(args: argparse.Namespace) -> LLMClient | None:
@@ -95,6 +142,19 @@ def _llm(args: argparse.Namespace) -> LLMClient | None:
         timeout_s=args.llm_timeout,
     )
     return client_from_config(config)
+
+
+_HOST_PATTERN = re.compile(r"[A-Za-z0-9._:%-]{1,253}")
+
+
+def _host(text: str) -> str:
+    """An argparse type for `--host`: a host name or an IPv4/IPv6 address (resolved before the index loads)."""
+    if not _HOST_PATTERN.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a host name or address")
+    return text
+
+
+_host.__name__ = "host"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,15 +173,17 @@ def build_parser() -> argparse.ArgumentParser:
         "  premise-search index build --corpus batteries.jsonl --out idx",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    build.add_argument("--corpus", type=Path, nargs="+", help="JSONL(.gz) corpus files (ours or LeanSearch v2's)")
-    build.add_argument("--lean", type=Path, nargs="+", help="folders of .lean sources to scan")
+    build.add_argument(
+        "--corpus", type=CORPUS_FILE, nargs="+", help="JSONL(.gz) corpus files (ours or LeanSearch v2's)"
+    )
+    build.add_argument("--lean", type=LEAN_FOLDER, nargs="+", help="folders of .lean sources to scan")
     build.add_argument(
         "--with-mathlib", action="store_true", help="also index the shipped Mathlib corpus beside --corpus/--lean"
     )
     build.add_argument("--out", type=Path, help="index directory (default: Mathlib's cached index)")
     build.add_argument("--rebuild", action="store_true", help="rebuild even when the index is current")
     info = add_command(index_commands, "info", help="show an index's manifest")
-    info.add_argument("--index", type=Path, help="index directory (default: Mathlib's cached index)")
+    info.add_argument("--index", type=INDEX_FOLDER, help="index directory (default: Mathlib's cached index)")
 
     search = add_command(
         commands,
@@ -131,12 +193,14 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     search.add_argument("query", nargs="+", help="one or more queries")
-    search.add_argument("-k", type=int, default=10, help="results per query (default: 10)")
+    search.add_argument("-k", type=positive_int, default=10, help="results per query, >= 1 (default: 10)")
     _add_engine_options(search)
     search.add_argument(
         "--llm-rerank", action="store_true", help="rerank with the configured LLM (yes/no per candidate) instead"
     )
-    search.add_argument("--rerank-depth", type=int, default=None, help="candidates the reranker sees (default: 50)")
+    search.add_argument(
+        "--rerank-depth", type=positive_int, default=None, help="candidates the reranker sees, >= 1 (default: 50)"
+    )
     _add_llm_options(search, "for --llm-rerank")
 
     reason = add_command(
@@ -151,13 +215,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reason.add_argument(
         "--statement-file",
-        type=Path,
+        type=STATEMENT_FILE,
         help=".json object with formal_statement/informal_statement/informal_proof, a .lean file, or English text",
     )
     reason.add_argument("--formal", help="the Lean statement")
     reason.add_argument("--informal", help="the statement in English")
-    reason.add_argument("-k", type=int, default=10, help="premises to print (default: 10)")
-    reason.add_argument("--big-loop", type=int, default=3, help="reflection rounds after the first (default: 3)")
+    reason.add_argument("-k", type=positive_int, default=10, help="premises to print, >= 1 (default: 10)")
+    reason.add_argument(
+        "--big-loop", type=non_negative_int, default=3, help="reflection rounds after the first, >= 0 (default: 3)"
+    )
     _add_engine_options(reason)
     _add_llm_options(reason, "sketch, filter and judge")
 
@@ -172,22 +238,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--llm-model qwen3-32b",
     )
     informalize.add_argument(
-        "--corpus", type=Path, nargs="+", help="JSONL(.gz) corpus files (default: all of Mathlib, shipped)"
+        "--corpus", type=CORPUS_FILE, nargs="+", help="JSONL(.gz) corpus files (default: all of Mathlib, shipped)"
     )
-    informalize.add_argument("--lean", type=Path, nargs="+", help="folders of .lean sources to scan")
+    informalize.add_argument("--lean", type=LEAN_FOLDER, nargs="+", help="folders of .lean sources to scan")
     informalize.add_argument("--out", type=Path, required=True, help="output JSONL(.gz)")
     informalize.add_argument("--style", choices=("native", "lsv2"), default="native", help="output fields")
-    informalize.add_argument("--limit", type=int, help="only the first N declarations")
+    informalize.add_argument("--limit", type=positive_int, help="only the first N declarations (N >= 1)")
     informalize.add_argument("--overwrite", action="store_true", help="redo rows that already have informal text")
     informalize.add_argument(
         "--fallback-offline", action="store_true", help="write offline text for rows the LLM fails on"
     )
-    informalize.add_argument("--parallelism", type=int, default=16, help="concurrent LLM calls per level (16)")
+    informalize.add_argument(
+        "--parallelism", type=PARALLELISM, default=16, help="concurrent LLM calls per level, 1 to 1024 (default: 16)"
+    )
     _add_llm_options(informalize, "informaliser")
 
     evaluate = add_command(commands, "eval", help="evaluate on MathlibQR or MathlibMPR")
     evaluate.add_argument("benchmark", choices=("qr", "mpr"), help="qr = MathlibQR, mpr = MathlibMPR")
-    evaluate.add_argument("--file", type=Path, help="benchmark JSON (default: the shipped LeanSearch v2 file)")
+    evaluate.add_argument("--file", type=JSON_FILE, help="benchmark JSON (default: the shipped LeanSearch v2 file)")
     evaluate.add_argument(
         "--slice",
         choices=("fair", "full"),
@@ -214,30 +282,46 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n  premise-search serve --port 8765   # then open http://127.0.0.1:8765/",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    serve.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default: {DEFAULT_HOST}, loopback only)")
     serve.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help=f"port, 0 for any free one (default: {DEFAULT_PORT})"
+        "--host", type=_host, default=DEFAULT_HOST, help=f"address to bind (default: {DEFAULT_HOST}, loopback only)"
     )
-    serve.add_argument("--index", type=Path, help="index directory (default: all of Mathlib, the cached index)")
-    serve.add_argument("--corpus", type=Path, nargs="+", help="JSONL(.gz) corpus files to index in memory instead")
+    serve.add_argument(
+        "--port",
+        type=PORT,
+        default=DEFAULT_PORT,
+        help=f"port, 0 to 65535; 0 for any free one (default: {DEFAULT_PORT})",
+    )
+    serve.add_argument("--index", type=INDEX_FOLDER, help="index directory (default: all of Mathlib, the cached index)")
+    serve.add_argument(
+        "--corpus", type=CORPUS_FILE, nargs="+", help="JSONL(.gz) corpus files to index in memory instead"
+    )
 
     add_reproduce_command(commands)
     return parser
 
 
 def _gather_corpus(paths: Sequence[Path] | None, lean: Sequence[Path] | None = None) -> list[Declaration]:
+    """Every declaration of the given files and folders; each must contribute one, since an empty source is
+    almost always a wrong path (a folder without .lean files, a corpus file that is empty)."""
     rows: list[Declaration] = []
     for path in paths or ():
-        rows.extend(read_jsonl(path))
+        found = read_jsonl(path)
+        if not found:
+            raise InputError("no declarations in this corpus file", path=path)
+        rows.extend(found)
     for root in lean or ():
         if not root.is_dir():
             raise InputError("not a directory", path=root)
-        rows.extend(scan_lean_directory(root))
+        found = list(scan_lean_directory(root))
+        if not found:
+            raise InputError("no declarations in the .lean files of this folder", path=root)
+        rows.extend(found)
     return rows
 
 
 class _BuildBars:
-    """`on_progress` for index builds: one progress bar per stage on stderr (a terminal), or log lines."""
+    """`on_progress` for index builds: one progress bar per stage on stderr (`repro_core.cli.progress`: a live bar
+    on a terminal, a plain line every few seconds elsewhere, nothing under -q)."""
 
     def __init__(self) -> None:
         self._bar: Any = None
@@ -248,9 +332,7 @@ class _BuildBars:
             self.close()
             self._stage, self._bar = stage, progress(total=total, desc=stage, unit="decl")
             self._bar.__enter__()
-            if self._bar.disable and logging.getLogger().getEffectiveLevel() <= logging.WARNING:
-                # no bar on a pipe or in a log file: one line per stage, so a long first build is not silent
-                print(f"index build: {stage} ({total:,} declarations)...", file=sys.stderr, flush=True)
+            logger.info("index build: %s (%d declarations)", stage, total)
         self._bar.update(done - self._bar.n)
 
     def close(self) -> None:
@@ -271,10 +353,15 @@ def _default_engine(directory: Path | None = None, *, rebuild: bool = False) -> 
         return open_default_index(directory, rebuild=rebuild, on_progress=bars)
 
 
+def _check_engine_sources(args: argparse.Namespace) -> None:
+    """Refuse contradictory engine options before anything is read or built."""
+    if args.corpus and args.index:
+        raise ConfigError("--index and --corpus: give one or the other")
+
+
 def _engine(args: argparse.Namespace) -> SearchEngine:
+    _check_engine_sources(args)
     if args.corpus:
-        if args.index:
-            raise ConfigError("--index and --corpus: give one or the other")
         corpus = _gather_corpus(args.corpus)
         if not corpus:
             raise InputError("no declarations found in the given corpus files", path=args.corpus[0])
@@ -337,10 +424,7 @@ def _human_kv(result: dict[str, Any]) -> str:
 
 
 def _search(args: argparse.Namespace) -> list[dict[str, Any]]:
-    if args.k < 1:
-        raise ConfigError(f"-k: must be >= 1, got {args.k}")
-    if args.rerank_depth is not None and args.rerank_depth < 1:
-        raise ConfigError(f"--rerank-depth: must be >= 1, got {args.rerank_depth}")
+    _check_engine_sources(args)
     llm = _llm(args)
     if args.llm_rerank and llm is None:
         raise ConfigError("--llm-rerank: no LLM configured (give --llm-url and --llm-model)")
@@ -370,7 +454,7 @@ def _read_problem(args: argparse.Namespace) -> ReasoningProblem:
     if path is not None:
         if args.formal or args.informal:
             raise ConfigError("--statement-file: give it alone, not with --formal/--informal")
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path)
         if path.suffix == ".json":
             try:
                 data = json.loads(text)
@@ -400,21 +484,20 @@ def _read_problem(args: argparse.Namespace) -> ReasoningProblem:
         raise InputError(exc.message, path=path, field=exc.field) from None
 
 
-def _reasoner(args: argparse.Namespace, engine: SearchEngine, big_loop: int = 3) -> ReasoningEngine:
+def _reasoner(
+    engine: SearchEngine, llm: LLMClient | None, args: argparse.Namespace, big_loop: int = 3
+) -> ReasoningEngine:
     """The reasoning engine; each sub-query uses the command's `--mode` and `--rerank` in standard mode."""
-    llm = _llm(args)
     planner = LLMPlanner(llm) if llm is not None else None
     return ReasoningEngine(engine, planner, ReasoningConfig(big_loop=big_loop, mode=args.mode, rerank=args.rerank))
 
 
 def _reason(args: argparse.Namespace) -> dict[str, Any]:
-    if args.k < 1:
-        raise ConfigError(f"-k: must be >= 1, got {args.k}")
-    if args.big_loop < 0:
-        raise ConfigError(f"--big-loop: must be >= 0, got {args.big_loop}")
+    _check_engine_sources(args)
     problem = _read_problem(args)
+    llm = _llm(args)
     engine = _engine(args)
-    trace = _reasoner(args, engine, args.big_loop).run(problem, output_top_k=args.k)
+    trace = _reasoner(engine, llm, args, args.big_loop).run(problem, output_top_k=args.k)
     return trace.to_dict()
 
 
@@ -436,17 +519,14 @@ def _human_reason(result: dict[str, Any]) -> str:
 
 
 def _informalize(args: argparse.Namespace) -> dict[str, Any]:
-    if args.limit is not None and args.limit < 1:
-        raise ConfigError(f"--limit: must be >= 1, got {args.limit}")
-    if args.parallelism < 1:
-        raise ConfigError(f"--parallelism: must be >= 1, got {args.parallelism}")
+    llm = _llm(args)
     corpus = _gather_corpus(args.corpus, args.lean) if (args.corpus or args.lean) else load_default_corpus()
     if args.limit is not None:
         corpus = corpus[: args.limit]
     if not corpus:
         raise InputError("no declarations found in the given corpus files or folders")
     informalizer = Informalizer(
-        _llm(args),
+        llm,
         InformalizeConfig(parallelism=args.parallelism, overwrite=args.overwrite),
         fallback_offline=args.fallback_offline,
     )
@@ -456,9 +536,10 @@ def _informalize(args: argparse.Namespace) -> dict[str, Any]:
     return {"out": str(args.out), **result.summary()}
 
 
-def _eval_reasoning(args: argparse.Namespace, engine: SearchEngine) -> dict[str, Any]:
-    problems = load_mathlib_mpr(args.file)
-    reasoner = _reasoner(args, engine)
+def _eval_reasoning(
+    args: argparse.Namespace, engine: SearchEngine, problems: list[MPRQuery], llm: LLMClient | None
+) -> dict[str, Any]:
+    reasoner = _reasoner(engine, llm, args)
     rankings, attempts = [], 0
     for p in progress(problems, desc="reasoning", unit="problem"):
         trace = reasoner.run(ReasoningProblem(p.formal_statement, p.nl_statement), output_top_k=max(MPR_KS))
@@ -474,17 +555,50 @@ def _eval_reasoning(args: argparse.Namespace, engine: SearchEngine) -> dict[str,
     }
 
 
+def _benchmark_rows(args: argparse.Namespace) -> list[Any]:
+    """The benchmark's rows (MathlibQR queries of the slice, or MathlibMPR problems); never empty, because the
+    mean over no query is NaN, which would be printed as a score."""
+    where = args.file or benchmark_path("MathlibQR.json" if args.benchmark == "qr" else "MathlibMPR.json")
+    if args.benchmark == "qr":
+        rows: list[Any] = load_mathlib_qr(args.file)
+        if args.slice == "fair":
+            rows = [r for r in rows if r.fair]
+        if not rows:
+            raise InputError(f"no MathlibQR query with a non-empty text in the {args.slice} slice", path=where)
+    else:
+        rows = load_mathlib_mpr(args.file)
+        if not rows:
+            raise InputError("no MathlibMPR problem in the file", path=where)
+    return rows
+
+
+def _search_all(engine: SearchEngine, texts: list[str], k: int, args: argparse.Namespace) -> list[list[Hit]]:
+    """`search_batch` over a benchmark's queries, with a progress bar in hybrid mode (about 50 ms a query over all
+    of Mathlib). Hybrid search fuses `_FUSE_BATCH` queries at a time anyway, so chunks of a multiple of it give the
+    very same rankings; the single channels score every query in one fast batch, which is kept whole."""
+    if args.mode != "hybrid":
+        return engine.search_batch(texts, k, mode=args.mode, rerank=args.rerank)
+    step = 4 * _FUSE_BATCH
+    ranked: list[list[Hit]] = []
+    with progress(total=len(texts), desc="search", unit="query") as bar:
+        for start in range(0, len(texts), step):
+            chunk = texts[start : start + step]
+            ranked.extend(engine.search_batch(chunk, k, mode=args.mode, rerank=args.rerank))
+            bar.update(len(chunk))
+    return ranked
+
+
 def _eval(args: argparse.Namespace) -> dict[str, Any]:
     if args.reasoning and args.benchmark != "mpr":
         raise ConfigError("--reasoning: only with the mpr benchmark")
+    _check_engine_sources(args)
+    rows = _benchmark_rows(args)
+    llm = _llm(args) if args.reasoning else None
     engine = _engine(args)
     if args.reasoning:
-        return _eval_reasoning(args, engine)
+        return _eval_reasoning(args, engine, rows, llm)
     if args.benchmark == "qr":
-        rows = load_mathlib_qr(args.file)
-        if args.slice == "fair":
-            rows = [r for r in rows if r.fair]
-        ranked = engine.search_batch([r.query for r in rows], max(QR_KS), mode=args.mode, rerank=args.rerank)
+        ranked = _search_all(engine, [r.query for r in rows], max(QR_KS), args)
         per_query = qr_metrics([[h.name for h in hits] for hits in ranked], [r.full_name for r in rows])
         table = {"all": {m: float(np.mean(v)) for m, v in per_query.items()}}
         for style in sorted({r.style for r in rows}):
@@ -500,9 +614,9 @@ def _eval(args: argparse.Namespace) -> dict[str, Any]:
             "rerank": args.rerank,
             "metrics": table,
         }
-    problems = load_mathlib_mpr(args.file)
+    problems = rows
     texts = [p.nl_statement if args.query_field == "nl" else p.formal_statement for p in problems]
-    ranked = engine.search_batch(texts, max(MPR_KS), mode=args.mode, rerank=args.rerank)
+    ranked = _search_all(engine, texts, max(MPR_KS), args)
     scores = mpr_metrics([[h.name for h in hits] for hits in ranked], problems)
     return {
         "benchmark": "MathlibMPR",
@@ -522,7 +636,24 @@ def _human_eval(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _check_address(host: str, port: int) -> None:
+    """Bind `host:port` once, as the server will (same address family, SO_REUSEADDR), so an unknown host or a busy
+    port is refused in a second, before the index is loaded or built (minutes the first time); the server binds
+    for real afterwards."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except socket.gaierror as exc:
+        raise ConfigError(f"--host: cannot resolve {host!r}: {exc.strerror or exc}") from None
+    except OSError as exc:  # port in use, address not on this machine, no permission
+        raise ConfigError(f"--host/--port: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
 def _serve(args: argparse.Namespace) -> int:
+    _check_engine_sources(args)
+    _check_address(args.host, args.port)
     engine = _engine(args)
     try:
         server = make_server(engine, args.host, args.port)
@@ -530,7 +661,6 @@ def _serve(args: argparse.Namespace) -> int:
         raise ConfigError(f"--host/--port: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
     info = {"url": server.url, "num_docs": len(engine)}
     emit_result(info, as_json=args.json, human=lambda r: f"serving {r['num_docs']} declarations on {r['url']}/")
-    sys.stdout.flush()
     # Ctrl-C and SIGTERM (systemd, containers, process managers) both stop the server cleanly with exit 0. Set
     # explicitly: a process started with SIGINT ignored (as some parents leave it) would otherwise not stop on it.
     previous = {sig: signal.signal(sig, _stop_serving) for sig in (signal.SIGINT, signal.SIGTERM)}

@@ -22,6 +22,7 @@ import io
 import json
 import logging
 import os
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -43,6 +44,7 @@ __all__ = [
     "iter_jsonl",
     "load_default_corpus",
     "read_jsonl",
+    "read_text",
     "write_jsonl",
 ]
 
@@ -241,30 +243,60 @@ class Declaration:
         return row
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")  # type: ignore[return-value]
-    return open(path, encoding="utf-8")
+def read_text(path: str | os.PathLike[str]) -> str:
+    """A UTF-8 text file's content; `InputError` naming the line of the first byte that is not UTF-8."""
+    path = Path(path)
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InputError(f"not UTF-8 text (byte {exc.start})", path=path, line=line) from None
+
+
+def _lines(path: Path) -> Iterator[bytes]:
+    """The raw lines of a file, gunzipped when it ends in `.gz`; a damaged gzip stream is an `InputError`.
+
+    Lines are decoded one by one by the caller, so a byte that is not UTF-8 is reported with its line number.
+    """
+    if path.suffix != ".gz":
+        with open(path, "rb") as handle:
+            yield from handle
+        return
+    number = 0
+    try:
+        with gzip.open(path, "rb") as handle:
+            for number, raw in enumerate(handle, start=1):  # noqa: B007  # the number is read after the loop
+                yield raw
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        reason = "truncated" if isinstance(exc, EOFError) else f"damaged ({exc})"
+        raise InputError(f"not a readable gzip file: {reason}", path=path, line=number + 1) from None
 
 
 def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[Declaration]:
     """Stream declarations from a JSONL file (`.gz` read as gzip); blank lines are skipped.
 
-    Raises `InputError(path=, line=, field=)` on a line that is not JSON or not a valid row.
+    Raises `InputError(path=, line=, field=)` on a line that is not UTF-8, not JSON or not a valid row, and on a
+    damaged gzip file.
     """
     path = Path(path)
-    with _open_text(path) as handle:
-        for number, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"not valid JSON ({exc.msg})", path=path, line=number) from None
-            try:
-                yield Declaration.from_dict(row)
-            except InputError as exc:
-                raise InputError(exc.message, path=path, line=number, field=exc.field) from None
+    for number, raw in enumerate(_lines(path), start=1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"not UTF-8 text (byte {exc.start} of the line)", path=path, line=number) from None
+        if not text.strip():
+            continue
+        try:
+            row = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"not valid JSON ({exc.msg})", path=path, line=number) from None
+        except RecursionError:
+            raise InputError("JSON nested too deeply", path=path, line=number) from None
+        try:
+            yield Declaration.from_dict(row)
+        except InputError as exc:
+            raise InputError(exc.message, path=path, line=number, field=exc.field) from None
 
 
 def read_jsonl(path: str | os.PathLike[str]) -> list[Declaration]:

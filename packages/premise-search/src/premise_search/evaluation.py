@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from premise_search.corpus import read_text
 from repro_core.errors import InputError
 from repro_core.metrics import ndcg, recall_at_k
 
@@ -67,9 +68,11 @@ def benchmark_path(name: str) -> Path:
 
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(read_text(path))
     except json.JSONDecodeError as exc:
         raise InputError(f"not valid JSON ({exc.msg})", path=path, line=exc.lineno) from None
+    except RecursionError:
+        raise InputError("JSON nested too deeply", path=path) from None
 
 
 @dataclass(frozen=True)
@@ -193,7 +196,7 @@ def load_mathlib_mpr(path: str | os.PathLike[str] | None = None) -> list[MPRQuer
 def load_prop_ids(path: str | os.PathLike[str] | None = None) -> list[str]:
     """Ids of `MathlibMPR_Prop_ids.txt` (lines starting with `#` are comments): 50 in the released file."""
     path = Path(path) if path is not None else benchmark_path("MathlibMPR_Prop_ids.txt")
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = read_text(path).splitlines()
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 

@@ -52,6 +52,7 @@ from premise_search.corpus import (
     default_corpus_path,
     file_sha256,
     read_jsonl,
+    read_text,
 )
 from premise_search.docstore import DocStore, write_docstore
 from premise_search.embed import load_semantic_embedder, resolve_semantic
@@ -206,7 +207,7 @@ def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
     if not path.is_file():
         raise InputError("not an index directory (no manifest.json)", path=directory)
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        manifest = json.loads(read_text(path))
     except json.JSONDecodeError as exc:
         raise InputError(f"manifest is not valid JSON ({exc.msg})", path=path, line=exc.lineno) from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:

@@ -28,7 +28,7 @@ import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
-from premise_search.corpus import Declaration
+from premise_search.corpus import Declaration, read_text
 
 __all__ = ["DECLARATION_KEYWORDS", "module_name", "scan_lean_directory", "scan_lean_file", "scan_lean_source"]
 
@@ -218,7 +218,7 @@ def scan_lean_file(
     """Declarations of one `.lean` file; the module name is its path relative to `root` (default: its folder)."""
     path = Path(path)
     module = module_name(path, root) if root is not None else path.stem
-    return scan_lean_source(path.read_text(encoding="utf-8"), module, source=source)
+    return scan_lean_source(read_text(path), module, source=source)
 
 
 def scan_lean_directory(root: str | os.PathLike[str], *, source: str | None = None) -> Iterator[Declaration]:

@@ -29,11 +29,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from repro_core.errors import InputError
 from truth_crowd.io import CrowdData
 from truth_crowd.schema import DIMENSIONS, ITEMS
 
 __all__ = [
     "BACKGROUND_FACTORS",
+    "FACTOR_ROTATIONS",
     "MERGES",
     "ExternalAgreement",
     "LearningCurve",
@@ -47,6 +49,7 @@ __all__ = [
     "evidence_sources",
     "external_agreement",
     "learning_curve",
+    "require_complete_rows",
     "worker_background",
 ]
 
@@ -69,6 +72,26 @@ def aggregate_items(
     values = judgments[list(items)].astype("float64")
     grouped = values.groupby(judgments["statement_id"].to_numpy())
     return grouped.mean() if aggregator == "mean" else grouped.median()
+
+
+def require_complete_rows(
+    judgments: pd.DataFrame,
+    items: Sequence[str],
+    *,
+    level: Literal["judgment", "statement"] = "statement",
+    path: str | None = None,
+) -> None:
+    """Refuse, with an `InputError` naming the data, too few complete rows for PCA or factor analysis of `items`
+    (they need more rows than items); the CLI calls this before any work instead of failing halfway."""
+    frame = aggregate_items(judgments, items) if level == "statement" else judgments[list(items)]
+    n_rows = len(frame.dropna())
+    if n_rows <= len(items):
+        rows = "statements" if level == "statement" else "judgments"
+        raise InputError(
+            f"PCA and factor analysis of {len(items)} items need more than {len(items)} {rows} with every item "
+            f"answered; the data has {n_rows}",
+            path=path,
+        )
 
 
 def _statement_table(data: CrowdData, item: str, aggregator: Aggregator, merge: str | None) -> pd.DataFrame:
@@ -227,6 +250,20 @@ def dimension_pca(
     return components, loadings
 
 
+#: The rotations `dimension_factors` accepts (statsmodels `FactorResults.rotate` methods that need no arguments).
+FACTOR_ROTATIONS: tuple[str, ...] = (
+    "varimax",
+    "quartimax",
+    "biquartimax",
+    "equamax",
+    "parsimax",
+    "parsimony",
+    "oblimin",
+    "biquartimin",
+    "promax",
+)
+
+
 def dimension_factors(
     judgments: pd.DataFrame,
     items: Sequence[str] = DIMENSIONS,
@@ -248,6 +285,8 @@ def dimension_factors(
 
     if method not in ("ml", "pa"):
         raise ValueError(f"method must be 'ml' or 'pa', got {method!r}")
+    if rotation is not None and rotation not in FACTOR_ROTATIONS:
+        raise ValueError(f"rotation must be one of {FACTOR_ROTATIONS} or None, got {rotation!r}")
     if not 1 <= n_factors < len(items):
         raise ValueError(f"n_factors must be in [1, {len(items) - 1}] for {len(items)} items, got {n_factors}")
     frame = aggregate_items(judgments, items) if level == "statement" else judgments[list(items)].astype("float64")

@@ -1,6 +1,9 @@
 """The `truth-crowd` command line: validate, qc, agreement, aggregate, analyze, report and the quick reproduction.
 
-Every subcommand honours `--json` (a JSON-able payload on stdout; tables as lists of records)."""
+Every subcommand prints its results on stdout (a human table, or a JSON-able payload with `--json`; tables as lists
+of records); logs and progress go to stderr. Options, files and the data's fitness for the command are checked
+before any work starts, so a bad input is one line `truth-crowd: error: ...` and exit 2, with nothing written.
+Nothing here computes on an accelerator (numpy, pandas, scipy), so no command takes `--device`."""
 
 from __future__ import annotations
 
@@ -13,13 +16,26 @@ from typing import Any
 import pandas as pd
 
 from repro_core._optional import has_module
-from repro_core.cli import add_command, emit, make_parser, run_main
-from repro_core.errors import ConfigError
+from repro_core.checkpoint import atomic_write_text
+from repro_core.cli import (
+    Bounded,
+    InputPath,
+    add_command,
+    add_seed_option,
+    emit,
+    make_parser,
+    non_negative_int,
+    positive_int,
+    progress,
+    run_main,
+)
+from repro_core.errors import ConfigError, InputError
 from repro_core.umbrella import add_reproduce_command, reproduce_package
 from truth_crowd.__about__ import __version__
 from truth_crowd.aggregation import TIE_BREAKS, DawidSkene, majority_vote, mean_aggregate, median_aggregate
 from truth_crowd.agreement import LEVELS, alpha_by_item, fleiss_kappa, fleiss_kappa_ci, krippendorff_alpha_ci
 from truth_crowd.analyses import (
+    FACTOR_ROTATIONS,
     MERGES,
     dimension_correlations,
     dimension_factors,
@@ -27,15 +43,17 @@ from truth_crowd.analyses import (
     evidence_sources,
     external_agreement,
     learning_curve,
+    require_complete_rows,
     worker_background,
 )
+from truth_crowd.classify import PAPER_MODEL_NAMES
 from truth_crowd.comparison import compare_with_experts
 from truth_crowd.describe import design_counts
 from truth_crowd.inference import GLAD, MACE, OneCoinDawidSkene, Wawa, ZeroBasedSkill
 from truth_crowd.io import CrowdData, load_ipm2021, load_table
 from truth_crowd.phi import PHI_METHODS, phi_by_item
 from truth_crowd.qc import default_checks, run_qc
-from truth_crowd.report import write_report
+from truth_crowd.report import check_report_input, write_report
 from truth_crowd.reproduction import quick
 from truth_crowd.schema import DIMENSIONS, to_crowdkit
 from truth_crowd.simulate import simulate_crowd
@@ -85,7 +103,11 @@ Every command prints a JSON payload with --json."""
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data")
     source = group.add_mutually_exclusive_group(required=True)
-    source.add_argument("--data", type=Path, help="CSV file to load")
+    source.add_argument(
+        "--data",
+        type=InputPath(suffixes=(".csv", ".parquet", ".pq")),
+        help="CSV (or, with --format long/wide, Parquet) file to load",
+    )
     source.add_argument("--simulate", action="store_true", help="use a seeded IPM-like simulated run")
     group.add_argument(
         "--format",
@@ -101,7 +123,7 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
         help="column rename for --format long/wide, e.g. --map worker_id=WorkerId (repeatable)",
     )
     group.add_argument("--drop-broken", action="store_true", help="ipm2021: drop DEM_BARELYTRUE_doc7")
-    group.add_argument("--seed", type=int, default=0, help="seed of --simulate and of bootstraps (default: 0)")
+    add_seed_option(parser, help="seed of --simulate, samplers and bootstraps, 0 to 2**32 - 1 (default: 0)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,8 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
         "statement and questionnaire), tries, and blocked URL domains.",
     )
     _add_data_options(qc)
-    qc.add_argument("--min-seconds", type=float, default=2.0, help="time threshold (default: 2)")
-    qc.add_argument("--max-tries", type=int, default=10, help="allowed tries (default: 10)")
+    qc.add_argument("--min-seconds", type=Bounded(float, low=0), default=2.0, help="time threshold, >= 0 (default: 2)")
+    qc.add_argument("--max-tries", type=positive_int, default=10, help="allowed tries, >= 1 (default: 10)")
 
     agreement = add_command(
         commands,
@@ -147,10 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
     agreement.add_argument("--items", nargs="+", default=None, help="items (default: all)")
     agreement.add_argument(
         "--bootstrap",
-        type=int,
+        type=non_negative_int,
         default=0,
         metavar="N",
-        help="add a 95%% unit-bootstrap interval with N resamples (default: none)",
+        help="add a 95%% unit-bootstrap interval with N >= 2 resamples (default: 0, none)",
     )
     agreement.add_argument(
         "--phi", action="store_true", help="add Phi per item and dataset (Metropolis posterior mean, 95%% HPD)"
@@ -211,11 +233,21 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument(
         "--level", choices=("judgment", "statement"), default="statement", help="correlations/PCA/factors: rows"
     )
-    analyze.add_argument("--n-factors", type=int, default=2, help="factors: number of factors (default: 2)")
-    analyze.add_argument("--rotation", default="varimax", help="factors: rotation (default: varimax; 'none')")
+    analyze.add_argument(
+        "--n-factors", type=positive_int, default=2, help="factors: number of factors, >= 1 (default: 2)"
+    )
+    analyze.add_argument(
+        "--rotation",
+        choices=(*FACTOR_ROTATIONS, "none"),
+        default="varimax",
+        help="factors: rotation (default: varimax)",
+    )
     analyze.add_argument("--phi-method", choices=PHI_METHODS, default="mcmc", help="phi: estimator (default: mcmc)")
     analyze.add_argument(
-        "--phi-samples", type=int, default=1000, help="phi: burn-in and kept draws per chain (default: 1000)"
+        "--phi-samples",
+        type=Bounded(int, low=2),
+        default=1000,
+        help="phi: burn-in and kept draws per chain, >= 2 (default: 1000)",
     )
     analyze.add_argument("--features", nargs="+", default=list(DIMENSIONS), help="classify: items (default: 7 dims)")
     analyze.add_argument(
@@ -225,9 +257,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--dataset", choices=("politifact", "abc", "all"), default="politifact", help="classify: dataset"
     )
     analyze.add_argument("--unit", choices=("statement", "judgment"), default="statement", help="classify: rows")
-    analyze.add_argument("--folds", type=int, default=5, help="classify: stratified folds (default: 5)")
-    analyze.add_argument("--seeds", type=int, nargs="+", default=[0], help="classify: CV/model seeds (default: 0)")
-    analyze.add_argument("--models", nargs="+", default=None, help="classify: model names (default: all five)")
+    analyze.add_argument(
+        "--folds", type=Bounded(int, low=2), default=5, help="classify: stratified folds, >= 2 (default: 5)"
+    )
+    analyze.add_argument(
+        "--seeds",
+        type=Bounded(int, low=0, high=2**32 - 1),
+        nargs="+",
+        default=[0],
+        help="classify: CV/model seeds, 0 to 2**32 - 1 (default: 0)",
+    )
+    analyze.add_argument(
+        "--models", nargs="+", choices=PAPER_MODEL_NAMES, default=None, help="classify: models (default: all five)"
+    )
 
     report = add_command(
         commands,
@@ -241,15 +283,18 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, default=Path("truth-crowd-report"), help="output folder")
     report.add_argument(
         "--bootstrap",
-        type=int,
+        type=non_negative_int,
         default=0,
         metavar="N",
-        help="also the MLE Phi with an item bootstrap of N resamples (default: 0, none; Phi is always reported"
+        help="also the MLE Phi with an item bootstrap of N >= 2 resamples (default: 0, none; Phi is always reported"
         " as the Metropolis posterior mean with its 95%% HPD)",
     )
 
     report.add_argument(
-        "--phi-samples", type=int, default=1000, help="Phi: burn-in and kept draws per chain (default: 1000)"
+        "--phi-samples",
+        type=Bounded(int, low=2),
+        default=1000,
+        help="Phi: burn-in and kept draws per chain, >= 2 (default: 1000)",
     )
 
     add_reproduce_command(commands)
@@ -283,6 +328,42 @@ def _real(data: CrowdData) -> CrowdData:
     return data
 
 
+def _require_columns(data: CrowdData, columns: Sequence[str], command: str) -> None:
+    """Refuse data without the judgment columns a command reads, before it starts (not a KeyError halfway)."""
+    missing = [c for c in columns if c not in data.judgments.columns]
+    if missing:
+        raise InputError(
+            f"{command} needs the column(s) {', '.join(map(repr, missing))}, which the data lacks "
+            "(with --format long/wide, map them with --map OURS=THEIRS)",
+            path=data.source,
+            line=1 if data.source else None,
+            field=missing[0],
+        )
+
+
+def _require_pairable(data: CrowdData, command: str) -> None:
+    """Refuse data on which agreement is undefined: no statement judged by two or more workers (e.g. one worker)."""
+    per_statement = data.judgments.groupby("statement_id", observed=True)["worker_id"].nunique()
+    if not (per_statement >= 2).any():
+        n_workers = data.judgments["worker_id"].nunique()
+        raise InputError(
+            f"{command} needs statements judged by at least 2 workers; the data has {n_workers} worker(s) and "
+            "no statement judged twice, so agreement is undefined",
+            path=data.source,
+            field="worker_id",
+        )
+
+
+def _warn_undefined_alpha(table: pd.DataFrame) -> None:
+    """Say which alphas are undefined (NaN: one value only, or no pairable unit), so no NaN passes silently."""
+    undefined = table[table["alpha"].isna()]
+    if len(undefined):
+        logger.warning(
+            "alpha is undefined (shown as NaN/null: no statement with 2+ values, or every value the same) for %s",
+            ", ".join(f"{r.item} ({r.group}, {r.level})" for r in undefined.itertuples()),
+        )
+
+
 def _validate(args: argparse.Namespace) -> dict[str, Any]:
     data = _load(args)
     return {"source": data.source, "counts": design_counts(data), "decisions": data.decisions}
@@ -297,6 +378,7 @@ def _human_validate(result: dict[str, Any]) -> str:
 
 def _qc(args: argparse.Namespace) -> dict[str, Any]:
     data = _load(args)
+    _require_columns(data, ["time_elapsed_s", "try_number", "evidence_url"], "qc")
     report = run_qc(data, default_checks(min_seconds=args.min_seconds, max_tries=args.max_tries))
     return {
         "summary": report.summary.to_dict(orient="records"),
@@ -326,17 +408,20 @@ def _human_qc(result: dict[str, Any]) -> str:
 
 
 def _agreement(args: argparse.Namespace) -> dict[str, Any]:
+    if args.bootstrap == 1:
+        raise ConfigError(f"--bootstrap: needs 0 or at least 2 resamples, got {args.bootstrap}")
     data = _real(_load(args))
     items = args.items or list(data.items)
     unknown = [i for i in items if i not in data.items]
     if unknown:
         raise ConfigError(f"--items: unknown item(s) {unknown}; the data has {list(data.items)}")
-    if args.bootstrap and args.bootstrap < 2:
-        raise ConfigError(f"--bootstrap: needs at least 2 resamples, got {args.bootstrap}")
+    _require_pairable(data, "agreement")
     table = alpha_by_item(data.judgments, items, levels=args.levels)
+    _warn_undefined_alpha(table)
     if args.bootstrap:
         lows, highs = [], []
-        for row in table.itertuples():
+        rows = progress(table.itertuples(), total=len(table), desc="bootstrap", unit="alpha")
+        for row in rows:
             frame = data.judgments if row.group == "ALL" else data.judgments[data.judgments["dataset"] == row.group]
             matrix = frame.pivot(index="worker_id", columns="statement_id", values=row.item).astype(float)
             ci = krippendorff_alpha_ci(
@@ -393,23 +478,53 @@ def _human_agreement(result: dict[str, Any]) -> str:
     return text
 
 
+def _skip_reason(name: str, data: CrowdData, real: CrowdData) -> str | None:
+    """Why analysis `name` cannot run on this data (a column it reads is absent), or None when it can."""
+    has_experts = "gt_value" in real.statements.columns and "gt_norm" in real.statements.columns
+    if name in ("external", "background", "aggregators", "classify") and not has_experts:
+        return "the data has no expert labels"
+    if name == "learning" and not (
+        "time_elapsed_s" in data.judgments.columns and data.judgments["time_elapsed_s"].notna().any()
+    ):
+        return "the data has no times"
+    if name == "sources" and "evidence_url" not in real.judgments.columns:
+        return "the data has no evidence URLs"
+    if name in ("pca", "factors") and len([d for d in DIMENSIONS if d in real.items]) < 3:
+        return "the data has fewer than 3 of the seven dimensions"
+    return None
+
+
 def _analyze(args: argparse.Namespace) -> dict[str, Any]:
-    data = _load(args)
-    real = _real(data)
     chosen = list(args.analyses) if args.analyses else [a for a in ANALYSES if a != "classify"]
     if not args.analyses and has_module("sklearn"):
         chosen.append("classify")
-    if args.n_factors < 1:
-        raise ConfigError(f"--n-factors: needs at least 1, got {args.n_factors}")
-    if args.phi_samples < 2:
-        raise ConfigError(f"--phi-samples: needs at least 2, got {args.phi_samples}")
+    if "classify" in chosen:
+        from truth_crowd.classify import _sklearn
+
+        _sklearn()  # a missing [classify] extra is refused before any work
+    data = _load(args)
+    real = _real(data)
     items = list(real.items)
     dims = [d for d in DIMENSIONS if d in items]
     if args.item not in items:
         raise ConfigError(f"--item: unknown item {args.item!r}; the data has {items}")
+    if "classify" in chosen:
+        unknown = [f for f in args.features if f not in items]
+        if unknown:
+            raise ConfigError(f"--features: unknown item(s) {unknown}; the data has {items}")
+    if "phi" in chosen:
+        _require_pairable(real, "analyze phi")
+    skipped = {name: reason for name in chosen if (reason := _skip_reason(name, data, real)) is not None}
+    chosen = [name for name in chosen if name not in skipped]
+    if "factors" in chosen and not args.n_factors < len(dims):
+        raise ConfigError(f"--n-factors: must be below the number of dimensions ({len(dims)}), got {args.n_factors}")
+    if "pca" in chosen or "factors" in chosen:
+        require_complete_rows(real.judgments, dims, level=args.level, path=data.source)
+    for name, reason in skipped.items():  # after every refusal, so that an error stays one line
+        logger.warning("%s: skipped, %s", name, reason)
     tables: dict[str, pd.DataFrame] = {}
     protocol: dict[str, Any] = {}
-    for name in chosen:
+    for name in progress(chosen, desc="analyze", unit="analysis"):
         if name == "external":
             ext = external_agreement(real, item=args.item, aggregator=args.aggregator, merge=args.merge)
             tables.update({f"external_{k}": v for k, v in ext.tables().items()})
@@ -428,33 +543,20 @@ def _analyze(args: argparse.Namespace) -> dict[str, Any]:
                 raise ConfigError(f"--n-factors/--rotation: {exc}") from exc
             tables["factors"], tables["factor_loadings"] = factors, loadings.reset_index(names="item")
         elif name == "learning":
-            has_time = "time_elapsed_s" in data.judgments.columns and data.judgments["time_elapsed_s"].notna().any()
-            if has_time:
-                curve = learning_curve(data)
-                tables.update({f"learning_{k}": v for k, v in curve.tables().items()})
-            else:
-                logger.warning("learning: skipped, the data has no times")
+            curve = learning_curve(data)
+            tables.update({f"learning_{k}": v for k, v in curve.tables().items()})
         elif name == "sources":
-            if "evidence_url" in real.judgments.columns:
-                tables["evidence_sources"] = evidence_sources(real.judgments)
-            else:
-                logger.warning("sources: skipped, the data has no evidence URLs")
+            tables["evidence_sources"] = evidence_sources(real.judgments)
         elif name == "background":
-            if "gt_norm" not in real.statements.columns:
-                logger.warning("background: skipped, the data has no expert labels")
+            try:
+                background = worker_background(real, item=args.item)
+            except ValueError as exc:
+                logger.warning("background: skipped, %s", exc)
             else:
-                try:
-                    background = worker_background(real, item=args.item)
-                except ValueError as exc:
-                    logger.warning("background: skipped, %s", exc)
-                else:
-                    tables["background_tests"] = background.tests
-                    tables["background_groups"] = background.groups
+                tables["background_tests"] = background.tests
+                tables["background_groups"] = background.groups
         elif name == "aggregators":
-            if "gt_norm" in real.statements.columns:
-                tables["aggregators"] = compare_with_experts(real, item=args.item, seed=args.seed)
-            else:
-                logger.warning("aggregators: skipped, the data has no expert labels")
+            tables["aggregators"] = compare_with_experts(real, item=args.item, seed=args.seed)
         elif name == "phi":
             tables["phi"] = phi_by_item(
                 real.judgments,
@@ -467,9 +569,6 @@ def _analyze(args: argparse.Namespace) -> dict[str, Any]:
         elif name == "classify":
             from truth_crowd.classify import predict_expert_label
 
-            unknown = [f for f in args.features if f not in items]
-            if unknown:
-                raise ConfigError(f"--features: unknown item(s) {unknown}; the data has {items}")
             result = predict_expert_label(
                 real,
                 features=args.features,
@@ -504,6 +603,8 @@ def _human_analyze(result: dict[str, Any]) -> str:
 
 
 def _aggregate(args: argparse.Namespace) -> dict[str, Any]:
+    if args.out is not None and args.out.is_dir():
+        raise ConfigError(f"--out: {args.out} is a folder; give a CSV file name")
     data = _real(_load(args))
     if args.item not in data.items:
         raise ConfigError(f"--item: unknown item {args.item!r}; the data has {list(data.items)}")
@@ -528,7 +629,7 @@ def _aggregate(args: argparse.Namespace) -> dict[str, Any]:
         frame["gt_value"] = frame["statement_id"].map(data.statements["gt_value"]).astype("Float64")
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(args.out, index=False)
+        atomic_write_text(args.out, frame.to_csv(index=False))  # never a half-written CSV
     return {
         "item": args.item,
         "method": args.method,
@@ -553,11 +654,13 @@ def _human_aggregate(result: dict[str, Any]) -> str:
 
 
 def _report(args: argparse.Namespace) -> dict[str, Any]:
-    if args.bootstrap < 0 or args.bootstrap == 1:
+    if args.bootstrap == 1:
         raise ConfigError(f"--bootstrap: needs 0 or at least 2 resamples, got {args.bootstrap}")
-    if args.phi_samples < 2:
-        raise ConfigError(f"--phi-samples: needs at least 2, got {args.phi_samples}")
-    return write_report(_load(args), args.out, n_resamples=args.bootstrap, seed=args.seed, phi_samples=args.phi_samples)
+    if args.out.exists() and not args.out.is_dir():
+        raise ConfigError(f"--out: {args.out} is a file; give a folder")
+    data = _load(args)
+    check_report_input(data)
+    return write_report(data, args.out, n_resamples=args.bootstrap, seed=args.seed, phi_samples=args.phi_samples)
 
 
 def _human_report(result: dict[str, Any]) -> str:

@@ -253,6 +253,18 @@ def expert_level(statement_id: str) -> tuple[str, int, int, str] | None:
     return "abc", ABC_LEVELS[match["abc"]], 3, match["abcparty"]
 
 
+def _strip_or_none(value: object) -> object:
+    """A cell without surrounding whitespace; a blank string becomes missing."""
+    return (value.strip() or None) if isinstance(value, str) else value
+
+
+def _require_records(raw: pd.DataFrame, path: str, *, line: int = 2) -> None:
+    """Refuse a file with a header but no records (`line`: where the first would be): every analysis of zero
+    judgments fails or is meaningless."""
+    if raw.empty:
+        raise InputError("no judgments: the file has a header but no records", path=path, line=line)
+
+
 def _decide(decisions: list[str], message: str, *, warn: bool = False) -> None:
     decisions.append(message)
     (logger.warning if warn else logger.info)(message)
@@ -295,6 +307,7 @@ def load_ipm2021(source: Source, *, drop_broken: bool = False, scale: Scale = LI
             line=1,
             field=missing[0],
         )
+    _require_records(raw, path)
     full = "doc_time_elapsed" in raw.columns and "q_0_age_value" in raw.columns
     n_columns = raw.shape[1] - 1
     layout = "full 93-column release" if full else "reduced release without times, URLs or questionnaires"
@@ -436,6 +449,8 @@ def load_ipm2021(source: Source, *, drop_broken: bool = False, scale: Scale = LI
         raw = raw[~drop].reset_index(drop=True)
         judgments = judgments[~drop].reset_index(drop=True)
         levels = [lv for lv, d in zip(levels, drop, strict=True) if not d]
+        if raw.empty:
+            raise InputError(f"no judgments left after dropping {', '.join(BROKEN_STATEMENTS)}", path=path)
     judgments["_line"] = raw["_line"].to_numpy()
     validate_judgments(judgments, scale=scale, path=path)
     judgments = judgments.drop(columns="_line")
@@ -701,11 +716,15 @@ def _load_table(
             raise InputError(
                 f"missing required column {column!r} (map it with columns=)", path=path, line=1, field=column
             )
-    for column in ("worker_id", "statement_id", *(["item"] if layout == "long" else [])):
-        # Ids are strings (Parquet may hold them as numbers: 7 -> "7").
+    _require_records(raw, path, line=1 if path.lower().endswith((".parquet", ".pq")) else 2)
+    ids = ("worker_id", "statement_id", *(["item"] if layout == "long" else []))
+    for column in (*ids, *(["dataset"] if "dataset" in raw.columns else [])):
+        # Ids are strings (Parquet may hold them as numbers: 7 -> "7"), without surrounding whitespace:
+        # " w1" and "w1" are one worker.
         raw[column] = raw[column].map(lambda v: v if v is None or isinstance(v, str) or pd.isna(v) else str(v))
-        raw[column] = raw[column].where(raw[column].notna(), None)
-        empty = raw[column].isna() | (raw[column].astype("string").str.strip() == "")
+        raw[column] = raw[column].where(raw[column].notna(), None).map(lambda v: _strip_or_none(v))
+    for column in ids:
+        empty = raw[column].isna()
         if empty.any():
             i = int(np.flatnonzero(empty.to_numpy())[0])
             raise InputError(f"empty value (row {i})", path=path, line=int(raw["_line"].iloc[i]), field=column)
@@ -731,8 +750,7 @@ def _load_table(
                 line=int(raw["_line"].iloc[i]),
                 field="item",
             )
-        item_names = tuple(dict.fromkeys(raw["item"].str.strip()))
-        raw["item"] = raw["item"].str.strip()
+        item_names = tuple(dict.fromkeys(raw["item"]))
         judgments = raw.pivot(index=["worker_id", "statement_id"], columns="item", values="value")
         judgments = judgments.reindex(columns=list(item_names)).reset_index()
         judgments.columns.name = None

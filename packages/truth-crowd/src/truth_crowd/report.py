@@ -3,6 +3,8 @@
 Deterministic for a seed (the sampler, bootstraps and CV folds are seeded), offline, and about 10 s of CPU (10-30 s
 wall on a busy 2-core machine) on the released IPM2021 file.
 Figures use `repro_core.report.new_figure` / `save_figure` (matplotlib on an Agg canvas, no pyplot).
+Every analysis runs before anything is written, so a failure leaves no partial report; each stage advances a
+`repro_core.cli.progress` bar on stderr (plain lines where stderr is not a terminal).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import numpy as np
 import pandas as pd
 
 from repro_core._optional import has_module
+from repro_core.cli import progress
+from repro_core.errors import InputError
 from repro_core.report import atomic_write_text, new_figure, save_figure
 from truth_crowd.agreement import alpha_by_item
 from truth_crowd.analyses import (
@@ -25,14 +29,16 @@ from truth_crowd.analyses import (
     evidence_sources,
     external_agreement,
     learning_curve,
+    require_complete_rows,
     worker_background,
 )
 from truth_crowd.comparison import compare_with_experts
 from truth_crowd.describe import design_counts
 from truth_crowd.io import CrowdData
 from truth_crowd.phi import phi_by_item
+from truth_crowd.schema import DIMENSIONS
 
-__all__ = ["markdown_frame", "write_report"]
+__all__ = ["check_report_input", "markdown_frame", "write_report"]
 
 logger = logging.getLogger(__name__)
 
@@ -131,6 +137,39 @@ def _figure_crt(quality: pd.DataFrame, out: Path) -> Path:
     return save_figure(figure, out / "crt_error.png")
 
 
+def check_report_input(data: CrowdData) -> None:
+    """Refuse data the report cannot use, before any work: it needs the seven dimensions and overall truthfulness,
+    the experts' labels (IPM2021 or simulated data), statements judged by two or more workers (agreement) and
+    more statements than dimensions (PCA, factor analysis)."""
+    where = {"path": data.source, "line": 1 if data.source else None}
+    missing = [c for c in ("overall_truthfulness", *DIMENSIONS) if c not in data.judgments.columns]
+    if missing:
+        raise InputError(
+            f"the report needs the items {', '.join(map(repr, missing))}, which the data lacks",
+            field=missing[0],
+            **where,
+        )
+    if "gt_value" not in data.statements.columns or "gt_norm" not in data.statements.columns:
+        raise InputError(
+            "the report compares the crowd with the experts, but the data has no expert labels: use --format "
+            "ipm2021 (or --simulate)",
+            field="gt_value",
+            **where,
+        )
+    judgments = data.judgments[data.judgments["dataset"].isin(["politifact", "abc"])]
+    if judgments.empty:
+        raise InputError("the report needs real statements (dataset politifact or abc); the data has none", **where)
+    per_statement = judgments.groupby("statement_id", observed=True)["worker_id"].nunique()
+    if not (per_statement >= 2).any():
+        raise InputError(
+            f"the report needs statements judged by at least 2 workers; the data has "
+            f"{judgments['worker_id'].nunique()} worker(s) and no statement judged twice",
+            path=data.source,
+            field="worker_id",
+        )
+    require_complete_rows(judgments, DIMENSIONS, path=data.source)
+
+
 def write_report(
     data: CrowdData, out: str | Path, *, n_resamples: int = 0, seed: int = 0, phi_samples: int = 1000
 ) -> dict[str, Any]:
@@ -140,61 +179,89 @@ def write_report(
     adds the MLE Φ with an item bootstrap.
     Returns the tables as records (the CLI's `--json`).
     """
+    check_report_input(data)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    real = data.real() if data.judgments["dataset"].isin(["politifact", "abc"]).any() else data
+    real = data.real()
     items = list(real.items)
     tables: dict[str, pd.DataFrame] = {}
-    counts = design_counts(data)
-    alpha = alpha_by_item(real.judgments, items, levels=("interval", "ordinal"))
-    phi = phi_by_item(real.judgments, items, n_samples=phi_samples, n_burn=phi_samples, seed=seed)  # mean, HPD
-    tables["alpha"], tables["phi"] = alpha, phi
-    if n_resamples > 0:
-        tables["phi_mle"] = phi_by_item(real.judgments, items, method="mle", n_resamples=n_resamples, seed=seed)
-    ext = external_agreement(real)
-    for name, table in ext.tables().items():
-        tables[f"external_{name}"] = table
-    merged = external_agreement(real, merge="012|345")
-    tables["external_merged_adjacent"] = merged.adjacent
-    corr_j = dimension_correlations(real.judgments, items, level="judgment")
-    corr_s = dimension_correlations(real.judgments, items, level="statement")
-    tables["correlations_judgment"], tables["correlations_statement"] = corr_j, corr_s
-    components, loadings = dimension_pca(real.judgments)
-    tables["pca"], tables["pca_loadings"] = components, loadings.reset_index(names="item")
-    factors, factor_loadings = dimension_factors(real.judgments)
-    sources = evidence_sources(real.judgments) if "evidence_url" in real.judgments.columns else None
-    if sources is not None:
-        tables["evidence_sources"] = sources
-    tables["factors"], tables["factor_loadings"] = factors, factor_loadings.reset_index(names="item")
-    background = None
-    if "gt_norm" in real.statements.columns and "crt_score" in real.workers.columns:
-        background = worker_background(real)
-        tables["background_tests"], tables["background_groups"] = background.tests, background.groups
-    aggregators = compare_with_experts(real, seed=seed) if "gt_norm" in real.statements.columns else None
-    if aggregators is not None:
-        tables["aggregators"] = aggregators
-    classify = None
-    has_experts = "gt_value" in real.statements.columns and (real.statements["dataset"] == "politifact").any()
-    if has_experts and has_module("sklearn"):
-        from truth_crowd.classify import predict_expert_label
-
-        classify = predict_expert_label(real, seeds=(seed,))
-        tables["classify_summary"], tables["classify_folds"] = classify.summary, classify.folds
-    figures = [
-        _figure_levels(real, out),
-        _figure_heatmap(correlation_matrix(corr_s), out),
-        _figure_agreement(alpha, phi, out),
-    ]
-    if background is not None:
-        figures.append(_figure_crt(background.quality, out))
     has_time = "time_elapsed_s" in data.judgments.columns and data.judgments["time_elapsed_s"].notna().any()
-    if has_time:
-        curve = learning_curve(data)
-        for name, table in curve.tables().items():
-            tables[f"learning_{name}"] = table
-        figures.append(_figure_time(curve.per_position[curve.per_position["block"] != "all"], out))
-    for name, table in tables.items():
-        table.to_csv(out / f"{name}.csv", index=False)
+    has_experts = "gt_value" in real.statements.columns and (real.statements["dataset"] == "politifact").any()
+    run_classify = has_experts and has_module("sklearn")
+    stages = ["alpha", "phi", *(["phi_mle"] if n_resamples > 0 else []), "crowd vs experts", "dimensions"]
+    stages += ["background", "aggregators", *(["classify"] if run_classify else [])]
+    stages += [*(["learning"] if has_time else []), "figures", "writing"]
+    with progress(total=len(stages), desc="report", unit="stage") as bar:
+        started: list[str] = []
+
+        def stage(name: str) -> None:
+            """Count the previous stage as done and show the one now starting."""
+            if started:
+                bar.update(1)
+            started.append(name)
+            bar.set_postfix_str(name, refresh=False)
+            logger.info("report: %s", name)
+
+        stage("alpha")
+        counts = design_counts(data)
+        alpha = alpha_by_item(real.judgments, items, levels=("interval", "ordinal"))
+        stage("phi")
+        phi = phi_by_item(real.judgments, items, n_samples=phi_samples, n_burn=phi_samples, seed=seed)  # mean, HPD
+        tables["alpha"], tables["phi"] = alpha, phi
+        if n_resamples > 0:
+            stage("phi_mle")
+            tables["phi_mle"] = phi_by_item(real.judgments, items, method="mle", n_resamples=n_resamples, seed=seed)
+        stage("crowd vs experts")
+        ext = external_agreement(real)
+        for name, table in ext.tables().items():
+            tables[f"external_{name}"] = table
+        merged = external_agreement(real, merge="012|345")
+        tables["external_merged_adjacent"] = merged.adjacent
+        stage("dimensions")
+        corr_j = dimension_correlations(real.judgments, items, level="judgment")
+        corr_s = dimension_correlations(real.judgments, items, level="statement")
+        tables["correlations_judgment"], tables["correlations_statement"] = corr_j, corr_s
+        components, loadings = dimension_pca(real.judgments)
+        tables["pca"], tables["pca_loadings"] = components, loadings.reset_index(names="item")
+        factors, factor_loadings = dimension_factors(real.judgments)
+        sources = evidence_sources(real.judgments) if "evidence_url" in real.judgments.columns else None
+        if sources is not None:
+            tables["evidence_sources"] = sources
+        tables["factors"], tables["factor_loadings"] = factors, factor_loadings.reset_index(names="item")
+        stage("background")
+        background = None
+        if "crt_score" in real.workers.columns:
+            background = worker_background(real)
+            tables["background_tests"], tables["background_groups"] = background.tests, background.groups
+        stage("aggregators")
+        aggregators = compare_with_experts(real, seed=seed)
+        tables["aggregators"] = aggregators
+        classify = None
+        if run_classify:
+            stage("classify")
+            from truth_crowd.classify import predict_expert_label
+
+            classify = predict_expert_label(real, seeds=(seed,))
+            tables["classify_summary"], tables["classify_folds"] = classify.summary, classify.folds
+        if has_time:
+            stage("learning")
+            curve = learning_curve(data)
+            for name, table in curve.tables().items():
+                tables[f"learning_{name}"] = table
+        stage("figures")
+        out.mkdir(parents=True, exist_ok=True)
+        figures = [
+            _figure_levels(real, out),
+            _figure_heatmap(correlation_matrix(corr_s), out),
+            _figure_agreement(alpha, phi, out),
+        ]
+        if background is not None:
+            figures.append(_figure_crt(background.quality, out))
+        if has_time:
+            figures.append(_figure_time(curve.per_position[curve.per_position["block"] != "all"], out))
+        stage("writing")
+        for name, table in tables.items():
+            atomic_write_text(out / f"{name}.csv", table.to_csv(index=False))
+        bar.update(1)
 
     md = [
         f"# truth-crowd report: {data.source or 'simulated data'}",

@@ -112,16 +112,17 @@ def load_run(path: str | os.PathLike[str], *, device: str | torch.device = "cpu"
 
     path = Path(path)
     if path.is_dir():
-        state = CheckpointManager(path, keep=None).load_latest()
-        if state is None:
+        latest = CheckpointManager(path, keep=None).latest()
+        if latest is None:
             raise InputError("no checkpoint found (run `mult-probe train --run-dir` first)", path=path)
-        file = CheckpointManager(path, keep=None).latest() or path
+        file = latest
     elif path.is_file():
-        state, file = load_checkpoint(path), path
+        file = path
     else:
         raise InputError(
             "checkpoint not found (expected a `mult-probe train --run-dir` directory or a .pt file)", path=path
         )
+    state = load_checkpoint(file)
     missing = [key for key in ("config", "model", "step") if key not in state]
     if missing:
         raise InputError(f"not a mult-probe checkpoint (missing {', '.join(missing)})", path=file)
