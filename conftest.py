@@ -1,39 +1,30 @@
-"""Repository-wide pytest set-up: hypothesis profiles, the GPU auto-skip, the `shared_data` fixture, and caches
-that tests may write (never the user's)."""
+"""Repository-wide pytest set-up: hypothesis profiles and caches that tests may write (never the user's).
+
+What a distribution's own tests need (the `shared_data` fixture, the `gpu` marker and its skip without CUDA) lives
+in repro-core's pytest plugin (`repro_core.pytest_plugin`), so that the tests also run from each sdist."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
 
+# No example database unless HYPOTHESIS_DATABASE names a folder: the default `.hypothesis/` replays a past failure
+# first on every later run until someone deletes it, so one unlucky draw looked like a permanent failure.
+_EXAMPLE_DATABASE = os.environ.get("HYPOTHESIS_DATABASE")
 # First calls into torch/JAX compile kernels; on 2 cores that blows hypothesis' 200 ms default deadline.
-settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "dev",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    database=DirectoryBasedExampleDatabase(_EXAMPLE_DATABASE) if _EXAMPLE_DATABASE else None,
+)
 # CI: the same examples every run, so a red CI is reproducible on a developer's machine.
 settings.register_profile("ci", parent=settings.get_profile("dev"), derandomize=True, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
-
-#: Read-only project material beside the repository (papers, data). Never written by tests.
-SHARED_DATA = Path(os.environ.get("REPRO_SHARED_DATA", Path(__file__).resolve().parent.parent / "shared" / "data"))
-
-
-def _cuda_available() -> bool:
-    try:
-        import torch
-    except ImportError:
-        return False
-    return bool(torch.cuda.is_available())
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if any("gpu" in item.keywords for item in items) and not _cuda_available():
-        skip = pytest.mark.skip(reason="needs CUDA: no GPU on this machine")
-        for item in items:
-            if "gpu" in item.keywords:
-                item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -47,11 +38,3 @@ def _isolated_caches(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]
     patch.setenv("PREMISE_SEARCH_INDEX_DIR", str(tmp_path_factory.mktemp("premise-search-index") / "mathlib"))
     yield
     patch.undo()
-
-
-@pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """`../shared/data` beside the repository (or $REPRO_SHARED_DATA); skips when it is not there."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"project data not found at {SHARED_DATA} (set REPRO_SHARED_DATA to its location)")
-    return SHARED_DATA

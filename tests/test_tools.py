@@ -94,6 +94,15 @@ All notable changes to {name} are documented here (Keep a Changelog).
 """
 
 
+FAKE_CHECK = """\
+#!/usr/bin/env python3
+\"\"\"Stands in for the repository's {name} in release tests: says it ran, exits {code}.\"\"\"
+import sys
+print("fake {name} ran:", *sys.argv[1:])
+sys.exit({code})
+"""
+
+
 def _load_module(name: str, path: Path) -> ModuleType:
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
@@ -151,6 +160,8 @@ def repo(tmp_path: Path) -> Path:
         "packages/demo-pkg/CHANGELOG.md": CHANGELOG.format(name="demo-pkg"),
         "packages/demo-pkg/src/demo_pkg/__about__.py": '"""Version."""\n\n__version__ = "0.1.0.dev0"\n',
         "packages/demo-pkg/src/demo_pkg/__init__.py": PKG_CODE,
+        "tools/api-check": FAKE_CHECK.format(name="api-check", code=0),
+        "tools/isolation-check": FAKE_CHECK.format(name="isolation-check", code=0),
         ".gitignore": "__pycache__/\n",
     }
     for rel, text in files.items():
@@ -161,6 +172,11 @@ def repo(tmp_path: Path) -> Path:
     _git(root, "add", "-A")
     _git(root, "commit", "-q", "-m", "initial")
     return root
+
+
+def _tag_core_release(root: Path, version: str = "0.1.0") -> None:
+    """Mark a repro-core release, so that packages requiring it may be released (release repro-core first)."""
+    _git(root, "tag", "-a", f"repro-core-v{version}", "-m", f"repro-core {version}")
 
 
 def _snapshot(root: Path) -> dict[str, str]:
@@ -175,10 +191,11 @@ def _snapshot(root: Path) -> dict[str, str]:
 
 
 def test_release_bumps_dates_changelog_commits_and_tags(repo: Path) -> None:
+    _tag_core_release(repo)
     done = _tool(repo, "release", "demo-pkg", "minor", "--date", DATE)
     assert done.returncode == 0, done.stderr
 
-    about = (repo / "packages/demo-pkg/src/demo_pkg/__about__.py").read_text()
+    about = _git(repo, "show", "demo-pkg-v0.1.0:packages/demo-pkg/src/demo_pkg/__about__.py") + "\n"
     assert about == '"""Version."""\n\n__version__ = "0.1.0"\n'  # only the version line changed
     log = (repo / "packages/demo-pkg/CHANGELOG.md").read_text()
     heading = f"## [0.1.0](https://github.com/repro/repro/releases/tag/demo-pkg-v0.1.0) - {DATE}"
@@ -186,12 +203,21 @@ def test_release_bumps_dates_changelog_commits_and_tags(repo: Path) -> None:
     assert log.count("## Unreleased") == 1
     assert "## [0.0.1]" in log
 
-    assert _git(repo, "log", "-1", "--format=%s") == "release demo-pkg v0.1.0"
+    assert _git(repo, "log", "-1", "--format=%s", "HEAD~1") == "release demo-pkg v0.1.0"
     assert _git(repo, "cat-file", "-t", "demo-pkg-v0.1.0") == "tag"  # annotated
-    assert _git(repo, "rev-parse", "demo-pkg-v0.1.0^{commit}") == _git(repo, "rev-parse", "HEAD")
+    assert _git(repo, "rev-parse", "demo-pkg-v0.1.0^{commit}") == _git(repo, "rev-parse", "HEAD~1")
     assert _git(repo, "status", "--porcelain") == ""
-    changed = _git(repo, "show", "--name-only", "--format=", "HEAD").splitlines()
+    changed = _git(repo, "show", "--name-only", "--format=", "HEAD~1").splitlines()
     assert sorted(changed) == ["packages/demo-pkg/CHANGELOG.md", "packages/demo-pkg/src/demo_pkg/__about__.py"]
+
+    # main moves on to the next dev version in a follow-up commit, so later builds never carry 0.1.0.
+    assert _git(repo, "log", "-1", "--format=%s") == "start demo-pkg 0.1.1.dev0"
+    about = (repo / "packages/demo-pkg/src/demo_pkg/__about__.py").read_text()
+    assert about == '"""Version."""\n\n__version__ = "0.1.1.dev0"\n'
+    assert _git(repo, "show", "--name-only", "--format=", "HEAD") == "packages/demo-pkg/src/demo_pkg/__about__.py"
+    # The checks ran before the tag (their output goes to stderr, the plan to stdout).
+    assert "fake api-check ran: demo-pkg" in done.stderr
+    assert "fake isolation-check ran: --only demo-pkg" in done.stderr
 
     # The fresh Unreleased section is empty, so an immediate second release is refused.
     again = _tool(repo, "release", "demo-pkg", "patch")
@@ -223,6 +249,7 @@ def test_release_refuses_dirty_tree(repo: Path) -> None:
 
 
 def test_dry_run_changes_nothing(repo: Path) -> None:
+    _tag_core_release(repo)
     before = _snapshot(repo)
     head = _git(repo, "rev-parse", "HEAD")
 
@@ -233,8 +260,13 @@ def test_dry_run_changes_nothing(repo: Path) -> None:
     assert "demo-pkg-v0.3.0" in done.stdout
     assert _snapshot(repo) == before
     assert _git(repo, "rev-parse", "HEAD") == head
-    assert _git(repo, "tag", "--list") == ""
+    assert _git(repo, "tag", "--list") == "repro-core-v0.1.0"
     assert _git(repo, "status", "--porcelain") == ""
+    assert "fake isolation-check ran" in done.stderr  # a dry run runs every check...
+
+    done = _tool(repo, "release", "demo-pkg", "0.3.0", "--dry-run", "--skip-isolation-check")
+    assert done.returncode == 0, done.stderr
+    assert "fake api-check ran" in done.stderr and "fake isolation-check" not in done.stderr  # ...unless told
 
 
 def test_core_release_reports_dependents_out_of_range(repo: Path) -> None:
@@ -254,7 +286,7 @@ def test_core_release_updates_dependents_on_request(repo: Path) -> None:
     log = (repo / "packages/demo-pkg/CHANGELOG.md").read_text()
     unreleased = log.split("## Unreleased", 1)[1].split("\n## ", 1)[0]
     assert "### Changed\n\n- Require `repro-core[torch]>=0.2,<0.3` (repro-core 0.2.0 released)." in unreleased
-    changed = set(_git(repo, "show", "--name-only", "--format=", "HEAD").splitlines())
+    changed = set(_git(repo, "show", "--name-only", "--format=", "repro-core-v0.2.0").splitlines())
     assert {"packages/demo-pkg/pyproject.toml", "packages/demo-pkg/CHANGELOG.md"} <= changed
     assert _git(repo, "status", "--porcelain") == ""
 
@@ -274,6 +306,7 @@ def test_core_release_within_range_needs_nothing(repo: Path) -> None:
         ["demo-pkg", "0.0.1"],
         ["demo-pkg"],
         ["demo-pkg", "1.0", "--date", "May"],
+        ["demo-pkg", "patch", "--skip-isolation-check"],  # a real release runs every check
     ],
 )
 def test_release_bad_usage_exits_2_with_one_line(repo: Path, args: list[str]) -> None:
@@ -288,6 +321,75 @@ def test_release_refuses_existing_tag(repo: Path) -> None:
     done = _tool(repo, "release", "demo-pkg", "patch")
     assert done.returncode == 1
     assert "tag demo-pkg-v0.1.0 already exists" in done.stderr
+
+
+def test_core_release_updates_the_ranges_in_extras_too(repo: Path) -> None:
+    """An extra left at the old range makes `pip install demo-pkg[plot]` unresolvable after the core release."""
+    pyproject = repo / "packages/demo-pkg/pyproject.toml"
+    extra = '\n[project.optional-dependencies]\nplot = ["repro-core[plot]>=0.1.0.dev0,<0.2", "matplotlib>=3.7"]\n'
+    pyproject.write_text(pyproject.read_text().replace("\n[project.scripts]", extra + "\n[project.scripts]"))
+    _git(repo, "commit", "-q", "-am", "plot extra")
+
+    done = _tool(repo, "release", "repro-core", "0.2.0", "--update-dependents", "--date", DATE)
+
+    assert done.returncode == 0, done.stderr
+    text = pyproject.read_text()
+    assert '"repro-core[torch]>=0.2,<0.3"' in text
+    assert 'plot = ["repro-core[plot]>=0.2,<0.3", "matplotlib>=3.7"]' in text
+    assert "<0.2" not in text
+    # With the new core tag, the package may be released: every one of its ranges admits repro-core 0.2.0.
+    log = repo / "packages/demo-pkg/CHANGELOG.md"
+    assert "Require `repro-core[plot]>=0.2,<0.3`" in log.read_text()
+    assert _tool(repo, "release", "demo-pkg", "minor", "--dry-run", "--skip-isolation-check").returncode == 0
+
+
+def test_package_release_refused_until_repro_core_is_released(repo: Path) -> None:
+    before = _snapshot(repo)
+
+    done = _tool(repo, "release", "demo-pkg", "minor", "--dry-run", "--skip-isolation-check")
+
+    assert done.returncode == 1
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "'repro-core[torch]>=0.1.0.dev0,<0.2', which no released repro-core satisfies (tags: none)" in done.stderr
+    assert "release repro-core first" in done.stderr
+    assert _snapshot(repo) == before
+
+    # A core release outside the range does not count either; one inside it does.
+    _tag_core_release(repo, "0.2.0")
+    assert "(tags: 0.2.0)" in _tool(repo, "release", "demo-pkg", "minor").stderr
+    _tag_core_release(repo, "0.1.0")
+    assert _tool(repo, "release", "demo-pkg", "minor", "--date", DATE).returncode == 0
+    assert _git(repo, "tag", "--list", "demo-pkg-v*") == "demo-pkg-v0.1.0"
+
+
+def test_package_release_checks_the_ranges_in_extras(repo: Path) -> None:
+    pyproject = repo / "packages/demo-pkg/pyproject.toml"
+    extra = '\n[project.optional-dependencies]\nplot = ["repro-core[plot]>=0.2,<0.3"]\n'
+    pyproject.write_text(pyproject.read_text().replace("\n[project.scripts]", extra + "\n[project.scripts]"))
+    _git(repo, "commit", "-q", "-am", "plot extra on an unreleased core")
+    _tag_core_release(repo)
+
+    done = _tool(repo, "release", "demo-pkg", "minor", "--dry-run", "--skip-isolation-check")
+
+    assert done.returncode == 1
+    assert "'repro-core[plot]>=0.2,<0.3', which no released repro-core satisfies (tags: 0.1.0)" in done.stderr
+
+
+@pytest.mark.parametrize("failing", ["api-check", "isolation-check"])
+def test_release_refused_when_a_check_fails_before_tagging(repo: Path, failing: str) -> None:
+    (repo / "tools" / failing).write_text(FAKE_CHECK.format(name=failing, code=1))
+    _git(repo, "commit", "-q", "-am", f"{failing} fails")
+    _tag_core_release(repo)
+    before, head = _snapshot(repo), _git(repo, "rev-parse", "HEAD")
+
+    done = _tool(repo, "release", "demo-pkg", "minor", "--date", DATE)
+
+    assert done.returncode == 1
+    assert f"tools/{failing}" in done.stderr and "failed (exit 1): nothing released" in done.stderr
+    assert f"fake {failing} ran" in done.stderr
+    assert _snapshot(repo) == before
+    assert _git(repo, "rev-parse", "HEAD") == head
+    assert _git(repo, "tag", "--list", "demo-pkg-v*") == ""
 
 
 # --------------------------------------------------------------------------------------------------- api-check
@@ -396,3 +498,21 @@ def test_version_order_and_ranges() -> None:
     assert all(a < b for a, b in itertools.pairwise(parsed))
     assert repo_helpers.format_range("0.3.0") == ">=0.3,<0.4"
     assert repo_helpers.format_range("1.2.0") == "~=1.2"
+
+
+def test_coinstall_check_asks_for_every_distribution_with_every_extra() -> None:
+    import importlib.machinery
+    import tomllib
+
+    loader = importlib.machinery.SourceFileLoader("coinstall_check", str(TOOLS / "coinstall-check"))
+    spec = importlib.util.spec_from_loader("coinstall_check", loader)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    expected = set()
+    root = TOOLS.parent
+    for pyproject in [root / "shared" / "pyproject.toml", *(root / "packages").glob("*/pyproject.toml")]:
+        extras = sorted(tomllib.loads(pyproject.read_text())["project"].get("optional-dependencies", {}))
+        folder = pyproject.parent.relative_to(TOOLS.parent).as_posix()
+        expected.add(f"./{folder}[{','.join(extras)}]" if extras else f"./{folder}")
+    assert set(module.requirement_specs()) == expected and len(expected) == 6

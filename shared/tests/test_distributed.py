@@ -18,8 +18,8 @@ WORKER = textwrap.dedent(
     from pathlib import Path
     import torch
     import torch.distributed as dist
-    from repro_core.distributed import (init_from_env, rank_seed, rank_zero_only_logging, shutdown,
-                                        write_on_main)
+    from repro_core.distributed import (all_reduce_gradients, init_from_env, rank_seed, rank_zero_only_logging,
+                                        shutdown, write_on_main)
     from repro_core.seeding import derive_seed, torch_generator
 
     out = Path(sys.argv[1])
@@ -30,6 +30,10 @@ WORKER = textwrap.dedent(
     data = torch.rand(3, generator=torch.Generator().manual_seed(rank_seed(0, ctx.rank, "data")))
     gathered = [torch.zeros(3) for _ in range(ctx.world_size)]
     dist.all_gather(gathered, data)
+    weight, unused = torch.nn.Parameter(torch.zeros(2, 2)), torch.nn.Parameter(torch.zeros(3))
+    weight.grad = torch.full((2, 2), float(ctx.rank + 1))
+    unused.grad = torch.ones(3) if ctx.rank == 1 else None     # a gradient on one rank only
+    all_reduce_gradients([weight, unused])
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
     with rank_zero_only_logging():
         logging.getLogger("worker").info("log line from rank %d", ctx.rank)
@@ -37,6 +41,7 @@ WORKER = textwrap.dedent(
     (out / f"rank{ctx.rank}.json").write_text(json.dumps({
         "ctx": [ctx.rank, ctx.world_size, ctx.local_rank, ctx.backend, ctx.is_main],
         "total": total.item(), "init": init.tolist(), "gathered": [g.tolist() for g in gathered],
+        "grads": [weight.grad.tolist(), unused.grad.tolist()],
     }))
     shutdown()
     """
@@ -52,6 +57,7 @@ def test_two_process_gloo_run(tmp_path: Path) -> None:
     assert ranks[0]["ctx"] == [0, 2, 0, "gloo", True]
     assert ranks[1]["ctx"] == [1, 2, 1, "gloo", False]
     assert ranks[0]["total"] == ranks[1]["total"] == 3.0
+    assert ranks[0]["grads"] == ranks[1]["grads"] == [[[3.0, 3.0], [3.0, 3.0]], [1.0, 1.0, 1.0]]  # summed over ranks
     assert ranks[0]["init"] == ranks[1]["init"]  # shared stream: same model init
     gathered = ranks[0]["gathered"]
     assert gathered == ranks[1]["gathered"] and gathered[0] != gathered[1]  # per-rank data streams differ

@@ -54,8 +54,8 @@ def test_core_imports_and_names_the_extra_without_torch() -> None:
 
 
 def test_require_names_a_package_extra() -> None:
-    from repro_core._optional import require
     from repro_core.errors import MissingExtraError
+    from repro_core.optional import require
 
     with pytest.raises(MissingExtraError, match=r"pip install 'repro-core\[nope_not_a_module\]'"):
         require("nope_not_a_module.sub", "a test feature")

@@ -187,3 +187,12 @@ def test_synthetic_and_digits_data() -> None:
     assert digits.x_train.min() >= 0.0 and digits.x_train.max() <= 1.0
     with pytest.raises(ConfigError, match="data"):
         load_dataset("cifar100")
+
+
+def test_data_parallel_gradients_are_summed_by_repro_core() -> None:
+    """The flat all-reduce lives once, in repro-core (issue #14); `tests/test_distributed.py` runs it under torchrun."""
+    import bt2_compat.train
+    import repro_core.distributed
+
+    assert bt2_compat.train.all_reduce_gradients is repro_core.distributed.all_reduce_gradients
+    assert not hasattr(bt2_compat.train, "_all_reduce_gradients")

@@ -29,8 +29,8 @@ from mult_probe.analysis.attribution import _counterfactual_digits
 from mult_probe.analysis.fourier import fourier_basis
 from mult_probe.data import encode_nocot, generate_operands
 from mult_probe.model import ModelConfig, Transformer
-from repro_core._optional import has_module
 from repro_core.errors import ConfigError, InputError
+from repro_core.optional import has_module
 
 K = 2
 PAIRS = generate_operands(K, n=120, seed=3)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mult_probe.cli import main
-from repro_core._optional import has_module
+from repro_core.optional import has_module
 from repro_core.testing import run_cli
 
 FIXTURES = Path(__file__).parent / "fixtures"

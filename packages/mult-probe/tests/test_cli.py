@@ -13,7 +13,7 @@ from mult_probe import reproduction
 from mult_probe.cli import build_parser, main
 from mult_probe.data import cot_line, generate_split, read_examples
 from mult_probe.reproduction import QuickBudget, quick
-from repro_core._optional import has_module
+from repro_core.optional import has_module
 from repro_core.report import Verdict
 from repro_core.testing import check_package_cli, check_reproduction, run_cli
 

@@ -72,7 +72,7 @@ def test_aux_model_encodes_running_sums_better_than_sft() -> None:
 
 def test_probe_result_to_dict_and_figure() -> None:
     from mult_probe.probes import ProbeResult, plot_probe_mae
-    from repro_core._optional import has_module
+    from repro_core.optional import has_module
 
     result = ProbeResult(
         hooks=("blocks.0.hook_resid_mid", "blocks.1.hook_resid_mid"),

@@ -198,3 +198,12 @@ def test_gpu_script_smoke_mode(tmp_path: Path) -> None:
         run = saved["runs"][name]
         assert run["steps"] == 4 and len(run["eval_position_loss"]) == 4 and run["curve"][-1]["step"] == 4
     assert saved["summary"]["paper_at_50k"] == {"aux_c3": 0.64, "sft_c3": 2.33}
+
+
+def test_data_parallel_gradients_are_summed_by_repro_core() -> None:
+    """The flat all-reduce lives once, in repro-core (issue #14); `tests/test_distributed.py` runs it under torchrun."""
+    import mult_probe.train
+    import repro_core.distributed
+
+    assert mult_probe.train.all_reduce_gradients is repro_core.distributed.all_reduce_gradients
+    assert not hasattr(mult_probe.train, "_all_reduce_gradients")

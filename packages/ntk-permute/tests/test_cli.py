@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 import ntk_permute
+from ntk_permute import experiments
 from ntk_permute.cli import main
-from ntk_permute.reproduction import quick
+from ntk_permute.reproduction import FIGURE1_K, quick
 from repro_core.report import Verdict
 from repro_core.testing import check_package_cli, check_reproduction, run_cli
 
@@ -18,8 +19,20 @@ def test_cli_conventions(tmp_path: Path) -> None:
     check_package_cli("ntk-permute", main, tmp_path)
 
 
-def test_quick_reproduction_reproduces_the_claims(tmp_path: Path) -> None:
+def test_quick_reproduction_reproduces_the_claims(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    plotted: list[experiments.Figure1Result] = []
+    real_plot = experiments.plot_figure1
+
+    def recording_plot(result: experiments.Figure1Result, path: Path) -> Path:
+        plotted.append(result)
+        return real_plot(result, path)
+
+    monkeypatch.setattr(experiments, "plot_figure1", recording_plot)
     results = check_reproduction("ntk-permute", quick, tmp_path)
+    # Issue #14: Figure 1's left panel (first M against k) showed a single point: it was drawn from k = 10 alone.
+    [figure] = plotted
+    assert [c.k for c in figure.curves] == list(FIGURE1_K) and len(FIGURE1_K) >= 3
+    assert sum(c.first_m is not None for c in figure.curves) >= 2
     assert len(results) >= 20
     # Figure 1 compares one trained pool with the official single-trial first-passage value: it may differ.
     failed = [

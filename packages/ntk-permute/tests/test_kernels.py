@@ -113,3 +113,17 @@ def test_bad_arguments() -> None:
         nngp_ntk(np.eye(3), np.eye(4))
     with pytest.raises(ValueError, match="x1"):
         nngp_ntk(np.ones(3))
+
+
+@pytest.mark.parametrize("parametrization", ["ntk", "standard"])
+def test_std_arguments_are_checked_by_repro_core(parametrization: str) -> None:
+    """One σ_w/σ_b check for ntk-permute and repro-core (issue #14): the same function, the same messages."""
+    import repro_core.kernels
+    from ntk_permute import kernels
+
+    assert kernels.check_std is repro_core.kernels.check_std
+    width = None if parametrization == "ntk" else 8
+    with pytest.raises(ValueError, match=r"^b_std: expected a real number, got True$"):
+        nngp_ntk(np.eye(2), b_std=True, parametrization=parametrization, width=width)
+    with pytest.raises(ValueError, match=r"^w_std: must be finite and >= 0, got nan$"):
+        nngp_ntk(np.eye(2), w_std=np.float32("nan"), parametrization=parametrization, width=width)

@@ -1,7 +1,8 @@
 """Package test set-up: a socket guard proving the suite runs offline, and a small corpus.
 
-The index cache of all of Mathlib is isolated by the repository's conftest (`PREMISE_SEARCH_INDEX_DIR`), so the
-package tests and the integration tests share one build per test session.
+The index cache of all of Mathlib is isolated: in the repository the root conftest sets `PREMISE_SEARCH_INDEX_DIR`
+(so the package tests and the integration tests share one build per test session); run from an sdist, where that
+conftest is absent, `_isolated_index_cache` below does the same, so the user's cache is never touched.
 
 The guard (session-wide, autouse) lets sockets connect only to loopback addresses (127.0.0.0/8, ::1,
 `localhost`) and Unix sockets; any other `connect`, `connect_ex`, `sendto` or name lookup raises
@@ -20,6 +21,20 @@ import pytest
 from premise_search.corpus import Declaration
 
 __all__ = ["SMALL_CORPUS", "NetworkBlockedError"]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_index_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep the Mathlib index out of the user's cache when no outer conftest has already redirected it."""
+    import os
+
+    if os.environ.get("PREMISE_SEARCH_INDEX_DIR"):
+        yield
+        return
+    patch = pytest.MonkeyPatch()
+    patch.setenv("PREMISE_SEARCH_INDEX_DIR", str(tmp_path_factory.mktemp("premise-search-index") / "mathlib"))
+    yield
+    patch.undo()
 
 
 #: Eight declarations the retrieval, semantic, server and CLI tests search (module-level, so test modules, which

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from repro_core._optional import has_module
 from repro_core.errors import ConfigError, MissingExtraError
+from repro_core.optional import has_module
 from truth_crowd.classify import PAPER_MODEL_NAMES, paper_models, predict_expert_label
 from truth_crowd.simulate import simulate_crowd
 

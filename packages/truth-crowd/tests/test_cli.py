@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 import truth_crowd
 from repro_core.report import Verdict
 from repro_core.testing import check_package_cli, check_reproduction, run_cli
 from truth_crowd.cli import main
-from truth_crowd.reproduction import DESIGN_CLAIMS, quick
+from truth_crowd.reproduction import DESIGN_CLAIMS, HOW_TO_GET_DATA, _real_claims, quick
 from truth_crowd.schema import ITEMS
 
 
@@ -26,10 +28,20 @@ def test_quick_reproduction_measures_claims(tmp_path: Path) -> None:
     gain = next(r for r in results if "Dawid-Skene accuracy minus" in r.claim)
     assert gain.our_value is not None and gain.our_value > 0.03
     design = [by_claim[claim] for claim, _, _ in DESIGN_CLAIMS]
-    # Real data present: every design count reproduced; absent: pending, with the reason.
+    # Real data present: every design count reproduced; absent: needs data, with how to get it.
     assert all(r.verdict is Verdict.REPRODUCED for r in design) or all(
-        r.verdict is Verdict.PENDING and "not found" in r.note for r in design
+        r.verdict is Verdict.NEEDS_DATA and HOW_TO_GET_DATA in r.note for r in design
     )
+    assert not any("spec" in r.note for r in results)  # users have no spec file: notes cite the paper
+
+
+def test_reproduction_without_data_says_how_to_get_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue #14: the 21 design rows said *pending* ("not implemented yet") when only the data was missing."""
+    monkeypatch.setenv("REPRO_SHARED_DATA", str(tmp_path))  # a folder without the IPM2021 file
+    rows = _real_claims()
+    assert len(rows) == len(DESIGN_CLAIMS) == 21
+    assert all(r.verdict is Verdict.NEEDS_DATA and r.note.endswith(HOW_TO_GET_DATA) for r in rows)
+    assert "REPRO_SHARED_DATA" in HOW_TO_GET_DATA and "github.com/KevinRoitero" in HOW_TO_GET_DATA
 
 
 def test_subcommands_json_on_simulated_data(tmp_path: Path) -> None:
@@ -159,7 +171,7 @@ def test_report_on_real_data(tmp_path: Path, shared_data: Path) -> None:
 
 
 def test_analyze_and_agreement_extras_json(tmp_path: Path) -> None:
-    from repro_core._optional import has_module
+    from repro_core.optional import has_module
 
     args = ["analyze", "--simulate", "--phi-samples", "100", "--models", "naive_bayes", "--json"]
     code, out, err = run_cli(main, args)

@@ -8,6 +8,8 @@ Submodules (import the one you need; none imports torch or jax until it is used)
 - `repro_core.device`: device choice (`REPRO_DEVICE`), dtype policy, chunk sizes from free memory.
 - `repro_core.checkpoint`: atomic checkpoints, safe loading, resume.
 - `repro_core.distributed`: torchrun initialisation, rank-aware seeding, rank-0 logging and writing.
+- `repro_core.progress`, `repro_core.serialization`: progress bars on stderr, JSON-ready values (library side).
+- `repro_core.optional`: `require`/`has_module` for optional dependencies, naming the extra that installs them.
 - `repro_core.cli`: the shared command-line plumbing (errors -> exit 2, `--json`, progress bars, logging).
 - `repro_core.report`: result records, JSON/Markdown writers and figures for reproductions.
 - `repro_core.testing`: the CLI and reproduction conventions, as checks each package's tests call.

@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from repro_core._optional import require
 from repro_core.errors import InputError
+from repro_core.optional import require
 
 __all__ = [
     "CheckpointManager",

@@ -9,25 +9,30 @@ What a user of any of our commands can count on:
   progress line every few seconds instead; nothing with `-q`;
 - one `--device` (default `auto`) and one `--seed` on every command that computes, validated before any work;
 - `cmd --json | head` ends quietly instead of with a `BrokenPipeError` traceback.
+
+This module is the top layer: library code never imports it. `progress` (`repro_core.progress`) and `to_jsonable`
+(`repro_core.serialization`) live in library modules and are re-exported here for command-line code.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
-import enum
 import json
 import logging
 import math
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from repro_core.__about__ import __version__ as core_version
-from repro_core.errors import ReproError
+from repro_core.errors import ConfigError, ReproError
+from repro_core.progress import PROGRESS_INTERVAL_ENV, progress
+from repro_core.serialization import to_jsonable
 
 __all__ = [
     "EXIT_BROKEN_PIPE",
@@ -50,9 +55,8 @@ __all__ = [
     "progress",
     "run_main",
     "to_jsonable",
+    "value_errors_as_config_errors",
 ]
-
-T = TypeVar("T")
 
 #: Exit code for bad input or configuration (argparse uses 2 for usage errors too).
 EXIT_INPUT_ERROR = 2
@@ -60,8 +64,6 @@ EXIT_INPUT_ERROR = 2
 EXIT_INTERRUPTED = 130
 #: Exit code when the reader of stdout went away (128 + SIGPIPE), as `yes | head` reports it.
 EXIT_BROKEN_PIPE = 141
-#: Seconds between progress lines when stderr is not a terminal (default 5).
-PROGRESS_INTERVAL_ENV = "REPRO_PROGRESS_INTERVAL"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -238,93 +240,6 @@ def configure_logging(verbose: int = 0, quiet: bool = False) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
 
 
-class _LineStream:
-    """What tqdm writes, as whole lines: for logs and pipes, where carriage-return redraws pile up unreadably."""
-
-    def __init__(self, stream: Any) -> None:
-        self._stream = stream
-
-    def write(self, text: str) -> None:
-        line = text.replace("\r", "").strip()
-        if line:
-            self._stream.write(line + "\n")
-
-    def flush(self) -> None:
-        self._stream.flush()
-
-
-def _progress_interval() -> float:
-    try:
-        return max(0.1, float(os.environ.get(PROGRESS_INTERVAL_ENV, "5")))
-    except ValueError:
-        return 5.0
-
-
-def progress(
-    iterable: Iterable[T] | None = None,
-    *,
-    total: int | None = None,
-    desc: str | None = None,
-    unit: str = "it",
-    disable: bool | None = None,
-    leave: bool = False,
-) -> Any:
-    """A progress bar on stderr (tqdm).
-
-    On a terminal it is a live bar. Elsewhere (CI logs, `2> log`) it prints one plain line every
-    `$REPRO_PROGRESS_INTERVAL` seconds (5 by default) once the work has lasted that long, so short steps print
-    nothing and long ones show they are alive. `disable=None` hides it under `-q` (logging quieter than WARNING).
-    Works as an iterable wrapper or, without `iterable`, as a context manager with `.update(n)`.
-    """
-    from tqdm.auto import tqdm
-
-    if disable is None:
-        disable = logging.getLogger().getEffectiveLevel() > logging.WARNING
-    if sys.stderr.isatty():
-        return tqdm(iterable, total=total, desc=desc, unit=unit, disable=disable, leave=leave, file=sys.stderr)
-    interval = _progress_interval()
-    return tqdm(
-        iterable,
-        total=total,
-        desc=desc,
-        unit=unit,
-        disable=disable,
-        leave=True,
-        file=_LineStream(sys.stderr),
-        mininterval=interval,
-        maxinterval=interval,
-        delay=interval,
-        ascii=True,
-        ncols=100,
-    )
-
-
-def to_jsonable(value: Any) -> Any:
-    """Convert results to JSON-ready values: dataclasses, enums, paths, numpy/torch scalars and arrays.
-
-    Non-finite floats become None (JSON has no NaN), so `--json` output always parses with a strict parser.
-    """
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, enum.Enum):
-        return to_jsonable(value.value)
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, str | int | bool) or value is None:
-        return value
-    if hasattr(value, "tolist"):  # numpy arrays and scalars, torch tensors
-        if hasattr(value, "detach"):
-            value = value.detach().cpu()
-        return to_jsonable(value.tolist())
-    raise TypeError(f"cannot convert {type(value).__name__} to JSON")
-
-
 def emit(result: Any, *, as_json: bool, human: Callable[[Any], str] | None = None) -> None:
     """Print `result` on stdout: JSON with `--json`, else the human rendering `human(result)`.
 
@@ -338,6 +253,22 @@ def emit(result: Any, *, as_json: bool, human: Callable[[Any], str] | None = Non
     text = human(result) if human is not None else json.dumps(to_jsonable(result), indent=2)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     sys.stdout.flush()
+
+
+@contextlib.contextmanager
+def value_errors_as_config_errors(prefix: str = "") -> Iterator[None]:
+    """Re-raise a library's `ValueError` as `ConfigError` (one line, exit 2), optionally prefixed with the options.
+
+    Library argument checks raise plain `ValueError`s that name the argument; a CLI wraps the work of a command in
+    `with value_errors_as_config_errors():` (or decorates it) so they reach the user as bad configuration, not as a
+    traceback. `ReproError`s (`InputError` and `ConfigError` are `ValueError`s too) pass through unchanged.
+    """
+    try:
+        yield
+    except ReproError:
+        raise
+    except ValueError as exc:
+        raise ConfigError(f"{prefix}{exc}") from exc
 
 
 def run_main(

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from repro_core._optional import require
 from repro_core.errors import ConfigError
+from repro_core.optional import require
 
 if TYPE_CHECKING:
     import torch

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from repro_core._optional import require
 from repro_core.errors import ConfigError
+from repro_core.optional import require
 from repro_core.seeding import derive_seed
 
 __all__ = [
     "DistContext",
+    "all_reduce_gradients",
     "barrier",
     "data_parallel_group",
     "init_from_env",
@@ -137,6 +138,26 @@ def is_main_process() -> bool:
     if dist.is_available() and dist.is_initialized():
         return int(dist.get_rank()) == 0
     return int(os.environ.get("RANK", "0")) == 0
+
+
+def all_reduce_gradients(params: Iterable[Any]) -> None:
+    """Sum the gradients of `params` over every rank, in place, with one all-reduce of a flat buffer.
+
+    Data-parallel trainers call it after `backward()` (each rank's loss being its share of the global loss), so every
+    rank steps with the same gradient; one flat collective is much cheaper than one per parameter. A parameter
+    without a gradient counts as zero and receives the sum (another rank may have one). Needs a process group.
+    """
+    torch = require("torch", "repro_core.distributed.all_reduce_gradients")
+    params = list(params)
+    if not params:
+        return
+    flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
+    torch.distributed.all_reduce(flat)
+    offset = 0
+    for p in params:
+        size = p.numel()
+        p.grad = flat[offset : offset + size].view_as(p).clone()
+        offset += size
 
 
 def rank_seed(seed: int, rank: int, *names: str | int) -> int:

@@ -17,15 +17,16 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from repro_core._optional import require
 from repro_core.checkpoint import atomic_write_text
-from repro_core.cli import to_jsonable
+from repro_core.optional import require
+from repro_core.serialization import to_jsonable
 
 __all__ = [
     "ClaimResult",
     "ReproductionContext",
     "ReproductionOutcome",
     "Verdict",
+    "difference_from_paper",
     "format_value",
     "markdown_table",
     "new_figure",
@@ -38,13 +39,34 @@ Value = float | int | str | None
 
 
 class Verdict(StrEnum):
-    """How a claim fared."""
+    """How a claim fared. The value is what reports print; `meaning` is the report's legend for it."""
 
     REPRODUCED = "reproduced"  # measured, within tolerance of the paper
     DIFFERS = "differs"  # measured, outside the tolerance: explained in the note and the package README
     MEASURED = "measured"  # measured, but the paper gives no comparable number (or no tolerance was set)
-    PENDING = "pending"  # not implemented or not run yet
+    NEEDS_DATA = "needs data"  # implemented, but the data it runs on is not on this machine: the note says how
+    PENDING = "pending"  # not implemented yet, or not run for a missing dependency
     FAILED = "failed"  # the reproduction raised an error
+
+    @property
+    def meaning(self) -> str:
+        """What the verdict tells a reader of the report, in a few words."""
+        return _VERDICT_MEANINGS[self]
+
+    @classmethod
+    def legend(cls) -> str:
+        """One sentence defining every verdict, for the head of a report."""
+        return "Verdicts: " + ", ".join(f"*{v.value}* ({v.meaning})" for v in cls) + "."
+
+
+_VERDICT_MEANINGS = {
+    Verdict.REPRODUCED: "within the stated tolerance of the paper",
+    Verdict.DIFFERS: "outside it: see the note and the package README",
+    Verdict.MEASURED: "no comparable paper number",
+    Verdict.NEEDS_DATA: "implemented, but its data is not on this machine: the note says how to get it",
+    Verdict.PENDING: "not run: not implemented yet, or an optional dependency is missing (see the note)",
+    Verdict.FAILED: "the run raised an error",
+}
 
 
 def _is_number(value: Value) -> bool:
@@ -61,7 +83,7 @@ class ClaimResult:
         paper_value: the paper's (or its authors') number; None when the paper gives none.
         our_value: our measurement; None when not measured.
         tolerance: the absolute difference we accept as "reproduced"; None for no judgement.
-        verdict: derived from the three above unless given (PENDING/FAILED must be given).
+        verdict: derived from the three above unless given (NEEDS_DATA/PENDING/FAILED must be given).
         package: the distribution that checked it (filled in by `repro reproduce`).
         note: what explains a difference, or what is still missing.
     """
@@ -93,8 +115,19 @@ class ClaimResult:
 
     @classmethod
     def pending(cls, claim: str, *, metric: str = "-", paper_value: Value = None, note: str = "") -> ClaimResult:
-        """A claim not checked yet, stated honestly."""
+        """A claim whose check is not implemented (or not run) yet; when only its data is missing, `needs_data`."""
         return cls(claim=claim, metric=metric, paper_value=paper_value, verdict=Verdict.PENDING, note=note)
+
+    @classmethod
+    def needs_data(
+        cls, claim: str, *, how_to_get: str, metric: str = "-", paper_value: Value = None, note: str = ""
+    ) -> ClaimResult:
+        """A claim whose check is implemented but whose data is missing here; `how_to_get` names the command or
+        setting that provides the data (required: a reader must learn how to turn the row into a result)."""
+        if not how_to_get.strip():
+            raise ValueError("how_to_get: say which command or setting provides the data")
+        text = f"{note}; {how_to_get}" if note else how_to_get
+        return cls(claim=claim, metric=metric, paper_value=paper_value, verdict=Verdict.NEEDS_DATA, note=text)
 
     def with_package(self, package: str) -> ClaimResult:
         return replace(self, package=package)
@@ -195,35 +228,71 @@ def save_figure(figure: Any, path: str | os.PathLike[str], *, dpi: int = 150) ->
     return path
 
 
-def plot_paper_vs_ours(
-    results: Sequence[ClaimResult], path: str | os.PathLike[str], *, title: str = "Ours relative to the paper"
-) -> Path | None:
-    """One bar per numeric claim: our value's relative difference from the paper's, coloured by verdict.
+#: Below this |paper value| the summary chart shows absolute differences, from it relative ones (see below).
+RELATIVE_FROM = 1.0
 
-    Claims span many magnitudes (counts in thousands, means near 0.01), so a paper-vs-ours scatter hides every
-    difference; relative differences `(ours - paper) / |paper|` on a symmetric-log axis show them all. A paper value
-    of 0 uses the absolute difference. Returns None when no claim has both numbers.
+
+def difference_from_paper(paper: float, ours: float) -> float:
+    """How far ours is from the paper on the summary chart: `ours - paper` when |paper| < 1, else relative.
+
+    Most claims are rates in [0, 1] (accuracy, exact match, nDCG, alpha), where the readable difference is the
+    absolute one: exact match 0 against the paper's 0.01 is 0.01 below, not "-100%". Counts and other values of 1
+    or more differ in scale, so they are compared relatively, `(ours - paper) / |paper|`. Dividing by
+    `max(|paper|, 1)` does both with one formula, and the two agree at |paper| = 1.
+    """
+    return (ours - paper) / max(abs(paper), RELATIVE_FROM)
+
+
+def _claim_label(result: ClaimResult, width: int = 70) -> str:
+    """The whole claim (prefixed with its package), wrapped at `width` characters, never cut."""
+    import textwrap
+
+    text = f"{result.package + ': ' if result.package else ''}{result.claim}"
+    return "\n".join(textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False)) or text
+
+
+def plot_paper_vs_ours(
+    results: Sequence[ClaimResult], path: str | os.PathLike[str], *, title: str = "Ours against the paper"
+) -> Path | None:
+    """One bar per numeric claim: how far our value is from the paper's (`difference_from_paper`), by verdict.
+
+    Claims span many magnitudes (counts in thousands, rates near 0.01), so a paper-vs-ours scatter hides every
+    difference; the differences, absolute for |paper| < 1 and relative above, on a symmetric-log axis show them
+    all. Each bar is labelled with the whole claim (wrapped) and both numbers. Returns None when no claim has both.
     """
     points = [r for r in results if _is_number(r.paper_value) and _is_number(r.our_value)]
     if not points:
         return None
-    figure = new_figure(9.0, 1.2 + 0.28 * len(points))
+    labels = [_claim_label(r) for r in points]
+    lines = sum(label.count("\n") + 1 for label in labels)
+    figure = new_figure(11.0, 1.4 + 0.22 * lines + 0.1 * len(points))
     from matplotlib.patches import Patch
 
-    diffs = []
-    for r in points:
-        paper, ours = float(r.paper_value), float(r.our_value)  # type: ignore[arg-type]
-        diffs.append((ours - paper) / abs(paper) if paper != 0 else ours - paper)
+    diffs = [difference_from_paper(float(r.paper_value), float(r.our_value)) for r in points]  # type: ignore[arg-type]
     colours = {Verdict.REPRODUCED: "tab:green", Verdict.DIFFERS: "tab:red", Verdict.MEASURED: "tab:blue"}
     axes = figure.add_subplot()
     rows = range(len(points))
     axes.barh(rows, diffs, color=[colours.get(r.verdict, "grey") for r in points])  # type: ignore[arg-type]
     axes.axvline(0.0, color="black", linewidth=0.8)
-    labels = [f"{r.package + ': ' if r.package else ''}{r.claim[:60]}" for r in points]
+    for row, r, diff in zip(rows, points, diffs, strict=True):  # the numbers, on the side away from the bar
+        axes.annotate(
+            f"ours {format_value(r.our_value)}, paper {format_value(r.paper_value)}",
+            (0.0, row),
+            xytext=(-4 if diff > 0 else 4, 0),
+            textcoords="offset points",
+            ha="right" if diff > 0 else "left",
+            va="center",
+            fontsize=6,
+            color="dimgrey",
+        )
     axes.set_yticks(list(rows), labels, fontsize=7)
     axes.invert_yaxis()
     axes.set_xscale("symlog", linthresh=1e-3)
-    axes.set_xlabel("(ours - paper) / |paper|   (symmetric log scale; |x| < 0.001 is linear)")
+    axes.set_xlabel(
+        "ours - paper where |paper| < 1, (ours - paper) / |paper| where |paper| >= 1\n"
+        "(symmetric log scale, linear within ±0.001)",
+        fontsize=8,
+    )
     axes.set_title(title)
     handles = [Patch(color=c, label=v.value) for v, c in colours.items() if any(r.verdict is v for r in points)]
     axes.legend(handles=handles, loc="lower right", fontsize=8)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from repro_core._optional import require
+from repro_core.optional import require
 
 if TYPE_CHECKING:
     import torch

@@ -28,8 +28,8 @@ from importlib.metadata import entry_points, version
 from pathlib import Path
 from typing import Any
 
-from repro_core._optional import require
 from repro_core.cli import Bounded, InputPath
+from repro_core.optional import require
 from repro_core.report import ClaimResult, ReproductionContext
 
 __all__ = [
@@ -446,3 +446,40 @@ def _current_path(
     if isinstance(value, list):
         value = value[0] if value else None
     return Path(value) if value is not None else None
+
+
+__all__ += ["float_tolerance"]  # kept beside the helper it exports
+
+
+def float_tolerance(dtype: Any, n_terms: int, *, scale: float = 1.0) -> float:
+    """The absolute error a test may allow on a result that sums `n_terms` rounded products of size `scale`.
+
+    Why this bound, and not a number that happened to pass: each floating-point addition or multiplication rounds
+    with relative error at most u = eps / 2, so a dot product or sum of n terms is off by at most
+    gamma_n * sum|terms| with gamma_n = n u / (1 - n u) (Higham, *Accuracy and Stability of Numerical Algorithms*,
+    section 3.1). `n_terms * eps * scale` covers gamma_n for every n u < 1/2, whatever the seed or the inputs, so a
+    test using it cannot fail by an unlucky draw. `scale` bounds sum|terms| (e.g. |x| |y| for an inner product).
+    Chains of operations add their lengths: a matrix-vector product of width d followed by an inner product of
+    length m counts d + m terms. Errors that are not rounding (a matrix that is only nearly orthogonal, an
+    approximation) must be measured and added by the test itself.
+
+    Args:
+        dtype: a floating dtype, as a torch dtype, a numpy dtype or its name ("float32").
+        n_terms: the number of rounded operations accumulated (>= 1).
+        scale: a bound on the magnitude of the terms summed (> 0).
+    """
+    import numpy as np
+
+    name = str(dtype).removeprefix("torch.")
+    if name == "bfloat16":  # numpy has no bfloat16: 8 significand bits
+        eps = 2.0**-7
+    else:
+        try:
+            eps = float(np.finfo(np.dtype(name if str(dtype).startswith("torch.") else dtype)).eps)
+        except (TypeError, ValueError):
+            raise ValueError(f"dtype: expected a floating dtype, got {dtype!r}") from None
+    if isinstance(n_terms, bool) or not isinstance(n_terms, int) or n_terms < 1:
+        raise ValueError(f"n_terms: expected an integer >= 1, got {n_terms!r}")
+    if not 0 < scale < float("inf"):
+        raise ValueError(f"scale: expected a finite value > 0, got {scale!r}")
+    return n_terms * eps * scale

@@ -20,7 +20,6 @@ from bt2_compat.models import BACKBONES, ModelConfig, build_model
 from bt2_compat.reproduction import quick
 from bt2_compat.series import SeriesConfig, plot_series, run_series
 from bt2_compat.train import SCHEDULES, TrainConfig, train_model
-from repro_core._optional import has_module
 from repro_core.cli import (
     Bounded,
     InputPath,
@@ -33,10 +32,12 @@ from repro_core.cli import (
     positive_float,
     positive_int,
     run_main,
+    value_errors_as_config_errors,
 )
 from repro_core.device import pick_device
 from repro_core.distributed import init_from_env, is_main_process, shutdown, write_on_main
-from repro_core.errors import ConfigError, InputError, MissingExtraError, ReproError
+from repro_core.errors import ConfigError, InputError, MissingExtraError
+from repro_core.optional import has_module
 from repro_core.umbrella import add_reproduce_command, reproduce_package
 
 __all__ = ["build_parser", "main"]
@@ -608,7 +609,7 @@ def _main(args: argparse.Namespace) -> int:
         args.device = str(pick_device(args.device))
     _check_extras(args)
     torch.set_num_threads(args.threads)
-    try:
+    with value_errors_as_config_errors():  # library argument checks name the argument
         if args.command in ("train-old", "train-new"):
             _train_distributable(args)
         elif args.command == "evaluate":
@@ -619,10 +620,6 @@ def _main(args: argparse.Namespace) -> int:
             emit(_series(args), as_json=args.json, human=_human_series)
         else:
             raise AssertionError(f"unhandled command {args.command!r}")  # argparse rejects unknown commands first
-    except ReproError:
-        raise
-    except ValueError as exc:  # library argument checks name the argument
-        raise ConfigError(str(exc)) from exc
     return 0
 
 

@@ -40,10 +40,10 @@ import numpy as np
 import torch
 
 from bt2_compat.models import BT2Model, EmbeddingModel
-from repro_core.cli import progress
 from repro_core.errors import ConfigError, InputError
 from repro_core.kernels import similarity_blocks
 from repro_core.metrics import RetrievalResult, retrieval_metrics
+from repro_core.progress import progress
 
 __all__ = [
     "METRICS",
@@ -81,7 +81,7 @@ def embed(
 ) -> torch.Tensor:
     """`[n, embedding_dim]` float32 embeddings of `x: [n, ...]` in eval mode, returned on the CPU.
 
-    `show_progress`: a progress bar over batches on stderr (`repro_core.cli.progress`; a ResNet on 10,000 CIFAR
+    `show_progress`: a progress bar over batches on stderr (`repro_core.progress`; a ResNet on 10,000 CIFAR
     images takes minutes on a CPU)."""
     was_training = model.training
     model.to(device).eval()

@@ -25,8 +25,8 @@ import numpy as np
 
 from bt2_compat.data import Dataset
 from bt2_compat.safe_pickle import RestrictedUnpickler, restricted_load
-from repro_core._optional import require
 from repro_core.errors import InputError
+from repro_core.optional import require
 
 __all__ = [
     "IMAGE_SUFFIXES",

@@ -47,10 +47,10 @@ from bt2_compat.augment import apply_augmentation, draw_augmentation
 from bt2_compat.losses import bct_influence, bt2_loss, classification_loss, l2_regression, pseudo_classifier
 from bt2_compat.models import BT2Model, EmbeddingModel
 from repro_core.checkpoint import CheckpointManager
-from repro_core.cli import progress
 from repro_core.config import checked_fields
-from repro_core.distributed import data_parallel_group, write_on_main
+from repro_core.distributed import all_reduce_gradients, data_parallel_group, write_on_main
 from repro_core.errors import ConfigError
+from repro_core.progress import progress
 from repro_core.seeding import torch_generator
 
 __all__ = ["METHODS", "SCHEDULES", "TrainConfig", "TrainResult", "teacher_embeddings", "train_model"]
@@ -194,7 +194,7 @@ def train_model(
         run_dir: folder for per-epoch checkpoints; a run finding checkpoints there resumes from the latest.
         on_epoch_end: called as `on_epoch_end(epoch, mean_loss)` after each epoch (and its checkpoint).
         device: where to train; teachers are moved there too.
-        show_progress: a progress bar over epochs on stderr (`repro_core.cli.progress`).
+        show_progress: a progress bar over epochs on stderr (`repro_core.progress`).
         distributed: data-parallel over the running process group (module docstring); None: whenever one with
             more than one rank is initialised.
     """
@@ -281,7 +281,7 @@ def train_model(
                 )
             optimizer.zero_grad(set_to_none=True)
             if len(idx) == 0:  # a global batch smaller than the world: this rank adds zero gradient
-                _all_reduce_gradients(model)
+                all_reduce_gradients(p for p in model.parameters() if p.requires_grad)
                 optimizer.step()
                 continue
             xb, yb = xt[idx], yt[idx]
@@ -311,7 +311,7 @@ def train_model(
                     loss = loss + config.l2_weight * l2_regression(out.embedding, old_feats[idx])
             if world > 1:
                 (loss * (len(idx) / len(batch))).backward()
-                _all_reduce_gradients(model)
+                all_reduce_gradients(p for p in model.parameters() if p.requires_grad)
             else:
                 loss.backward()
             optimizer.step()
@@ -345,20 +345,6 @@ def _stored_config(data: Any) -> TrainConfig | None:
         return TrainConfig.from_dict(data)
     except (ConfigError, TypeError):
         return None
-
-
-def _all_reduce_gradients(model: torch.nn.Module) -> None:
-    """Sum every parameter's gradient over the ranks in one flat all-reduce (missing gradients count as zero)."""
-    import torch.distributed as dist
-
-    params = [p for p in model.parameters() if p.requires_grad]
-    flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
-    dist.all_reduce(flat)
-    offset = 0
-    for p in params:
-        size = p.numel()
-        p.grad = flat[offset : offset + size].view_as(p).clone()
-        offset += size
 
 
 def _all_reduce_sums(*values: float) -> tuple[float, ...]:

@@ -26,6 +26,7 @@ from repro_core.cli import (
     positive_int,
     progress,
     run_main,
+    value_errors_as_config_errors,
 )
 from repro_core.cli import emit as emit_result
 from repro_core.errors import ConfigError, InputError
@@ -569,7 +570,7 @@ def _human_analyze(result: dict[str, Any]) -> str:
 def _main(args: argparse.Namespace) -> int:
     if args.command == "reproduce":
         return reproduce_package("mult-probe", quick, args)
-    try:
+    with value_errors_as_config_errors():  # library argument checks name the argument
         if args.command == "data":
             result = _data(args)
             emit_result(result, as_json=args.json, human=_human_data)
@@ -586,10 +587,6 @@ def _main(args: argparse.Namespace) -> int:
         if args.command in ("probe", "analyze"):
             emit_result(_analyze(args), as_json=args.json, human=_human_analyze)
             return 0
-    except (ConfigError, InputError):
-        raise
-    except ValueError as exc:  # library argument checks name the argument
-        raise ConfigError(str(exc)) from exc
     raise AssertionError(f"unhandled command {args.command!r}")  # argparse rejects unknown commands first
 
 

@@ -319,7 +319,7 @@ def generate_cot(
 
 
 def _torch() -> Any:
-    from repro_core._optional import require
+    from repro_core.optional import require
 
     return require("torch", "CoT-aware ICoT evaluation")
 

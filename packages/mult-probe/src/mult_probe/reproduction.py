@@ -3,7 +3,7 @@
 The paper's phenomenon at CPU scale: a tiny transformer (width 64, 2 layers, 4 heads) trained with standard
 fine-tuning (no CoT) on 3x3-digit multiplication for 1,500 steps learns the first answer digit c_0 and the last
 c_{2k-1}, and stalls near chance (0.1) on the middle digits, with ~0 exact match — the pattern of the paper's 4x4
-SFT logs (spec 6.2: c0, c7 solved, c3-c5 at chance). The same budget with the running-sum auxiliary loss is run
+SFT log (c0, c7 solved, c3-c5 at chance). The same budget with the running-sum auxiliary loss is run
 side by side and its middle-digit accuracy is reported as measured. Accuracies per digit are teacher-forced
 (given the true answer prefix, as the paper's per-position losses are); exact match is greedy generation.
 The paper's 4x4 runs (hundreds of thousands of steps at width 768) need a GPU and are not part of this check.
@@ -21,7 +21,7 @@ from repro_core.seeding import derive_seed
 
 __all__ = ["QUICK", "QuickBudget", "quick"]
 
-_SFT_LOG = "spec 6.2: authors' SFT log, 4x4 at 624.5k steps (c0 loss 0, c7 5.6e-5, c3-c5 2.30 = chance)"
+_SFT_LOG = "the authors' released SFT training log, 4x4 at 624.5k steps (c0 loss 0, c7 5.6e-5, c3-c5 2.30 = chance)"
 
 
 @dataclass(frozen=True)
@@ -170,8 +170,9 @@ def _run(context: ReproductionContext, budget: QuickBudget) -> list[ClaimResult]
                 metric="mean counterfactual delta-logit of digits i <= t on c1..c_{2k-2}, aux - SFT",
                 paper_value=None,
                 our_value=aux_attr - sft_attr,
-                note=f"digit-swap attribution (spec 4.5) on {budget.probe_size} pairs: aux {aux_attr:.2f} vs SFT "
-                f"{sft_attr:.2f}. Paper (4x4): ICoT 10-22 on the whole band, SFT ~0 on c2-c5; aux not reported",
+                note=f"digit-swap attribution (the paper's logit attribution) on {budget.probe_size} pairs: "
+                f"aux {aux_attr:.2f} vs SFT {sft_attr:.2f}. Paper (4x4): ICoT 10-22 on the whole band, SFT ~0 on "
+                "c2-c5; aux not reported",
             )
         )
     _plot(curves, context, scale)
@@ -180,7 +181,7 @@ def _run(context: ReproductionContext, budget: QuickBudget) -> list[ClaimResult]
 
 def _plot(curves: dict[str, list[float]], context: ReproductionContext, scale: str) -> None:
     """Per-position teacher-forced accuracy, one line per method (skipped without matplotlib)."""
-    from repro_core._optional import has_module
+    from repro_core.optional import has_module
 
     if not has_module("matplotlib"):
         return

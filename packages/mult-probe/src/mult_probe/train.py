@@ -61,7 +61,7 @@ from mult_probe.icot import (
 from mult_probe.model import ModelConfig, Transformer
 from repro_core.checkpoint import CheckpointManager, load_checkpoint
 from repro_core.config import checked_fields
-from repro_core.distributed import data_parallel_group, rank_seed, write_on_main
+from repro_core.distributed import all_reduce_gradients, data_parallel_group, rank_seed, write_on_main
 from repro_core.errors import ConfigError
 from repro_core.metrics import exact_match, per_position_accuracy
 from repro_core.seeding import derive_seed, fork_rng, numpy_rng, torch_generator
@@ -540,7 +540,7 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if world > 1:
-                _all_reduce_gradients(params)
+                all_reduce_gradients(params)
                 parts = _all_reduce_parts(parts, config.batch_size, norm)
                 loss = parts["lm"] + (config.aux_lambda * parts["aux"] if "aux" in parts else 0.0)
             loss_value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
@@ -595,20 +595,6 @@ def _global_label_count(
     count = torch.tensor([float(local)], dtype=torch.float64, device=device)
     dist.all_reduce(count)
     return float(count.item())
-
-
-def _all_reduce_gradients(params: list[torch.nn.Parameter]) -> None:
-    """Sum the gradients of every rank in one flat buffer (each rank's loss is its share of the global mean)."""
-    import torch.distributed as dist
-
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    offset = 0
-    for p in params:
-        n = p.numel()
-        p.grad = flat[offset : offset + n].view_as(p).clone()
-        offset += n
 
 
 def _all_reduce_parts(parts: dict[str, Any], batch_size: int, norm: tuple[float, float] | None) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from repro_core.cli import (
     positive_int,
     progress,
     run_main,
+    value_errors_as_config_errors,
 )
 from repro_core.cli import emit as emit_result
 from repro_core.errors import ConfigError, InputError
@@ -475,7 +476,7 @@ def _check_out(folder: Path | None) -> None:
     """An output folder that cannot hold the figure, or a missing matplotlib, is refused before any work."""
     if folder is None:
         return
-    from repro_core._optional import require
+    from repro_core.optional import require
 
     require("matplotlib", "ntk-permute experiment --out", extra="plot")
     if folder.exists() and not folder.is_dir():
@@ -721,7 +722,7 @@ def _human_complexity(rows: list[dict[str, Any]]) -> str:
 def _main(args: argparse.Namespace) -> int:
     if args.command == "reproduce":
         return reproduce_package("ntk-permute", quick, args)
-    try:
+    with value_errors_as_config_errors():  # the library's argument checks name the argument
         if args.command == "analytic":
             emit_result(_analytic(args), as_json=args.json, human=_human_analytic)
             return 0
@@ -734,10 +735,6 @@ def _main(args: argparse.Namespace) -> int:
         if args.command == "experiment":
             emit_result(_experiment(args), as_json=args.json, human=_human_experiment)
             return 0
-    except ConfigError:
-        raise
-    except ValueError as exc:  # the library's argument checks name the argument
-        raise ConfigError(str(exc)) from exc
     raise AssertionError(f"unhandled command {args.command!r}")  # argparse rejects unknown commands first
 
 

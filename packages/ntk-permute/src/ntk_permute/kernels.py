@@ -17,12 +17,11 @@ is all the (k, m) closed form of `ntk_permute.closed_form` needs (O(1) per value
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import numpy as np
 
-from repro_core.kernels import kappa0, kappa1, relu_nngp_ntk
+from repro_core.kernels import check_std, kappa0, kappa1, relu_nngp_ntk
 
 __all__ = [
     "PARAMETRIZATIONS",
@@ -39,21 +38,12 @@ Parametrization = Literal["ntk", "standard"]
 PARAMETRIZATIONS: tuple[str, ...] = ("ntk", "standard")
 
 
-def _check_std(value: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
-        raise ValueError(f"{name}: expected a real number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name}: must be finite and >= 0, got {value}")
-    return value
-
-
 def check_kernel_params(
     w_std: float, b_std: float, parametrization: str, width: int | None
 ) -> tuple[float, float, str, int | None]:
     """Validate the kernel hyper-parameters; raise ValueError naming the bad argument."""
-    w_std = _check_std(w_std, "w_std")
-    b_std = _check_std(b_std, "b_std")
+    w_std = check_std(w_std, "w_std")
+    b_std = check_std(b_std, "b_std")
     if w_std == 0:
         raise ValueError("w_std: must be > 0 (a zero weight scale makes every kernel constant)")
     if parametrization not in PARAMETRIZATIONS:
@@ -136,8 +126,8 @@ def scalar_kernels(
     Bias-free this is ``K = s κ1(ρ)``, ``Θ = s [κ1(ρ) + ρ κ0(ρ)]`` with s = σ_w⁴/(2k) (spec 2.4); with a bias the
     same recursion runs on ``Σ1(ρ) = σ_w² ρ/k + σ_b²``. Shapes follow `rho`.
     """
-    w_std = _check_std(w_std, "w_std")
-    b_std = _check_std(b_std, "b_std")
+    w_std = check_std(w_std, "w_std")
+    b_std = check_std(b_std, "b_std")
     rho = np.asarray(rho, dtype=np.float64)
     w2, b2 = w_std * w_std, b_std * b_std
     diag = w2 / k + b2  # Σ1(x, x) for a unit-norm x

@@ -37,9 +37,9 @@ import numpy as np
 
 from ntk_permute.gp import check_permutation, normalise_inputs, train_targets
 from ntk_permute.kernels import PARAMETRIZATIONS, Parametrization, nngp_ntk
-from repro_core._optional import require
 from repro_core.config import checked_fields
 from repro_core.errors import ConfigError
+from repro_core.optional import require
 from repro_core.seeding import jax_key, torch_generator
 
 __all__ = [

@@ -21,8 +21,8 @@ import numpy as np
 
 from premise_search.corpus import Declaration
 from premise_search.tokenize import split_identifier
-from repro_core._optional import require
 from repro_core.errors import ConfigError, InputError
+from repro_core.optional import require
 
 __all__ = [
     "SEMANTIC_CHOICES",

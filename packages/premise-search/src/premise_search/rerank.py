@@ -40,8 +40,8 @@ from typing import Any, Protocol
 from premise_search.corpus import Declaration
 from premise_search.embed import semantic_text
 from premise_search.tokenize import LeanTokenizer, split_identifier
-from repro_core._optional import require
 from repro_core.errors import ConfigError, InputError
+from repro_core.optional import require
 
 __all__ = ["CrossEncoderReranker", "FeatureReranker", "FeatureWeights", "Reranker"]
 

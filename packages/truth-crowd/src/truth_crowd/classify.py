@@ -34,8 +34,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from repro_core._optional import require
 from repro_core.errors import ConfigError
+from repro_core.optional import require
 from truth_crowd.analyses import aggregate_items
 from truth_crowd.io import CrowdData
 from truth_crowd.schema import DIMENSIONS

@@ -15,7 +15,6 @@ from typing import Any
 
 import pandas as pd
 
-from repro_core._optional import has_module
 from repro_core.checkpoint import atomic_write_text
 from repro_core.cli import (
     Bounded,
@@ -28,8 +27,10 @@ from repro_core.cli import (
     positive_int,
     progress,
     run_main,
+    value_errors_as_config_errors,
 )
 from repro_core.errors import ConfigError, InputError
+from repro_core.optional import has_module
 from repro_core.umbrella import add_reproduce_command, reproduce_package
 from truth_crowd.__about__ import __version__
 from truth_crowd.aggregation import TIE_BREAKS, DawidSkene, majority_vote, mean_aggregate, median_aggregate
@@ -535,12 +536,10 @@ def _analyze(args: argparse.Namespace) -> dict[str, Any]:
             tables["pca"], tables["pca_loadings"] = components, loadings.reset_index(names="item")
         elif name == "factors":
             rotation = None if args.rotation == "none" else args.rotation
-            try:
+            with value_errors_as_config_errors("--n-factors/--rotation: "):
                 factors, loadings = dimension_factors(
                     real.judgments, dims, n_factors=args.n_factors, level=args.level, rotation=rotation
                 )
-            except ValueError as exc:
-                raise ConfigError(f"--n-factors/--rotation: {exc}") from exc
             tables["factors"], tables["factor_loadings"] = factors, loadings.reset_index(names="item")
         elif name == "learning":
             curve = learning_curve(data)

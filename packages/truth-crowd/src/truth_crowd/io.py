@@ -633,7 +633,7 @@ def read_parquet_records(source: str | PathLike[str]) -> pd.DataFrame:
     `_line` is the 1-based row number, which is what errors name for Parquet input. Ids stay as read; nested or
     binary cells, an unreadable file and a reserved `_line` column raise `InputError`.
     """
-    from repro_core._optional import require
+    from repro_core.optional import require
 
     name = _source_name(source)
     require("pyarrow", "reading Parquet files", extra="parquet", distribution="truth-crowd")

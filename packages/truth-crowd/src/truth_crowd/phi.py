@@ -30,8 +30,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special
 
-from repro_core._optional import has_module
 from repro_core.metrics import bootstrap_ci
+from repro_core.optional import has_module
 from repro_core.seeding import numpy_rng
 from truth_crowd.schema import to_reliability_matrix
 

@@ -4,7 +4,7 @@ Deterministic for a seed (the sampler, bootstraps and CV folds are seeded), offl
 wall on a busy 2-core machine) on the released IPM2021 file.
 Figures use `repro_core.report.new_figure` / `save_figure` (matplotlib on an Agg canvas, no pyplot).
 Every analysis runs before anything is written, so a failure leaves no partial report; each stage advances a
-`repro_core.cli.progress` bar on stderr (plain lines where stderr is not a terminal).
+`repro_core.progress` bar on stderr (plain lines where stderr is not a terminal).
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from repro_core._optional import has_module
-from repro_core.cli import progress
+from repro_core.checkpoint import atomic_write_text
 from repro_core.errors import InputError
-from repro_core.report import atomic_write_text, new_figure, save_figure
+from repro_core.optional import has_module
+from repro_core.progress import progress
+from repro_core.report import new_figure, save_figure
 from truth_crowd.agreement import alpha_by_item
 from truth_crowd.analyses import (
     correlation_matrix,

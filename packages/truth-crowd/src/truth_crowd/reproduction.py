@@ -3,10 +3,11 @@
 Embedded default data is the seeded simulator, so the reproduction always runs: it checks that the simulated
 IPM-like design gives every statement exactly 10 judgments, and that Dawid-Skene beats majority vote when workers
 differ in reliability. When the project data is found (`$REPRO_SHARED_DATA` or `../shared/data` beside the
-repository) it also loads the released IPM2021 file and compares every design count of spec 6 with ours, and
-reports Krippendorff's alpha and Phi of overall truthfulness, Spearman rho and AUC against the experts, and the
-MixedLM learning slope (the paper's own values are not recorded in the spec, so those rows are *measured*).
-Without the data those rows are *pending*, with the reason. About 3 s in all.
+repository) it also loads the released IPM2021 file and compares every design count (the study design the paper
+describes, counted in the authors' released file) with ours, and reports Krippendorff's alpha and Phi of overall
+truthfulness, Spearman rho and AUC against the experts, and the MixedLM learning slope (*measured*: compare them
+with the paper's agreement and crowd-vs-expert results). Without the data those rows say *needs data* and how to
+get it (`HOW_TO_GET_DATA`). About 3 s in all.
 """
 
 from __future__ import annotations
@@ -25,12 +26,21 @@ from truth_crowd.io import find_shared_data, load_ipm2021
 from truth_crowd.phi import phi_by_item
 from truth_crowd.simulate import simulate_answers, simulate_crowd
 
-__all__ = ["DESIGN_CLAIMS", "quick"]
+__all__ = ["DESIGN_CLAIMS", "HOW_TO_GET_DATA", "quick"]
 
 logger = logging.getLogger(__name__)
 
-_SPEC = "spec 6 design count of the released file (commit 7fbe9e7)"
-#: (claim, key into design_counts (a path for nested entries), spec value), all from spec 6.
+#: How a user gets the real data, said once: every row that needs it points here (a future `truth-crowd data
+#: fetch` command replaces this text only).
+HOW_TO_GET_DATA = (
+    "download IPM2021/multidimensional.csv from the authors' release "
+    "(https://github.com/KevinRoitero/crowdsourcingTruthfulness) and set REPRO_SHARED_DATA to a folder holding it "
+    "as truth-crowd/IPM2021/multidimensional.csv"
+)
+_PAPER = "Soprano et al. 2021 (arXiv 2108.01222)"
+_DESIGN = f"the study design of {_PAPER}, counted in the authors' released file (commit 7fbe9e7)"
+#: (claim, key into design_counts (a path for nested entries), expected count): the paper's design (180 statements,
+#: 200 workers, 10 judgments per statement, 11 items per HIT), counted in the released file.
 DESIGN_CLAIMS: tuple[tuple[str, tuple[str | int, ...], int], ...] = (
     ("rows of IPM2021/multidimensional.csv", ("rows",), 2200),
     ("columns of IPM2021/multidimensional.csv", ("source_columns",), 93),
@@ -117,20 +127,20 @@ def _real_claims() -> list[ClaimResult]:
     shared = find_shared_data()
     path = None if shared is None else shared / "truth-crowd" / "IPM2021" / "multidimensional.csv"
     if path is None or not path.is_file():
-        where = "set REPRO_SHARED_DATA to the folder holding truth-crowd/IPM2021/multidimensional.csv"
         return [
-            ClaimResult.pending(
+            ClaimResult.needs_data(
                 claim,
                 metric="count",
                 paper_value=value,
-                note=f"real data not found ({where}); not shipped with the package (licence)",
+                note="real data not found (not shipped with the package: licence)",
+                how_to_get=HOW_TO_GET_DATA,
             )
             for claim, _, value in DESIGN_CLAIMS
         ]
     data = load_ipm2021(path)
     counts = design_counts(data)
     results = [
-        ClaimResult(claim, metric="count", paper_value=value, our_value=_lookup(counts, key), tolerance=0, note=_SPEC)
+        ClaimResult(claim, metric="count", paper_value=value, our_value=_lookup(counts, key), tolerance=0, note=_DESIGN)
         for claim, key, value in DESIGN_CLAIMS
     ]
     real = data.real()
@@ -141,11 +151,10 @@ def _real_claims() -> list[ClaimResult]:
                 f"Krippendorff's alpha ({row.level}) of overall truthfulness, {row.group}, canonical filter",
                 metric="alpha",
                 our_value=round(float(row.alpha), 4),
-                note="the paper's alpha values are not recorded in the spec; ours equals the krippendorff package "
-                "to 1e-9",
+                note=f"compare with the internal-agreement (Krippendorff's alpha) results of {_PAPER}; ours "
+                "equals the krippendorff package to 1e-9",
             )
         )
-    _NOT_RECORDED = "the paper's value is not recorded in the spec; compare with the PDF"
     phi = phi_by_item(real.judgments, ["overall_truthfulness"])
     for row in phi.itertuples():
         results.append(
@@ -155,7 +164,7 @@ def _real_claims() -> list[ClaimResult]:
                 our_value=round(float(row.phi), 4),
                 note=f"Phi at the posterior mean of tau ({row.tau:.3f}) as the reference reports it, 95% HPD "
                 f"{row.low:.3f}-{row.high:.3f}, R-hat {row.rhat:.3f}; MLE {row.phi_mle:.3f}; our sampler, not "
-                f"pymc3's; {_NOT_RECORDED}",
+                f"pymc3's; compare with the internal-agreement (Phi) results of {_PAPER}",
             )
         )
     ext = external_agreement(real)
@@ -165,7 +174,8 @@ def _real_claims() -> list[ClaimResult]:
                 f"Spearman rho, mean-aggregated overall truthfulness vs expert level, {row.dataset}",
                 metric="Spearman rho",
                 our_value=round(float(row.r), 4),
-                note=f"{row.n} statements, p = {row.p:.2g}; {_NOT_RECORDED}",
+                note=f"{row.n} statements, p = {row.p:.2g}; compare with the crowd-vs-expert (external "
+                f"agreement) results of {_PAPER}",
             )
         )
     for row in ext.auc.itertuples():
@@ -174,7 +184,7 @@ def _real_claims() -> list[ClaimResult]:
                 f"AUC of mean overall truthfulness, {row.dataset} {row.split}",
                 metric="AUC",
                 our_value=round(float(row.auc), 4),
-                note=_NOT_RECORDED,
+                note=f"compare with the crowd-vs-expert (external agreement) results of {_PAPER}",
             )
         )
     slope = learning_curve(data).mixed.set_index("term").loc["position"]
@@ -191,5 +201,5 @@ def _real_claims() -> list[ClaimResult]:
 
 
 def quick(context: ReproductionContext) -> list[ClaimResult]:
-    """Simulator checks always; the spec 6 design counts and alpha on the real IPM2021 file when it is present."""
+    """Simulator checks always; the design counts and agreement on the real IPM2021 file when it is present."""
     return _simulated_claims(context.seed) + _real_claims()

@@ -1,7 +1,7 @@
 """Helpers shared by the kernel front-ends: input conversion and the torch/Triton backend choice.
 
 Nothing here imports torch or triton at module import time; callers pass in the torch module they obtained from
-`repro_core._optional.require`, so a missing extra is reported once, by the public function that needs it.
+`repro_core.optional.require`, so a missing extra is reported once, by the public function that needs it.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from repro_core._optional import has_module, require
+from repro_core.optional import has_module, require
 
 if TYPE_CHECKING:
     import torch

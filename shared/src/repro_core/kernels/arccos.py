@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from repro_core._optional import require
 from repro_core.kernels._common import as_float_tensor, resolve_backend
+from repro_core.optional import require
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["kappa0", "kappa1", "relu_nngp", "relu_nngp_ntk", "relu_ntk"]
+__all__ = ["check_std", "kappa0", "kappa1", "relu_nngp", "relu_nngp_ntk", "relu_ntk"]
 
 
 def _is_tensor(value: Any) -> bool:
@@ -68,7 +68,12 @@ def kappa1(rho: Any) -> Any:
     return float(out) if np.ndim(rho) == 0 and not isinstance(rho, np.ndarray) else out
 
 
-def _check_std(value: Any, name: str) -> float:
+def check_std(value: Any, name: str) -> float:
+    """`value` as a float if it is a standard deviation (a finite real >= 0), else a ValueError naming `name`.
+
+    Public so that kernel wrappers in the packages (e.g. ntk-permute's parametrisations) validate σ_w and σ_b
+    exactly as `relu_nngp_ntk` does. Booleans are rejected, although Python counts them as integers.
+    """
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name}: expected a real number, got {value!r}")
     value = float(value)
@@ -100,8 +105,8 @@ def relu_nngp_ntk(
         are numpy arrays, else torch tensors on the inputs' device. Integer inputs are computed in float32.
     """
     torch = require("torch", "repro_core.kernels.relu_nngp_ntk")
-    w_std = _check_std(w_std, "w_std")
-    b_std = _check_std(b_std, "b_std")
+    w_std = check_std(w_std, "w_std")
+    b_std = check_std(b_std, "b_std")
     numpy_out = isinstance(x1, np.ndarray) and (x2 is None or isinstance(x2, np.ndarray))
     symmetric = x2 is None or x2 is x1
     a = as_float_tensor(torch, x1, "x1")

@@ -37,8 +37,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from repro_core._optional import require
 from repro_core.kernels._common import as_float_tensor, resolve_backend
+from repro_core.optional import require
 
 if TYPE_CHECKING:
     import torch
