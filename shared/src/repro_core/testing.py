@@ -132,7 +132,6 @@ def run_torchrun(script: Path, *args: str, nproc: int = 2, timeout: float = 240.
 # --- the bad-input harness ------------------------------------------------------------------------------------
 
 #: The kinds of bad value the harness feeds an option, by the option's `type=`.
-NUMBER_KINDS = ("not-a-number", "nan", "inf", "-inf", "below", "above", "fraction")
 FILE_KINDS = ("missing", "directory", "empty", "truncated", "binary", "non-utf8")
 DIRECTORY_KINDS = ("missing", "file", "empty")
 

@@ -47,7 +47,7 @@ from premise_search.llm import ENV_PREFIX, LLMClient, LLMConfig, client_from_con
 from premise_search.llm_rerank import LLMReranker
 from premise_search.reasoning import LLMPlanner, ReasoningConfig, ReasoningEngine, ReasoningProblem
 from premise_search.reproduction import quick
-from premise_search.retrieval import _FUSE_BATCH, MODES, Hit, SearchEngine
+from premise_search.retrieval import FUSE_BATCH, MODES, Hit, SearchEngine
 from premise_search.scanner import scan_lean_directory
 from premise_search.server import DEFAULT_HOST, DEFAULT_PORT, make_server
 from repro_core.cli import (
@@ -574,11 +574,11 @@ def _benchmark_rows(args: argparse.Namespace) -> list[Any]:
 
 def _search_all(engine: SearchEngine, texts: list[str], k: int, args: argparse.Namespace) -> list[list[Hit]]:
     """`search_batch` over a benchmark's queries, with a progress bar in hybrid mode (about 50 ms a query over all
-    of Mathlib). Hybrid search fuses `_FUSE_BATCH` queries at a time anyway, so chunks of a multiple of it give the
+    of Mathlib). Hybrid search fuses `FUSE_BATCH` queries at a time anyway, so chunks of a multiple of it give the
     very same rankings; the single channels score every query in one fast batch, which is kept whole."""
     if args.mode != "hybrid":
         return engine.search_batch(texts, k, mode=args.mode, rerank=args.rerank)
-    step = 4 * _FUSE_BATCH
+    step = 4 * FUSE_BATCH
     ranked: list[list[Hit]] = []
     with progress(total=len(texts), desc="search", unit="query") as bar:
         for start in range(0, len(texts), step):

@@ -58,6 +58,7 @@ from repro_core.errors import ConfigError, InputError
 
 __all__ = [
     "DENSE_MODELS",
+    "FUSE_BATCH",
     "FUSIONS",
     "INFORMAL_SOURCES",
     "LEXICAL_CHANNEL_WEIGHTS",
@@ -99,7 +100,7 @@ SEMANTIC_CHANNEL_WEIGHTS = {"bm25": 1.0, "name": 0.5, "dense": 0.25, "semantic":
 #: Documents embedded per step when building the dense channel (bounds the float32 temporaries).
 _EMBED_CHUNK = 32_768
 #: Queries fused together in `search_batch`: bounds the per-query score vectors held at once.
-_FUSE_BATCH = 16
+FUSE_BATCH = 16
 
 #: `on_progress(stage, done, total)`: called while an index is built, e.g. to drive a progress bar.
 BuildProgress = Callable[[str, int, int], None]
@@ -540,8 +541,8 @@ class SearchEngine:
         if mode == "hybrid":
             ranked = []
             # a few queries at a time: each BM25 lookup holds a full [n_docs] score vector until it is fused
-            for start in range(0, len(queries), _FUSE_BATCH):
-                ranked.extend(self._fused(queries[start : start + _FUSE_BATCH], depth))
+            for start in range(0, len(queries), FUSE_BATCH):
+                ranked.extend(self._fused(queries[start : start + FUSE_BATCH], depth))
         else:
             ranked = [
                 (list(map(int, r[0])), list(map(float, r[1])))
