@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import os
 import re
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from packaging.requirements import Requirement
@@ -128,11 +130,60 @@ def test_console_script_and_reproduction_named_after_the_distribution(name: str)
     assert project["entry-points"]["repro.reproductions"] == {name: f"{import_name}.reproduction:quick"}
 
 
+def _load_repo_helpers() -> ModuleType:
+    """tools/_repo.py, whose `changelog_problems` is the one changelog rule that tools/release enforces too."""
+    spec = importlib.util.spec_from_file_location("_repo_for_consistency", ROOT / "tools" / "_repo.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.mark.parametrize("name", DISTRIBUTIONS)
-def test_changelog_has_an_unreleased_section(name: str) -> None:
-    text = (DISTRIBUTIONS[name] / "CHANGELOG.md").read_text()
-    assert text.startswith("# Changelog")
-    assert "\n## Unreleased\n" in text
+def test_changelog_is_compiled_from_fragments(name: str) -> None:
+    """towncrier.toml and changelog.d/ exist, each fragment is named and written by the rule, no hand edits.
+
+    Unreleased changes are `changelog.d/<issue>.<type>.md` (or `+<name>.<type>.md`) fragments, never lines under a
+    `## Unreleased` heading that concurrent changes would all edit; tools/release compiles them.
+    """
+    folder = DISTRIBUTIONS[name]
+    assert (folder / "CHANGELOG.md").read_text().startswith("# Changelog")
+    repo = _load_repo_helpers()
+    (dist,) = [d for d in repo.discover(ROOT) if d.name == name]
+    assert dist.towncrier_config.is_file() and dist.fragments_dir.is_dir()
+    assert (dist.fragments_dir / "README.md").is_file(), "the README keeps changelog.d/ in git after a release"
+    assert repo.changelog_problems(dist) == []
+
+
+@pytest.mark.parametrize("name", DISTRIBUTIONS)
+def test_fragments_compile_with_the_readme_preview_command(name: str) -> None:
+    """The README's preview (`towncrier build --draft` in the distribution's folder) renders every fragment line.
+
+    towncrier comes from requirements-dev.txt (pinned: tools/release compiles the changelogs with it).
+    """
+    assert re.search(r"^towncrier==\S+$", (ROOT / "requirements-dev.txt").read_text(), re.M)
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert "cd packages/mult-probe && ../../.venv/bin/towncrier build --draft --version next" in readme
+    pytest.importorskip("towncrier", reason="towncrier is installed by requirements-dev.txt")
+    folder = DISTRIBUTIONS[name]
+    before = {p.name: p.read_text() for p in (folder / "changelog.d").iterdir()}
+    done = subprocess.run(
+        [sys.executable, "-m", "towncrier", "build", "--draft", "--version", "next"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"## [next](https://github.com/repro/repro/releases/tag/{name}-vnext) - ")
+    rendered = done.stdout
+    for fragment, text in before.items():
+        if fragment != "README.md":
+            for line in filter(str.strip, text.splitlines()):
+                assert line in rendered, f"{name}: {fragment}: {line!r} is missing from the draft"
+    assert {p.name: p.read_text() for p in (folder / "changelog.d").iterdir()} == before
 
 
 def test_constraints_pin_torch_and_every_install_uses_them() -> None:

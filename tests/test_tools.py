@@ -1,7 +1,8 @@
 """End-to-end tests of `tools/release` and `tools/api-check` on throw-away git repositories, plus their helpers.
 
-Each test builds a minimal monorepo in `tmp_path` (a `shared/` repro-core and one package, `demo-pkg`), commits it,
-and runs the real scripts with `REPRO_ROOT` pointing there. Git identity and configuration come from environment
+Each test builds a minimal monorepo in `tmp_path` (a `shared/` repro-core and one package, `demo-pkg`, each with the
+repository's towncrier configuration, template and one changelog fragment), commits it, and runs the real scripts
+with `REPRO_ROOT` pointing there. Git identity and configuration come from environment
 variables, so the developer's global git configuration (signing, hooks) cannot interfere.
 """
 
@@ -80,11 +81,9 @@ CHANGELOG = """\
 
 All notable changes to {name} are documented here (Keep a Changelog).
 
-## Unreleased
+Unreleased changes are fragments in changelog.d/.
 
-### Added
-
-- Something new.
+<!-- towncrier release notes start -->
 
 ## [0.0.1](https://github.com/repro/repro/releases/tag/{name}-v0.0.1) - 2024-01-01
 
@@ -92,6 +91,14 @@ All notable changes to {name} are documented here (Keep a Changelog).
 
 - First cut.
 """
+#: The released heading tools/release writes (towncrier's title_format in every towncrier.toml).
+HEADING = "## [{version}](https://github.com/repro/repro/releases/tag/{name}-v{version}) - {date}"
+MARKER = "<!-- towncrier release notes start -->"
+
+
+def _towncrier_config(name: str) -> str:
+    """The repository's own towncrier.toml (repro-core's), renamed for `name`: the tests use the real format."""
+    return (TOOLS.parent / "shared" / "towncrier.toml").read_text(encoding="utf-8").replace("repro-core", name)
 
 
 FAKE_CHECK = """\
@@ -149,19 +156,29 @@ def _tool(root: Path, name: str, *args: str) -> subprocess.CompletedProcess[str]
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    """A committed two-distribution monorepo: repro-core in shared/ and demo-pkg in packages/, both 0.1.0.dev0."""
+    """A committed two-distribution monorepo: repro-core in shared/ and demo-pkg in packages/, both 0.1.0.dev0.
+
+    Each has one fragment: shared/changelog.d/3.added.md and packages/demo-pkg/changelog.d/7.added.md.
+    """
     root = tmp_path / "repo"
     files = {
         "shared/pyproject.toml": CORE_PYPROJECT,
         "shared/CHANGELOG.md": CHANGELOG.format(name="repro-core"),
+        "shared/towncrier.toml": _towncrier_config("repro-core"),
+        "shared/changelog.d/README.md": "Fragments.\n",
+        "shared/changelog.d/3.added.md": "- Core news.\n",
         "shared/src/repro_core/__about__.py": '__version__ = "0.1.0.dev0"\n',
         "shared/src/repro_core/__init__.py": "from repro_core.__about__ import __version__\n",
         "packages/demo-pkg/pyproject.toml": PKG_PYPROJECT,
         "packages/demo-pkg/CHANGELOG.md": CHANGELOG.format(name="demo-pkg"),
+        "packages/demo-pkg/towncrier.toml": _towncrier_config("demo-pkg").replace('"../tools/', '"../../tools/'),
+        "packages/demo-pkg/changelog.d/README.md": "Fragments.\n",
+        "packages/demo-pkg/changelog.d/7.added.md": "- Something new.\n",
         "packages/demo-pkg/src/demo_pkg/__about__.py": '"""Version."""\n\n__version__ = "0.1.0.dev0"\n',
         "packages/demo-pkg/src/demo_pkg/__init__.py": PKG_CODE,
         "tools/api-check": FAKE_CHECK.format(name="api-check", code=0),
         "tools/isolation-check": FAKE_CHECK.format(name="isolation-check", code=0),
+        "tools/changelog-template.md": (TOOLS / "changelog-template.md").read_text(encoding="utf-8"),
         ".gitignore": "__pycache__/\n",
     }
     for rel, text in files.items():
@@ -198,17 +215,22 @@ def test_release_bumps_dates_changelog_commits_and_tags(repo: Path) -> None:
     about = _git(repo, "show", "demo-pkg-v0.1.0:packages/demo-pkg/src/demo_pkg/__about__.py") + "\n"
     assert about == '"""Version."""\n\n__version__ = "0.1.0"\n'  # only the version line changed
     log = (repo / "packages/demo-pkg/CHANGELOG.md").read_text()
-    heading = f"## [0.1.0](https://github.com/repro/repro/releases/tag/demo-pkg-v0.1.0) - {DATE}"
-    assert f"## Unreleased\n\n{heading}\n\n### Added\n\n- Something new.\n" in log
-    assert log.count("## Unreleased") == 1
-    assert "## [0.0.1]" in log
+    heading = HEADING.format(version="0.1.0", name="demo-pkg", date=DATE)
+    assert f"{MARKER}\n\n{heading}\n\n### Added\n\n- Something new. (#7)\n\n## [0.0.1]" in log
+    assert not (repo / "packages/demo-pkg/changelog.d/7.added.md").exists()
+    assert (repo / "packages/demo-pkg/changelog.d/README.md").is_file()  # keeps the folder in git
+    assert (repo / "shared/changelog.d/3.added.md").is_file()  # another distribution's fragments stay
 
     assert _git(repo, "log", "-1", "--format=%s", "HEAD~1") == "release demo-pkg v0.1.0"
     assert _git(repo, "cat-file", "-t", "demo-pkg-v0.1.0") == "tag"  # annotated
     assert _git(repo, "rev-parse", "demo-pkg-v0.1.0^{commit}") == _git(repo, "rev-parse", "HEAD~1")
     assert _git(repo, "status", "--porcelain") == ""
     changed = _git(repo, "show", "--name-only", "--format=", "HEAD~1").splitlines()
-    assert sorted(changed) == ["packages/demo-pkg/CHANGELOG.md", "packages/demo-pkg/src/demo_pkg/__about__.py"]
+    assert sorted(changed) == [
+        "packages/demo-pkg/CHANGELOG.md",
+        "packages/demo-pkg/changelog.d/7.added.md",  # deleted in the release commit
+        "packages/demo-pkg/src/demo_pkg/__about__.py",
+    ]
 
     # main moves on to the next dev version in a follow-up commit, so later builds never carry 0.1.0.
     assert _git(repo, "log", "-1", "--format=%s") == "start demo-pkg 0.1.1.dev0"
@@ -219,25 +241,129 @@ def test_release_bumps_dates_changelog_commits_and_tags(repo: Path) -> None:
     assert "fake api-check ran: demo-pkg" in done.stderr
     assert "fake isolation-check ran: --only demo-pkg" in done.stderr
 
-    # The fresh Unreleased section is empty, so an immediate second release is refused.
+    # No fragment is left, so an immediate second release is refused.
     again = _tool(repo, "release", "demo-pkg", "patch")
     assert again.returncode == 1
-    assert "no entries under '## Unreleased'" in again.stderr
+    assert "packages/demo-pkg/changelog.d/ holds no changelog fragment: nothing to release" in again.stderr
 
 
-def test_release_refuses_empty_unreleased(repo: Path) -> None:
-    log = repo / "packages/demo-pkg/CHANGELOG.md"
-    log.write_text(log.read_text().replace("- Something new.\n", "<!-- add entries here -->\n"))
-    _git(repo, "commit", "-q", "-am", "empty changelog")
+def test_release_refuses_without_fragments(repo: Path) -> None:
+    _git(repo, "rm", "-q", "packages/demo-pkg/changelog.d/7.added.md")
+    _git(repo, "commit", "-q", "-m", "no fragment")
+    _tag_core_release(repo)
     before = _snapshot(repo)
 
     done = _tool(repo, "release", "demo-pkg", "patch")
 
     assert done.returncode == 1
     assert len(done.stderr.strip().splitlines()) == 1
-    assert "has no entries under '## Unreleased'" in done.stderr
+    assert "holds no changelog fragment: nothing to release" in done.stderr
+    assert "+release.changed.md with '- No user-facing changes.'" in done.stderr  # how to release anyway
     assert _snapshot(repo) == before
-    assert _git(repo, "tag", "--list") == ""
+    assert _git(repo, "tag", "--list", "demo-pkg-v*") == ""
+
+
+def _add_fragments(root: Path, fragments: dict[str, str]) -> None:
+    for name, text in fragments.items():
+        (root / "packages/demo-pkg/changelog.d" / name).write_text(text, encoding="utf-8")
+    _git(root, "add", "-A")
+    _git(root, "commit", "-q", "-m", "fragments")
+
+
+def test_release_compiles_every_fragment_with_its_issue_number(repo: Path) -> None:
+    _add_fragments(
+        repo,
+        {
+            "12.fixed.md": "- Fix one thing\n  over two lines.\n- Fix another.\n",
+            "13.fixed.md": "- Fix a crash.\n",
+            "15.fixed.md": "- Fix a crash.\n",  # the same text as #13: one bullet naming both issues
+            "9.changed.md": "- CLI conventions:\n  - stdout for results\n  - stderr for logs\n",
+            "+tidy-docs.changed.md": "- Tidier docs.\n",
+            "14.deprecated.1.md": "- Old name.\n",
+        },
+    )
+    _tag_core_release(repo)
+
+    done = _tool(repo, "release", "demo-pkg", "minor", "--date", DATE)
+
+    assert done.returncode == 0, done.stderr
+    log = (repo / "packages/demo-pkg/CHANGELOG.md").read_text()
+    heading = HEADING.format(version="0.1.0", name="demo-pkg", date=DATE)
+    section = log.split(f"{MARKER}\n\n", 1)[1].split("\n## [0.0.1]", 1)[0]
+    assert section == (
+        f"{heading}\n\n"
+        "### Added\n\n- Something new. (#7)\n\n"
+        "### Changed\n\n- CLI conventions: (#9)\n  - stdout for results\n  - stderr for logs\n- Tidier docs.\n\n"
+        "### Deprecated\n\n- Old name. (#14)\n\n"
+        "### Fixed\n\n- Fix one thing\n  over two lines. (#12)\n- Fix another. (#12)\n- Fix a crash. (#13, #15)\n"
+    )
+    assert sorted(p.name for p in (repo / "packages/demo-pkg/changelog.d").iterdir()) == ["README.md"]
+    released = _git(repo, "show", "--name-status", "--format=", "demo-pkg-v0.1.0").splitlines()
+    assert sum(line.startswith("D\tpackages/demo-pkg/changelog.d/") for line in released) == 7
+    assert _git(repo, "status", "--porcelain") == ""
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "problem"),
+    [
+        ("fix-typo.md", "- Typo.\n", "fix-typo.md: not a fragment name"),
+        ("14.feature.md", "- New.\n", "14.feature.md: not a fragment name"),  # not a Keep a Changelog type
+        ("14.fixed.txt", "- Fix.\n", "14.fixed.txt: not a fragment name"),
+        ("+.fixed.md", "- Fix.\n", "+.fixed.md: not a fragment name"),
+        ("14.fixed.md", "Fixed the thing.\n", "14.fixed.md: the content must be a markdown bullet list"),
+        ("14.fixed.md", "\n", "14.fixed.md: empty fragment"),
+    ],
+)
+def test_bad_fragment_is_caught_by_the_consistency_rule_and_refused(
+    repo: Path, name: str, text: str, problem: str
+) -> None:
+    """`changelog_problems` is what tests/test_repo_consistency.py asserts empty for every distribution."""
+    dist = repo_helpers.discover(repo)[1]
+    assert repo_helpers.changelog_problems(dist) == []
+    _add_fragments(repo, {name: text})
+    _tag_core_release(repo)
+    before = _snapshot(repo)
+
+    problems = repo_helpers.changelog_problems(dist)
+
+    assert len(problems) == 1 and problem in problems[0]
+    done = _tool(repo, "release", "demo-pkg", "minor", "--dry-run", "--skip-isolation-check")
+    assert done.returncode == 1
+    assert problem in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert _snapshot(repo) == before
+
+
+def test_hand_edited_unreleased_section_is_caught_and_refused(repo: Path) -> None:
+    log = repo / "packages/demo-pkg/CHANGELOG.md"
+    log.write_text(log.read_text().replace(MARKER, f"{MARKER}\n\n## Unreleased\n\n### Fixed\n\n- By hand."))
+    _git(repo, "commit", "-q", "-am", "hand edit")
+    _tag_core_release(repo)
+
+    problems = repo_helpers.changelog_problems(repo_helpers.discover(repo)[1])
+
+    assert len(problems) == 1 and "has a '## Unreleased' heading: move its entries into changelog.d/" in problems[0]
+    done = _tool(repo, "release", "demo-pkg", "minor", "--dry-run", "--skip-isolation-check")
+    assert done.returncode == 1 and "'## Unreleased'" in done.stderr
+
+
+def test_failed_release_commit_restores_changelog_and_fragments(repo: Path) -> None:
+    hooks = repo / ".hooks"
+    hooks.mkdir()
+    (hooks / "pre-commit").write_text("#!/bin/sh\necho refused by hook >&2\nexit 1\n")
+    (hooks / "pre-commit").chmod(0o755)
+    (repo / ".gitignore").write_text("__pycache__/\n.hooks/\n")
+    _git(repo, "commit", "-q", "-am", "ignore hooks")
+    _git(repo, "config", "core.hooksPath", str(hooks))
+    _tag_core_release(repo)
+    before, head = _snapshot(repo), _git(repo, "rev-parse", "HEAD")
+
+    done = _tool(repo, "release", "demo-pkg", "minor", "--date", DATE)
+
+    assert done.returncode == 1
+    assert "release aborted, files restored" in done.stderr
+    assert _snapshot(repo) == before
+    assert _git(repo, "status", "--porcelain") == ""  # towncrier's `git rm` of the fragments undone too
+    assert _git(repo, "rev-parse", "HEAD") == head and _git(repo, "tag", "--list", "demo-pkg-v*") == ""
 
 
 def test_release_refuses_dirty_tree(repo: Path) -> None:
@@ -253,11 +379,15 @@ def test_dry_run_changes_nothing(repo: Path) -> None:
     before = _snapshot(repo)
     head = _git(repo, "rev-parse", "HEAD")
 
-    done = _tool(repo, "release", "demo-pkg", "0.3.0", "--dry-run")
+    done = _tool(repo, "release", "demo-pkg", "0.3.0", "--dry-run", "--date", DATE)
 
     assert done.returncode == 0, done.stderr
-    assert "0.1.0.dev0 -> 0.3.0" in done.stdout
+    assert "0.1.0.dev0 -> 0.3.0 (1 changelog fragment(s))" in done.stdout
     assert "demo-pkg-v0.3.0" in done.stdout
+    # The compiled draft is shown; the fragment stays (the snapshot includes changelog.d/).
+    heading = HEADING.format(version="0.3.0", name="demo-pkg", date=DATE)
+    assert f"    {heading}\n\n    ### Added\n\n    - Something new. (#7)\n" in done.stdout
+    assert (repo / "packages/demo-pkg/changelog.d/7.added.md").is_file()
     assert _snapshot(repo) == before
     assert _git(repo, "rev-parse", "HEAD") == head
     assert _git(repo, "tag", "--list") == "repro-core-v0.1.0"
@@ -283,11 +413,12 @@ def test_core_release_updates_dependents_on_request(repo: Path) -> None:
     done = _tool(repo, "release", "repro-core", "0.2.0", "--update-dependents", "--date", DATE)
     assert done.returncode == 0, done.stderr
     assert '"repro-core[torch]>=0.2,<0.3"' in (repo / "packages/demo-pkg/pyproject.toml").read_text()
-    log = (repo / "packages/demo-pkg/CHANGELOG.md").read_text()
-    unreleased = log.split("## Unreleased", 1)[1].split("\n## ", 1)[0]
-    assert "### Changed\n\n- Require `repro-core[torch]>=0.2,<0.3` (repro-core 0.2.0 released)." in unreleased
+    fragment = "packages/demo-pkg/changelog.d/+repro-core-0.2.0.changed.md"
+    assert (repo / fragment).read_text() == "- Require `repro-core[torch]>=0.2,<0.3` (repro-core 0.2.0 released).\n"
+    assert (repo / "packages/demo-pkg/changelog.d/7.added.md").is_file()  # the dependent's own fragments stay
+    assert (repo / "packages/demo-pkg/CHANGELOG.md").read_text() == CHANGELOG.format(name="demo-pkg")
     changed = set(_git(repo, "show", "--name-only", "--format=", "repro-core-v0.2.0").splitlines())
-    assert {"packages/demo-pkg/pyproject.toml", "packages/demo-pkg/CHANGELOG.md"} <= changed
+    assert {"packages/demo-pkg/pyproject.toml", fragment, "shared/changelog.d/3.added.md"} <= changed
     assert _git(repo, "status", "--porcelain") == ""
 
 
@@ -338,8 +469,8 @@ def test_core_release_updates_the_ranges_in_extras_too(repo: Path) -> None:
     assert 'plot = ["repro-core[plot]>=0.2,<0.3", "matplotlib>=3.7"]' in text
     assert "<0.2" not in text
     # With the new core tag, the package may be released: every one of its ranges admits repro-core 0.2.0.
-    log = repo / "packages/demo-pkg/CHANGELOG.md"
-    assert "Require `repro-core[plot]>=0.2,<0.3`" in log.read_text()
+    fragment = repo / "packages/demo-pkg/changelog.d/+repro-core-0.2.0.changed.md"
+    assert "- Require `repro-core[plot]>=0.2,<0.3` (repro-core 0.2.0 released).\n" in fragment.read_text()
     assert _tool(repo, "release", "demo-pkg", "minor", "--dry-run", "--skip-isolation-check").returncode == 0
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -27,7 +28,9 @@ from pathlib import Path
 from typing import NoReturn
 
 __all__ = [
+    "CHANGELOG_START",
     "CORE",
+    "FRAGMENT_TYPES",
     "RELEASE_URL",
     "ROOT",
     "Distribution",
@@ -36,14 +39,18 @@ __all__ = [
     "UsageError",
     "Version",
     "bump_version",
+    "changelog_problems",
     "discover",
     "format_range",
+    "fragment_files",
+    "fragment_name_ok",
     "git",
     "parse_requirement",
     "read_version",
     "run_tool",
     "satisfies",
     "select",
+    "towncrier_command",
     "venv_python",
     "write_version",
 ]
@@ -319,6 +326,15 @@ class Distribution:
     def pyproject(self) -> Path:
         return self.folder / "pyproject.toml"
 
+    @property
+    def fragments_dir(self) -> Path:
+        """`changelog.d/`: one file per unreleased change, compiled into the changelog at release."""
+        return self.folder / "changelog.d"
+
+    @property
+    def towncrier_config(self) -> Path:
+        return self.folder / "towncrier.toml"
+
     def version(self) -> str:
         return read_version(self.version_file)
 
@@ -420,3 +436,110 @@ def git(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         message = (done.stderr or done.stdout).strip().splitlines()
         raise ToolError(f"git {' '.join(args)} failed: {message[-1] if message else f'exit {done.returncode}'}")
     return done
+
+
+# ------------------------------------------------------------------------------------------ changelog fragments
+
+#: Keep a Changelog's sections, in its order: the fragment types every towncrier.toml declares.
+FRAGMENT_TYPES = ("added", "changed", "deprecated", "removed", "fixed", "security")
+#: towncrier inserts each release's notes right below this line of CHANGELOG.md.
+CHANGELOG_START = "<!-- towncrier release notes start -->"
+#: `<issue>.<type>.md` (issue number), `+<name>.<type>.md` (no issue), each optionally `.<counter>` before `.md`.
+_FRAGMENT_NAME = re.compile(
+    rf"^(?:[1-9][0-9]*|\+[A-Za-z0-9][A-Za-z0-9._-]*)\.(?:{'|'.join(FRAGMENT_TYPES)})(?:\.[0-9]+)?\.md$"
+)
+#: Files of changelog.d/ that are not fragments (towncrier ignores them too; the README keeps the folder in git).
+_NOT_FRAGMENTS = {"README.md"}
+_LEVEL2_HEADING = re.compile(r"^##[ \t]", re.MULTILINE)
+_UNRELEASED_HEADING = re.compile(r"^##[ \t]+\[?unreleased\]?[ \t]*$", re.IGNORECASE | re.MULTILINE)
+
+
+def fragment_name_ok(name: str) -> bool:
+    """Whether `name` is a valid fragment file name (`14.fixed.md`, `+tidy-docs.changed.md`)."""
+    return _FRAGMENT_NAME.match(name) is not None
+
+
+def fragment_files(dist: Distribution) -> list[Path]:
+    """The fragment files of `dist` (every file of changelog.d/ but its README), sorted by name."""
+    if not dist.fragments_dir.is_dir():
+        return []
+    return sorted(p for p in dist.fragments_dir.iterdir() if p.is_file() and p.name not in _NOT_FRAGMENTS)
+
+
+def _fragment_problems(path: Path) -> list[str]:
+    if not fragment_name_ok(path.name):
+        return [
+            f"{path.name}: not a fragment name; use <issue>.<type>.md or +<name>.<type>.md with <type> one of "
+            + ", ".join(FRAGMENT_TYPES)
+        ]
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not lines:
+        return [f"{path.name}: empty fragment"]
+    if not lines[0].startswith("- ") or any(not (line.startswith(("- ", " "))) for line in lines):
+        return [f"{path.name}: the content must be a markdown bullet list ('- ...' lines, continuations indented)"]
+    return []
+
+
+def changelog_problems(dist: Distribution) -> list[str]:
+    """What breaks the changelog rules in `dist`; empty when it follows them.
+
+    The rules: a towncrier.toml whose output is this repository's changelog format, a changelog.d/ folder of
+    validly named bullet-list fragments, and a CHANGELOG.md with towncrier's start marker and no hand-written
+    entries above it or under a `## Unreleased` heading (towncrier would never compile them).
+    """
+    where = dist.rel_folder
+    problems: list[str] = []
+    try:
+        config = tomllib.loads(dist.towncrier_config.read_text(encoding="utf-8"))["tool"]["towncrier"]
+    except (OSError, KeyError, tomllib.TOMLDecodeError) as exc:
+        problems.append(f"{where}/towncrier.toml: missing or without [tool.towncrier] ({type(exc).__name__})")
+        config = None
+    if config is not None:
+        expected = {
+            "name": dist.name,
+            "directory": "changelog.d",
+            "filename": "CHANGELOG.md",
+            "start_string": CHANGELOG_START + "\n",
+            "title_format": f"## [{{version}}]({RELEASE_URL}{dist.name}-v{{version}}) - {{project_date}}",
+            "issue_format": "#{issue}",
+            "orphan_prefix": "+",
+        }
+        for key, value in expected.items():
+            if config.get(key) != value:
+                problems.append(f"{where}/towncrier.toml: {key} must be {value!r}, not {config.get(key)!r}")
+        types = [entry.get("directory") for entry in config.get("type", [])]
+        if types != list(FRAGMENT_TYPES):
+            problems.append(f"{where}/towncrier.toml: fragment types must be {', '.join(FRAGMENT_TYPES)} in order")
+        template = config.get("template")
+        if not isinstance(template, str) or not (dist.folder / template).is_file():
+            problems.append(f"{where}/towncrier.toml: template {template!r} is not a file")
+    if not dist.fragments_dir.is_dir():
+        problems.append(f"{where}/changelog.d/ does not exist")
+    problems += [
+        f"{where}/changelog.d/{problem}" for path in fragment_files(dist) for problem in _fragment_problems(path)
+    ]
+    try:
+        text = dist.changelog.read_text(encoding="utf-8")
+    except OSError:
+        return [*problems, f"{where}/CHANGELOG.md does not exist"]
+    if text.count(CHANGELOG_START) != 1:
+        problems.append(f"{where}/CHANGELOG.md must hold the line {CHANGELOG_START} exactly once")
+    if _UNRELEASED_HEADING.search(text):
+        problems.append(f"{where}/CHANGELOG.md has a '## Unreleased' heading: move its entries into changelog.d/")
+    elif _LEVEL2_HEADING.search(text.split(CHANGELOG_START, 1)[0]):
+        problems.append(f"{where}/CHANGELOG.md has a section above {CHANGELOG_START}: releases go below it")
+    return problems
+
+
+def towncrier_command() -> list[str]:
+    """How to call towncrier: the development environment's, else whatever this Python or PATH offers."""
+    python = venv_python()
+    script = python.parent / "towncrier"
+    if script.is_file():
+        return [str(script)]
+    if python.is_file():
+        return [str(python), "-m", "towncrier"]
+    found = shutil.which("towncrier")
+    if found:
+        return [found]
+    raise ToolError(f"towncrier not found (no {script}); run `python tools/bootstrap.py env` first")
