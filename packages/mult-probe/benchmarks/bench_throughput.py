@@ -10,6 +10,10 @@ row's warm-up shows the whole compilation. Tokens counted: batch x sequence leng
 
     python packages/mult-probe/benchmarks/bench_throughput.py --device cpu --steps 3 --json out.json
     python packages/mult-probe/benchmarks/bench_throughput.py --device cuda --batch-size 32 --steps 200
+    python packages/mult-probe/benchmarks/bench_throughput.py --device cpu --paired --block 5 --pairs 6
+
+`--paired` times eager and compiled training in one process, alternating blocks of steps, so that on a shared
+machine both modes run under the same load; it reports the speed-up (median and range over the block pairs).
 """
 
 from __future__ import annotations
@@ -114,9 +118,89 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def _paired_worker(spec: dict[str, Any]) -> dict[str, Any]:
+    """Eager and compiled training of the same model in one process, timed in alternating blocks of steps.
+
+    On a shared machine the load drifts between two separate runs, so their ratio measures the neighbours as much
+    as the compiler; alternating short blocks puts both modes under the same load, and the per-pair ratios show
+    how much the load still moved within a pair.
+    """
+    import statistics
+
+    import torch
+    from torch.nn import functional as F
+
+    from mult_probe.data import cot_length, encode_nocot, generate_operands
+    from mult_probe.icot import encode_cot
+    from mult_probe.model import ModelConfig, Transformer
+    from repro_core.device import pick_device
+
+    torch.set_num_threads(spec["threads"])
+    device = pick_device(None if spec["device"] == "auto" else spec["device"])
+    k = spec["k"]
+    cfg = ModelConfig.preset(spec["config"], n_ctx=2 * (2 * k) + 5 + cot_length(k))
+    pairs = generate_operands(k, n=spec["batch_size"], seed=0)
+    batch = encode_cot(pairs, k) if spec["layout"] == "cot" else encode_nocot(pairs, k)
+    tokens = torch.as_tensor(batch.input_ids, device=device)
+    labels = torch.as_tensor(batch.labels, device=device)
+    runs = {}
+    for mode in ("eager", "compile"):
+        model = Transformer(cfg, generator=torch.Generator().manual_seed(0)).to(device)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
+        runs[mode] = (model, torch.compile(model) if mode == "compile" else model, optimizer)
+
+    def step(mode: str) -> None:
+        model, forward, optimizer = runs[mode]
+        loss = F.cross_entropy(forward(tokens).flatten(0, 1), labels.flatten(), ignore_index=-100)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    row: dict[str, Any] = {
+        **{key: spec[key] for key in ("config", "batch_size", "layout", "k", "block", "pairs")},
+        "mode": "paired",
+        "device": str(device),
+        "seq_len": int(tokens.shape[1]),
+        "parameters": runs["eager"][0].n_parameters(),
+        "torch": torch.__version__,
+    }
+    try:
+        for mode in ("eager", "compile"):
+            start = time.perf_counter()
+            for _ in range(spec["warmup"]):
+                step(mode)
+            row[f"{mode}_warmup_s"] = time.perf_counter() - start
+        blocks: dict[str, list[float]] = {"eager": [], "compile": []}
+        for index in range(spec["pairs"]):
+            order = ("eager", "compile") if index % 2 == 0 else ("compile", "eager")  # no mode always goes first
+            for mode in order:
+                start = time.perf_counter()
+                for _ in range(spec["block"]):
+                    step(mode)
+                blocks[mode].append(1000 * (time.perf_counter() - start) / spec["block"])
+    except Exception as exc:  # torch.compile raises many types
+        row["error"] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''}"
+        return row
+    ratios = [e / c for e, c in zip(blocks["eager"], blocks["compile"], strict=True)]
+    row.update(
+        eager_step_ms=statistics.median(blocks["eager"]),
+        compile_step_ms=statistics.median(blocks["compile"]),
+        speedup_median=statistics.median(ratios),
+        speedup_min=min(ratios),
+        speedup_max=max(ratios),
+        blocks_ms=blocks,
+    )
+    return row
+
+
 def _run_isolated(spec: dict[str, Any], timeout: float, *, keep_cache: bool) -> dict[str, Any]:
     """Run one measurement in a fresh interpreter; a fresh Inductor cache unless `keep_cache` (cold compile times)."""
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(spec)]
+    if spec.get("mode") == "paired":
+        cmd[2] = "--paired-worker"
     env = dict(os.environ)
     cache = None if keep_cache else tempfile.mkdtemp(prefix="mult-probe-inductor-")
     if cache is not None:
@@ -133,6 +217,24 @@ def _run_isolated(spec: dict[str, Any], timeout: float, *, keep_cache: bool) -> 
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         return {**spec, "error": f"worker exited {proc.returncode}: {tail[:300]}"}
     return json.loads(lines[-1])
+
+
+def _paired_table(rows: list[dict[str, Any]]) -> str:
+    out = [
+        "| config | params | device | eager step (ms) | compiled step (ms) | speed-up, median (min-max of pairs) "
+        "| warm-up eager / compile (s) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if "error" in r:
+            out.append(f"| {r['config']} | | {r.get('device', '')} | failed: {r['error']} | | | |")
+            continue
+        out.append(
+            f"| {r['config']} | {r['parameters'] / 1e6:.2f}M | {r['device']} | {r['eager_step_ms']:.1f} | "
+            f"{r['compile_step_ms']:.1f} | {r['speedup_median']:.2f}x ({r['speedup_min']:.2f}-{r['speedup_max']:.2f})"
+            f" | {r['eager_warmup_s']:.1f} / {r['compile_warmup_s']:.1f} |"
+        )
+    return "\n".join(out)
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
@@ -169,10 +271,43 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per (config, mode) run (default: 900)")
     parser.add_argument("--keep-compile-cache", action="store_true", help="reuse Inductor's cache (warm compiles)")
     parser.add_argument("--json", help="write the rows to this file")
+    parser.add_argument(
+        "--paired",
+        action="store_true",
+        help="eager and compile in one process, alternating blocks of --block steps --pairs times (speed-up only)",
+    )
+    parser.add_argument("--block", type=int, default=5, help="--paired: steps per timed block (default: 5)")
+    parser.add_argument("--pairs", type=int, default=6, help="--paired: eager/compile block pairs (default: 6)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--paired-worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker is not None:
         print(json.dumps(_worker(json.loads(args.worker))))
+        return
+    if args.paired_worker is not None:
+        print(json.dumps(_paired_worker(json.loads(args.paired_worker))))
+        return
+    if args.paired:
+        paired = []
+        for config in args.configs:
+            spec = {
+                "config": config,
+                "mode": "paired",
+                "device": args.device,
+                "k": args.k,
+                "layout": args.layout,
+                "batch_size": args.batch_size,
+                "warmup": args.warmup,
+                "threads": args.threads,
+                "block": args.block,
+                "pairs": args.pairs,
+            }
+            paired.append(_run_isolated(spec, args.timeout, keep_cache=args.keep_compile_cache))
+            print(_paired_table(paired[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
+        print(_paired_table(paired))
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as handle:
+                json.dump(paired, handle, indent=2)
         return
     rows = []
     for config in args.configs:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
+import stat
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,7 +77,14 @@ def test_data_generate_and_check(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert out.read_text().splitlines() == generate_split(4, n=30, seed=1, exclude=excluded)
     assert _json(capsys, ["data", "--check", str(out), "--json"])["byte_identical"] is True
     check = _json(capsys, ["data", "--check", str(FIXTURES / "deng_4x4_test_sample.txt"), "--json"])
-    assert check == {"path": str(FIXTURES / "deng_4x4_test_sample.txt"), "lines": 4, "byte_identical": True}
+    assert check == {
+        "path": str(FIXTURES / "deng_4x4_test_sample.txt"),
+        "lines": 4,
+        "k": 4,
+        "l": 4,
+        "cot": True,
+        "byte_identical": True,
+    }
     nocot = tmp_path / "nocot.txt"
     _json(capsys, ["data", "--k", "2", "--l", "3", "--n", "5", "--no-cot", "--out", str(nocot), "--json"])
     assert all("|| ####" in line for line in nocot.read_text().splitlines())
@@ -123,6 +136,11 @@ def test_train_then_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
         ["train", "--k", "10", "--l", "9"],
         ["train", "--device", "tpu"],
         ["data", "--k", "19", "--out", "x.txt"],
+        ["train", "--lr", "inf"],  # issue 15.6: accepted before
+        ["train", "--aux-lambda", "nan"],
+        ["train", "--aux-lambda", "inf"],
+        ["train", "--resume", "/nonexistent/run"],
+        ["dynamics", "plot", "/nonexistent/run"],
     ],
 )
 def test_bad_input_exits_2(argv: list[str]) -> None:
@@ -225,3 +243,187 @@ def test_bad_line_names_file_and_line(tmp_path: Path, capsys: pytest.CaptureFixt
     bad.write_text("1 2 * 3 4|| #### 3 0 9 0\n1 2 * 3 4|| #### 3 0 9 1\n")
     assert main(["data", "--check", str(bad)]) == 2
     assert f"{bad}:2 field 'answer'" in capsys.readouterr().err
+
+
+SMALL_RUN = ["--k", "2", "--batch-size", "8", "--eval-size", "5", "-q"]
+
+
+def _weights(run: Path) -> dict[str, Any]:
+    from repro_core.checkpoint import CheckpointManager, load_checkpoint
+
+    latest = CheckpointManager(run, keep=None).latest()
+    assert latest is not None
+    return load_checkpoint(latest)["model"]
+
+
+def test_resume_grows_a_finished_run_to_more_steps(tmp_path: Path) -> None:
+    """Issue 15.4: `train --resume RUN --steps M` = a run asked for M steps at first, bit for bit."""
+    import torch
+
+    whole, grown = tmp_path / "whole", tmp_path / "grown"
+    assert run_cli(main, ["train", *SMALL_RUN, "--steps", "6", "--run-dir", str(whole)]).code == 0
+    assert run_cli(main, ["train", *SMALL_RUN, "--steps", "3", "--run-dir", str(grown)]).code == 0
+    code, out, err = run_cli(main, ["train", "--resume", str(grown), "--steps", "6", "--json"])
+    assert code == 0 and json.loads(out)["resumed_from"] == 3, err
+    a, b = _weights(whole), _weights(grown)
+    assert a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a)
+    for argv, message in [
+        (["--steps", "4"], "--steps: .* has already trained 6 steps"),
+        (["--lr", "0.01"], "--lr: taken from the run being resumed"),
+        (["--method", "sft", "--seed", "3"], "--method, --seed: taken from the run"),
+        (["--run-dir", str(whole)], "--run-dir: taken from the run"),  # --resume continues RUN in place
+    ]:
+        code, out, err = run_cli(main, ["train", "--resume", str(grown), *argv])
+        assert code == 2 and not out and len(err.splitlines()) == 1, err
+        assert re.search(message, err), err
+    # plain `--run-dir` with more steps extends too; other options must then match the run
+    code, _, err = run_cli(main, ["train", *SMALL_RUN, "--steps", "7", "--run-dir", str(whole)])
+    assert code == 0, err
+    code, _, err = run_cli(main, ["train", *SMALL_RUN, "--steps", "8", "--lr", "0.01", "--run-dir", str(whole)])
+    assert code == 2 and "different lr" in err, err
+
+
+def _train_tiny(run: Path, *extra: str) -> None:
+    code, _, err = run_cli(main, ["train", *SMALL_RUN, "--steps", "2", "--run-dir", str(run), *extra])
+    assert code == 0, err
+
+
+def test_bad_files_and_checkpoints_are_refused_before_work(tmp_path: Path) -> None:
+    """Issue 15.6: each case once an error at the end or a traceback, now one line and exit 2 before any work."""
+    import torch
+
+    run = tmp_path / "run"
+    _train_tiny(run)
+    one_digit = tmp_path / "one_digit.txt"
+    one_digit.write_text(cot_line(3, 45, 1, 2) + "\n")  # a 1x2 line: used to be zero-padded into the 2x2 run
+    code, out, err = run_cli(main, ["eval", "--run-dir", str(run), "--data", str(one_digit)])
+    assert code == 2 and not out and f"{one_digit}:1 field 'input'" in err and "1x2 line" in err, err
+    blocker = tmp_path / "a_file"
+    blocker.write_text("keep me")
+    code, out, err = run_cli(main, ["train", *SMALL_RUN, "--steps", "2", "--run-dir", str(blocker)])
+    assert code == 2 and "is not a directory" in err and blocker.read_text() == "keep me", err
+    text = tmp_path / "notes.pt"
+    text.write_text("hello, this is not a checkpoint\n")
+    code, out, err = run_cli(main, ["analyze", "dag", "--checkpoint", str(text)])
+    assert code == 2 and "not a torch checkpoint (a text file" in err and "KeyError" not in err, err
+    state = torch.load(next(run.glob("ckpt-*.pt")), weights_only=True)
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    first = next(iter(state["model"]))
+    state["model"][first] = torch.zeros(3, 3)
+    torch.save(state, wrong / "ckpt-000000002.pt")
+    code, out, err = run_cli(main, ["eval", "--run-dir", str(wrong)])
+    assert code == 2 and "cannot restore the model" in err and "Traceback" not in err, err
+    state["model"] = {key: torch.full_like(value, float("nan")) for key, value in _weights(run).items()}
+    torch.save(state, wrong / "ckpt-000000002.pt")
+    code, out, err = run_cli(main, ["eval", "--run-dir", str(wrong)])
+    assert code == 2 and not out and "NaN or inf" in err, err  # used to report digit accuracies with exit 0
+
+
+def test_data_check_refuses_mixed_layouts_and_names_the_first_difference(tmp_path: Path) -> None:
+    mixed = tmp_path / "mixed.txt"
+    mixed.write_text(cot_line(1234, 5678, 4) + "\n" + cot_line(12345, 67890, 5) + "\n")
+    code, out, err = run_cli(main, ["data", "--check", str(mixed)])
+    assert code == 2 and not out and f"{mixed}:2 field 'input'" in err and "5x5" in err, err
+    crlf = tmp_path / "crlf.txt"
+    crlf.write_bytes((cot_line(12, 34, 2) + "\r\n" + cot_line(56, 78, 2) + "\r\n").encode())
+    code, out, _ = run_cli(main, ["data", "--check", str(crlf), "--json"])
+    assert code == 1 and json.loads(out)["first_difference"] == {
+        "line": 1,
+        "reason": "CRLF line ending (the rule writes LF)",
+    }
+    code, out, _ = run_cli(main, ["data", "--check", str(crlf)])
+    assert code == 1 and "DIFFERS from the rule at line 1: CRLF" in out
+    unterminated = tmp_path / "unterminated.txt"
+    unterminated.write_text(cot_line(12, 34, 2) + "\n" + cot_line(56, 78, 2))
+    code, out, _ = run_cli(main, ["data", "--check", str(unterminated)])
+    assert code == 1 and "at line 2: no newline at the end" in out
+
+
+def test_a_diverging_cli_run_exits_2_and_keeps_its_last_good_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mult_probe.train as train_module
+
+    real_losses, calls = train_module.losses, []
+
+    def nan_from_step_three(*args: Any, **kwargs: Any) -> Any:
+        total, parts = real_losses(*args, **kwargs)
+        calls.append(1)
+        return (total * float("nan") if len(calls) >= 3 else total), parts
+
+    monkeypatch.setattr(train_module, "losses", nan_from_step_three)
+    run = tmp_path / "run"
+    argv = ["train", *SMALL_RUN, "--steps", "4", "--checkpoint-every", "2", "--run-dir", str(run)]
+    code, out, err = run_cli(main, argv)
+    assert code == 2 and not out and len(err.strip().splitlines()) == 1, err
+    assert "loss became nan at step 3" in err and "ckpt-000000002.pt (step 2) is kept" in err, err
+    assert sorted(p.name for p in run.glob("ckpt-*.pt")) == ["ckpt-000000002.pt"]
+
+
+def test_log_every_prints_loss_and_throughput_lines(tmp_path: Path) -> None:
+    """Issue 15.7: one stderr line per N steps (and at the end), with loss and throughput; -q silences them."""
+    argv = ["train", "--k", "2", "--steps", "5", "--batch-size", "4", "--eval-size", "4", "--log-every", "2"]
+    code, out, err = run_cli(main, argv)
+    lines = [line for line in err.splitlines() if line.startswith("step ")]
+    assert code == 0 and "exact match" in out, err
+    assert [line.split()[1] for line in lines] == ["2/5", "4/5", "5/5"], err
+    assert all(re.search(r"loss \d+\.\d{4} .*steps/s [\d,]+ tokens/s$", line) for line in lines), err
+    assert "sft 2x2:" not in err  # off a terminal the step lines replace the timed bar lines
+    code, out, err = run_cli(main, [*argv, "-q"])
+    assert code == 0 and err == "", err
+
+
+def test_files_are_written_with_the_users_umask(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    old = os.umask(0o027)
+    try:
+        _train_tiny(run, "--dynamics-every", "1")
+        data = tmp_path / "lines.txt"
+        assert run_cli(main, ["data", "--k", "2", "--n", "3", "--out", str(data)]).code == 0
+    finally:
+        os.umask(old)
+    for path in [*run.glob("ckpt-*.pt"), run / "dynamics.csv", data]:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o640, path  # 0666 & ~027, not a private 0600
+
+
+def test_json_into_a_closed_pipe_exits_141_without_a_traceback(tmp_path: Path) -> None:
+    """`mult-probe ... --json | head`: the reader is gone before the write; a quiet exit 141 (128 + SIGPIPE)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mult_probe.cli",
+                "data",
+                "--json",
+                "--check",
+                str(FIXTURES / "deng_4x4_valid_sample.txt"),
+            ],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 141 and "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
+
+
+def test_icot_training_reports_progress_off_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ICoT run off a terminal (a 4-minute one once printed nothing): timed lines, or one per --log-every N."""
+    import tqdm.std
+
+    argv = ["train", "--method", "icot", "--k", "2", "--steps", "4", "--batch-size", "4", "--eval-size", "4"]
+    argv += ["--steps-per-epoch", "2"]
+    monkeypatch.setenv("REPRO_PROGRESS_INTERVAL", "0.5")
+    monkeypatch.setattr(tqdm.std, "time", _Clock(step=1.0))
+    code, _, err = run_cli(main, argv)
+    timed = [line for line in err.splitlines() if line.startswith("icot 2x2:")]
+    assert code == 0 and timed and re.search(r"step/s|s/step", timed[-1]) and "loss=" in timed[-1], err
+    code, _, err = run_cli(main, [*argv, "--log-every", "2"])
+    lines = [line for line in err.splitlines() if line.startswith("step ")]
+    assert code == 0 and len(lines) == 2 and all("cot_removed" in line and "steps/s" in line for line in lines), err

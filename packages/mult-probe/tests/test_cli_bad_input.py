@@ -6,6 +6,7 @@ harness sees comes from the one bad value it put in.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -27,10 +28,15 @@ TINY_RUN = ["--method", "sft", "--k", "2", "--steps", "2", "--batch-size", "8", 
 
 CASES: dict[str, list[str]] = {
     "data": ["--k", "2", "--n", "5", "--exclude", "excluded.txt", "--check", "valid.txt"],
-    "train": [*TINY_RUN, "--valid", "valid.txt", "--exclude", "excluded.txt", "--run-dir", "run"],
+    "train": [
+        *TINY_RUN,
+        *("--valid", "valid.txt", "--exclude", "excluded.txt", "--run-dir", "run"),
+        *("--dynamics-every", "1", "--log-every", "1"),
+    ],
     "eval": ["--run-dir", "run", "--data", "valid.txt", "--n", "5"],
     "probe": ["--checkpoint", "run/ckpt-000000002.pt", "--data", "valid.txt", "--n", "8"],
     "analyze": ["dag", "--checkpoint", "run", "--data", "valid.txt", "--n", "5"],
+    "dynamics plot": ["run", "--compare", "authors.csv", "--threshold", "0.1"],
     "reproduce": ["--out", "report"],
 }
 
@@ -52,8 +58,9 @@ def test_every_subcommand_rejects_bad_input(
     monkeypatch.chdir(tmp_path)
     _write_deng(tmp_path / "valid.txt", VALID_PAIRS)
     _write_deng(tmp_path / "excluded.txt", EXCLUDED_PAIRS)
-    for command in ("train", "data", "eval", "probe", "analyze"):  # train first: the others read its run
-        result = run_cli(main, [command, *CASES[command], "-q"])
+    shutil.copy(Path(__file__).parent / "fixtures" / "authors_layout_grad_probe_log.csv", tmp_path / "authors.csv")
+    for command in ("train", "data", "eval", "probe", "analyze", "dynamics plot"):  # train first: others read it
+        result = run_cli(main, [*command.split(), *CASES[command], "-q"])
         assert result.code == 0, (command, result.stderr)
 
     counts = check_cli_rejects_bad_input(build_parser(), main, CASES, tmp_path, skip=SKIP, max_examples=40)

@@ -31,6 +31,7 @@ def test_cache_names_in_order_and_shapes() -> None:
         p = f"blocks.{layer}"
         expected += [
             f"{p}.hook_resid_pre",
+            f"{p}.ln1.hook_scale",
             f"{p}.ln1.hook_normalized",
             f"{p}.attn.hook_q",
             f"{p}.attn.hook_k",
@@ -41,13 +42,14 @@ def test_cache_names_in_order_and_shapes() -> None:
             f"{p}.attn.hook_result",
             f"{p}.hook_attn_out",
             f"{p}.hook_resid_mid",
+            f"{p}.ln2.hook_scale",
             f"{p}.ln2.hook_normalized",
             f"{p}.mlp.hook_pre",
             f"{p}.mlp.hook_post",
             f"{p}.hook_mlp_out",
             f"{p}.hook_resid_post",
         ]
-    expected.append("ln_final.hook_normalized")
+    expected += ["ln_final.hook_scale", "ln_final.hook_normalized"]
     assert list(cache) == expected == hook_names(model.cfg)
     shapes = {
         "hook_q": (b, t, h, dh),
@@ -59,6 +61,7 @@ def test_cache_names_in_order_and_shapes() -> None:
         "hook_result": (b, t, h, d),
         "hook_pre": (b, t, m),
         "hook_post": (b, t, m),
+        "hook_scale": (b, t, 1),
     }
     for name, act in cache.items():
         assert act.shape == shapes.get(name.rsplit(".", 1)[-1], (b, t, d)), name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,13 @@ def test_evaluate_perfect_and_wrong_models() -> None:
                     logits[row, t, full[t + 1] if t + 1 < len(full) else 15] = 10.0
             return logits
 
+        def generate(self, prompt: torch.Tensor, max_new_tokens: int, **kwargs: Any) -> torch.Tensor:
+            """Greedy without a key/value cache: this forward always needs the whole sequence."""
+            tokens = prompt
+            for _ in range(max_new_tokens):
+                tokens = torch.cat([tokens, self.forward(tokens)[:, -1:].argmax(dim=-1)], dim=1)
+            return tokens
+
     oracle = Oracle(ModelConfig.tiny(d_model=32, n_ctx=16))
     result = evaluate(oracle, pairs, 2)
     assert result.exact_match == 1.0 and result.teacher_forced_exact_match == 1.0
@@ -157,7 +165,7 @@ def test_resume_after_kill_gives_the_same_weights(tmp_path: Path) -> None:
     assert resumed.aux_heads is not None and whole.aux_heads is not None
     assert torch.equal(whole.aux_heads.weight, resumed.aux_heads.weight)
     assert resumed.final == whole.final
-    with pytest.raises(ConfigError, match="different config"):
+    with pytest.raises(ConfigError, match="different method"):
         train(TrainConfig(method="sft", steps=6, **SMALL), run_dir=tmp_path)  # type: ignore[arg-type]
 
 
@@ -207,3 +215,56 @@ def test_data_parallel_gradients_are_summed_by_repro_core() -> None:
 
     assert mult_probe.train.all_reduce_gradients is repro_core.distributed.all_reduce_gradients
     assert not hasattr(mult_probe.train, "_all_reduce_gradients")
+
+
+def _same_weights(a: Any, b: Any) -> bool:
+    return all(torch.equal(p, q) for p, q in zip(a.model.parameters(), b.model.parameters(), strict=True))
+
+
+def test_a_finished_run_grows_to_more_steps_bit_identically(tmp_path: Path) -> None:
+    """Issue 15.4: 3 steps, then resumed with steps=6, ends with the weights of a 6-step run (aux and icot)."""
+    from mult_probe.icot import IcotConfig
+
+    icot = IcotConfig(remove_per_epoch=2, steps_per_epoch=2)  # a removal and an optimizer reset after step 3
+    for name, config in [
+        ("aux", TrainConfig(method="aux", steps=6, train_size=200, **SMALL)),  # type: ignore[arg-type]
+        (
+            "icot",
+            TrainConfig(
+                method="icot", steps=6, **{**SMALL, "model": ModelConfig.tiny(d_model=32, n_ctx=40)}, icot=icot
+            ),
+        ),  # type: ignore[arg-type]
+    ]:
+        whole = train(config)
+        run_dir = tmp_path / name
+        short = train(dataclasses.replace(config, steps=3), run_dir=run_dir)
+        assert short.resumed_from is None
+        grown = train(dataclasses.replace(config, eval_every=2), run_dir=run_dir)  # eval_every may change too
+        assert grown.resumed_from == 3 and _same_weights(whole, grown), name
+        assert grown.final == whole.final
+        with pytest.raises(ConfigError, match="already trained 6 steps"):
+            train(dataclasses.replace(config, steps=5), run_dir=run_dir)
+    with pytest.raises(ConfigError, match="different lr"):
+        train(dataclasses.replace(config, lr=1e-2), run_dir=run_dir)
+    with pytest.raises(ConfigError, match="other held-out or excluded pairs"):
+        train(config, run_dir=run_dir, exclude=[(12, 34)])
+
+
+def test_weights_that_turn_non_finite_are_never_saved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 15.6: an update that leaves NaN weights stops the run before the checkpoint; the last good one stays."""
+    real_step = torch.optim.AdamW.step
+    calls: list[int] = []
+
+    def poison_third_update(self: torch.optim.AdamW, *args: Any, **kwargs: Any) -> Any:
+        out = real_step(self, *args, **kwargs)
+        calls.append(1)
+        if len(calls) == 3:
+            with torch.no_grad():
+                self.param_groups[0]["params"][0].fill_(float("nan"))
+        return out
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", poison_third_update)
+    config = TrainConfig(steps=4, checkpoint_every=1, **SMALL)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"weights became NaN or infinite by step 3.*ckpt-000000002\.pt \(step 2\)"):
+        train(config, run_dir=tmp_path)
+    assert sorted(p.name for p in tmp_path.glob("ckpt-*.pt")) == ["ckpt-000000001.pt", "ckpt-000000002.pt"]

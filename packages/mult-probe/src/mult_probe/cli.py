@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import math
 import os
+import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +37,8 @@ from repro_core.umbrella import add_reproduce_command, reproduce_package
 
 __all__ = ["build_parser", "main"]
 
+_log = logging.getLogger("mult_probe.cli")
+
 DESCRIPTION = """Why transformers fail at multi-digit multiplication (arXiv 2510.00184): data in Deng et al.'s
 format, a small hookable transformer, standard fine-tuning and the running-sum auxiliary loss.
 
@@ -43,6 +48,7 @@ commands:
   eval        greedy exact match and per-digit accuracy of a trained run on held-out pairs
   probe       linear (ridge) probes for the running sums c_hat: MAE and R^2 per hook and answer position
   analyze     the paper's analyses of a trained run (attrib, dla, probe, dag, fourier, prism, minkowski)
+  dynamics    plot a run's per-position training dynamics (train --dynamics-every) beside the authors' log
   reproduce   this package's quick reproduction (also run by `repro reproduce`)
 
 Not implemented yet: the paper's other
@@ -94,8 +100,9 @@ class _RunOrCheckpoint(InputPath):
 def _read_pairs(path: Path, *, fits: tuple[int, int] | None = None, exact: bool = False) -> np.ndarray:
     """`[n, 2]` operand pairs of a Deng-format file; an empty file, or a line that does not fit the run, is an error.
 
-    `fits=(k, l)` requires operands below 10^k and 10^l (`exact`: with exactly k and l digits), checked line by line
-    so the error names the line, before any model is trained or evaluated.
+    `fits=(k, l)` requires lines written in the run's k x l layout (k and l digits; a 3x3 line is not zero-padded
+    into a 4x4 run), `exact` also operands with exactly k and l significant digits; checked line by line so the
+    error names the line, before any model is trained or evaluated.
     """
     from mult_probe.data import read_numbered_examples
 
@@ -106,9 +113,12 @@ def _read_pairs(path: Path, *, fits: tuple[int, int] | None = None, exact: bool 
         k, l = fits
         for line_no, e in rows:
             too_short = exact and (e.a < 10 ** (k - 1) or e.b < 10 ** (l - 1))
-            if e.a >= 10**k or e.b >= 10**l or too_short:
+            if (e.k, e.l) != (k, l) or too_short:
                 raise InputError(
-                    f"{e.a} * {e.b} does not fit the run's {k}x{l} layout", path=path, line=line_no, field="input"
+                    f"{e.a} * {e.b} (a {e.k}x{e.l} line) does not fit the run's {k}x{l} layout",
+                    path=path,
+                    line=line_no,
+                    field="input",
                 )
     return np.array([(e.a, e.b) for _, e in rows], dtype=np.int64)
 
@@ -156,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  mult-probe train --k 4 --preset paper_sft --lr 5e-5 --batch-size 32 --method aux --device cuda\n"
         "  mult-probe train --k 4 --preset paper --method icot --train-size 808000 --batch-size 32 --lr 5e-5 "
         "--steps 328250 --device cuda\n"
+        "  mult-probe train --resume runs/sft3 --steps 3000\n"
+        "  mult-probe train --k 3 --run-dir runs/sft3 --dynamics-every 25 --log-every 100\n"
         "  torchrun --nproc_per_node 2 -m mult_probe.cli train --k 3 --steps 200 --batch-size 64",
     )
     train.add_argument("--method", choices=["sft", "aux", "icot"], default="sft", help="objective (default: sft)")
@@ -196,7 +208,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--valid", type=DENG_FILE, help="Deng-format evaluation file (never trained on)")
     train.add_argument("--exclude", type=DENG_FILE, nargs="*", default=[], help="more files whose operands to skip")
-    train.add_argument("--run-dir", type=Path, help="checkpoint directory; an existing run resumes")
+    train.add_argument(
+        "--run-dir", type=Path, help="checkpoint directory; an existing run resumes (a larger --steps grows it)"
+    )
+    train.add_argument(
+        "--resume",
+        type=InputPath(directory=True),
+        metavar="RUN",
+        help="continue the run in RUN with its own settings; with --steps M, grow it to M steps (bit-identical to "
+        "asking for M at first); only --steps, --eval-every, --checkpoint-every, --dynamics-every, --log-every, "
+        "--valid, --exclude and --device may be given",
+    )
+    train.add_argument(
+        "--dynamics-every",
+        type=non_negative_int,
+        default=0,
+        help="log per-position loss and gradient statistics every N steps to RUN/dynamics.csv (the authors' "
+        "grad_probe_log.csv layout; needs --run-dir; 0: off)",
+    )
+    train.add_argument(
+        "--log-every",
+        type=non_negative_int,
+        default=0,
+        help="print a line on stderr every N steps: loss, steps/s, tokens/s (0: the progress bar or, off a "
+        "terminal, a line every $REPRO_PROGRESS_INTERVAL s)",
+    )
     add_device_option(train)
 
     evaluate = add_command(
@@ -224,25 +260,120 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     _add_analysis_commands(commands)
+    _add_dynamics_commands(commands)
     add_reproduce_command(commands)
     return parser
 
 
+def _add_dynamics_commands(commands: Any) -> None:
+    """`dynamics plot RUN [--compare LOG.csv]`: ours beside the authors' training-dynamics log."""
+    dynamics = add_command(
+        commands,
+        "dynamics",
+        help="training dynamics per answer position: plot a run's log beside the authors'",
+        description="Training dynamics logged by `train --dynamics-every N` (RUN/dynamics.csv, the authors' "
+        "grad_probe_log.csv layout: a step column and list-valued per-position columns ordered from the last "
+        "digit, c_{K-1} .. c_0).",
+    )
+    actions = dynamics.add_subparsers(dest="dynamics_command", required=True, metavar="ACTION")
+    plot = add_command(
+        actions,
+        "plot",
+        help="per-position loss curves and gradient-norm heatmaps, ours beside --compare",
+        description="Per-position loss curves (log scale; the first logged step below --threshold marked) over a "
+        "heatmap of the per-position gradient norm x step, one column per log: RUN's, then --compare's. Prints, "
+        "per position c0 .. c_{K-1}, the first step below the threshold and the last logged loss.",
+        epilog="examples:\n  mult-probe dynamics plot runs/sft3 --out figures/dynamics.png\n"
+        "  mult-probe dynamics plot runs/sft3 --compare grad_probe_log.csv --out dynamics.png --json",
+    )
+    plot.add_argument(
+        "run", type=_RunOrCheckpoint(suffixes=(".csv", ".pt")), metavar="RUN", help="a run directory or a dynamics CSV"
+    )
+    plot.add_argument(
+        "--compare",
+        type=InputPath(suffixes=(".csv",)),
+        metavar="AUTHORS_LOG.csv",
+        help="a log in the authors' layout (their grad_probe_log.csv)",
+    )
+    plot.add_argument(
+        "--threshold",
+        type=Bounded(float, low=0, low_open=True),
+        default=0.05,
+        help="'learned' when the position loss falls below this (default: 0.05, as spec 6.2)",
+    )
+    plot.add_argument("--out", type=Path, help="PNG file for the figure (needs matplotlib: mult-probe[plot])")
+
+
+def _read_dynamics(path: Path, label: str) -> Any:
+    """A dynamics log from a CSV, a run directory's dynamics.csv, or the history in its latest checkpoint."""
+    from mult_probe.dynamics import log_from_history, read_dynamics_csv
+    from mult_probe.train import DYNAMICS_CSV
+    from repro_core.checkpoint import CheckpointManager, load_checkpoint
+
+    if path.is_dir():
+        if (path / DYNAMICS_CSV).is_file():
+            return read_dynamics_csv(path / DYNAMICS_CSV, label=label)
+        latest = CheckpointManager(path, keep=None).latest()
+        if latest is None:
+            raise InputError(f"no {DYNAMICS_CSV} and no checkpoint (train with --dynamics-every N)", path=path)
+        path = latest
+    if path.suffix == ".csv":
+        return read_dynamics_csv(path, label=label)
+    _check_checkpoint_format(path)
+    state = load_checkpoint(path)
+    if not isinstance(state.get("history"), list):
+        raise InputError("not a mult-probe checkpoint (no history)", path=path)
+    try:
+        return log_from_history(state["history"], label=label)
+    except InputError as exc:
+        raise InputError(str(exc), path=path) from None
+
+
+def _dynamics(args: argparse.Namespace) -> dict[str, Any]:
+    from mult_probe.dynamics import plot_dynamics, summary
+
+    ours = _read_dynamics(args.run, label=f"ours: {args.run}")
+    logs = [ours]
+    if args.compare is not None:
+        theirs = _read_dynamics(args.compare, label=f"compare: {args.compare.name}")
+        if theirs.n_positions != ours.n_positions:  # e.g. our 3x3 CPU run beside the authors' 4x4 log
+            _log.info("dynamics: %d positions beside %d (side by side)", ours.n_positions, theirs.n_positions)
+        logs.append(theirs)
+    result: dict[str, Any] = {
+        "threshold": args.threshold,
+        "position_order": "c0 first (the CSV files list c_{K-1} first)",
+        "ours": summary(ours, args.threshold),
+    }
+    if args.compare is not None:
+        result["compare"] = summary(logs[1], args.threshold)
+    if args.out is not None:
+        from repro_core.report import save_figure
+
+        result["figure"] = save_figure(plot_dynamics(logs, threshold=args.threshold), args.out)
+    return result
+
+
+def _human_dynamics(result: dict[str, Any]) -> str:
+    lines = [f"first logged step with position loss < {result['threshold']:g} (c0 first):"]
+    for key in ("ours", "compare"):
+        if key not in result:
+            continue
+        info = result[key]
+        steps = " ".join(f"c{t}={'-' if s is None else s}" for t, s in enumerate(info["first_step_below"]))
+        final = " ".join(f"{v:.3g}" for v in info["final_loss"])
+        lines.append(f"  {key} ({info['source']}, {info['logged_steps']} rows to step {info['last_step']}): {steps}")
+        lines.append(f"    loss at step {info['last_step']}: {final}")
+    if "figure" in result:
+        lines.append(f"figure: {result['figure']}")
+    return "\n".join(lines)
+
+
 def _data(args: argparse.Namespace) -> dict[str, Any]:
-    from mult_probe.data import cot_line, generate_operands, nocot_line, read_examples, write_lines
+    from mult_probe.data import cot_line, generate_operands, nocot_line, write_lines
 
     exclude = _operands(args.exclude)  # every input file is read and checked before anything else
     if args.check is not None:
-        examples = read_examples(args.check)  # raises InputError naming the first bad line
-        if not examples:
-            raise InputError("no examples (an empty file?)", path=args.check)
-        text = "".join((cot_line if e.has_cot else nocot_line)(e.a, e.b, e.k, e.l) + "\n" for e in examples)
-        identical = text.encode("utf-8") == args.check.read_bytes()
-        checked: dict[str, Any] = {"path": args.check, "lines": len(examples), "byte_identical": identical}
-        if args.exclude:  # held-out operands must not occur in the checked file
-            banned = set(exclude)
-            checked["excluded_pairs_found"] = sum((e.a, e.b) in banned for e in examples)
-        return checked
+        return _check_file(args.check, exclude if args.exclude else None)
     if args.out is None:
         raise ConfigError("--out: required unless --check is given")
     l = args.k if args.l is None else args.l
@@ -258,6 +389,64 @@ def _data(args: argparse.Namespace) -> dict[str, Any]:
         "cot": not args.no_cot,
         "seed": args.seed,
     }
+
+
+def _first_difference(path: Path, expected: list[tuple[int, str]]) -> dict[str, Any] | None:
+    """Where the file's bytes first depart from the rule's lines: line number and reason (None: identical)."""
+    raw_lines = path.read_bytes().split(b"\n")
+    wanted = dict(expected)
+    last = expected[-1][0]
+    for line_no, raw in enumerate(raw_lines[:last], 1):
+        text = wanted.get(line_no)
+        if text is None:
+            return {"line": line_no, "reason": "a blank line (the rule writes none)"}
+        if raw.endswith(b"\r") and raw[:-1] == text.encode("utf-8"):
+            return {"line": line_no, "reason": "CRLF line ending (the rule writes LF)"}
+        if raw != text.encode("utf-8"):
+            return {"line": line_no, "reason": "spacing or characters differ from the rule's line"}
+    tail = raw_lines[last:]
+    if not tail:
+        return {"line": last, "reason": "no newline at the end of the file"}
+    if tail != [b""]:
+        return {"line": last + 1, "reason": "blank lines or whitespace after the last example"}
+    return None
+
+
+def _check_file(path: Path, exclude: list[tuple[int, int]] | None) -> dict[str, Any]:
+    """`data --check`: every line parses and follows the rule, one layout throughout, and the bytes match."""
+    from mult_probe.data import cot_line, nocot_line, read_numbered_examples
+
+    rows = read_numbered_examples(path)  # raises InputError naming the first bad line
+    if not rows:
+        raise InputError("no examples (an empty file?)", path=path)
+    first_no, first = rows[0]
+    layout = (first.k, first.l, first.has_cot)
+    for line_no, e in rows:
+        if (e.k, e.l, e.has_cot) != layout:
+            kind = "CoT" if e.has_cot else "no-CoT"
+            raise InputError(
+                f"a {kind} {e.k}x{e.l} line in a file whose line {first_no} is "
+                f"{'CoT' if first.has_cot else 'no-CoT'} {first.k}x{first.l} (one layout per file)",
+                path=path,
+                line=line_no,
+                field="input",
+            )
+    expected = [(no, (cot_line if e.has_cot else nocot_line)(e.a, e.b, e.k, e.l)) for no, e in rows]
+    difference = _first_difference(path, expected)
+    checked: dict[str, Any] = {
+        "path": path,
+        "lines": len(rows),
+        "k": first.k,
+        "l": first.l,
+        "cot": first.has_cot,
+        "byte_identical": difference is None,
+    }
+    if difference is not None:
+        checked["first_difference"] = difference
+    if exclude is not None:  # held-out operands must not occur in the checked file
+        banned = set(exclude)
+        checked["excluded_pairs_found"] = sum((e.a, e.b) in banned for _, e in rows)
+    return checked
 
 
 def _device(name: str) -> Any:
@@ -277,11 +466,12 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
     from mult_probe.data import cot_length
     from mult_probe.icot import IcotConfig
     from mult_probe.model import ModelConfig
-    from mult_probe.train import TrainConfig, train
-    from repro_core.distributed import init_from_env
+    from mult_probe.train import TrainConfig
 
     # everything is checked before training starts: the device, the config, then every input file
     device = _device(args.device)
+    if args.resume is not None:
+        return _train_with(args, _resumed_config(args), device, run_dir=args.resume)
     l = args.k if args.l is None else args.l
     if args.k + l > 18:
         raise ConfigError(f"--k/--l: {args.k} + {l} digits; products beyond 18 digits overflow int64 (k + l <= 18)")
@@ -314,13 +504,106 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
             steps_per_epoch=args.steps_per_epoch,
         ),
     )
+    return _train_with(args, config, device, run_dir=args.run_dir)
+
+
+#: `train` options a `--resume` may give: they change how long the run goes and what it logs, not its steps.
+RESUME_OPTIONS = frozenset(
+    {"steps", "eval_every", "checkpoint_every", "dynamics_every", "log_every", "valid", "exclude", "device", "resume"}
+)
+
+
+def _explicit_train_options(argv: Sequence[str]) -> set[str]:
+    """The `train` options the user typed (argparse fills the rest with defaults, which a resume must not apply)."""
+    parser = build_parser()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            sub = action.choices["train"]
+            for option in sub._actions:
+                option.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(list(argv))))
+
+
+def _resumed_config(args: argparse.Namespace) -> Any:
+    """`--resume RUN`: the run's own config, with --steps / --eval-every / --checkpoint-every if given."""
+    from mult_probe.analysis import load_run
+
+    given = _explicit_train_options(getattr(args, "argv", sys.argv[1:])) - {"command", "json", "verbose", "quiet"}
+    refused = sorted(given - RESUME_OPTIONS)
+    if refused:
+        names = ", ".join("--" + name.replace("_", "-") for name in refused)
+        raise ConfigError(f"{names}: taken from the run being resumed ({args.resume}); leave it out")
+    _check_checkpoint_format(args.resume)
+    run = load_run(args.resume)  # a missing or foreign checkpoint is an InputError naming the file
+    changes = {name: getattr(args, name) for name in ("steps", "eval_every", "checkpoint_every") if name in given}
+    if changes.get("steps", run.step) < run.step:
+        raise ConfigError(
+            f"--steps: {args.resume} has already trained {run.step} steps; a resumed run can only grow "
+            f"(give --steps {run.step} or more)"
+        )
+    return dataclasses.replace(run.config, **changes)
+
+
+def _check_run_dir(path: Path) -> None:
+    """A run directory must be a directory we can create or write, found out before any training."""
+    if path.exists() and not path.is_dir():
+        raise InputError("exists and is not a directory (give a new or existing run directory)", path=path)
+    parent = path
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"cannot create a directory below the file {parent}", path=path)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError("permission denied (cannot write checkpoints there)", path=path)
+
+
+class _StepLines:
+    """`--log-every N`: one stderr line per N steps with the loss and the throughput since the last line."""
+
+    def __init__(self, every: int, total: int, tokens_per_step: int) -> None:
+        self.every, self.total, self.tokens_per_step = every, total, tokens_per_step
+        self.quiet = logging.getLogger().getEffectiveLevel() > logging.WARNING
+        self.last_step: int | None = None
+        self.last_time = time.perf_counter()
+
+    def __call__(self, step: int, logs: dict[str, Any]) -> None:
+        if self.last_step is None:  # the first step of this process (a resumed run starts mid-way)
+            self.last_step = step - 1
+        if self.quiet or not self.every or (step % self.every and step != self.total):
+            return
+        now = time.perf_counter()
+        rate = (step - self.last_step) / max(now - self.last_time, 1e-9)
+        parts = [f"step {step}/{self.total}", f"loss {logs['loss']:.4f}"]
+        if "aux" in logs:
+            parts.append(f"lm {logs['lm']:.4f} aux {logs['aux']:.4f}")
+        if "cot_removed" in logs:
+            parts.append(f"cot_removed {logs['cot_removed']}")
+        parts.append(f"{rate:.2f} steps/s {rate * self.tokens_per_step:,.0f} tokens/s")
+        print(" ".join(parts), file=sys.stderr, flush=True)
+        self.last_step, self.last_time = step, now
+
+
+def _train_with(args: argparse.Namespace, config: Any, device: Any, *, run_dir: Path | None) -> dict[str, Any]:
+    """Check the files and the run directory, then train `config` with progress on stderr."""
+    from mult_probe.train import train
+    from repro_core.distributed import init_from_env
+
+    if args.dynamics_every and run_dir is None:
+        raise ConfigError("--dynamics-every: needs --run-dir (the log is written to RUN/dynamics.csv)")
+    if run_dir is not None:
+        _check_run_dir(run_dir)
+        _check_checkpoint_format(run_dir)
     eval_pairs = None if args.valid is None else _read_pairs(args.valid, fits=(config.k, config.n_digits_b))
     exclude = _operands(args.exclude)
     context = init_from_env()  # a process group under torchrun, else a single process
     if context.backend == "nccl":
         device = _device(f"cuda:{context.local_rank}")
     desc = f"{config.method} {config.k}x{config.n_digits_b}"
-    with progress(total=config.steps, desc=desc, unit="step", disable=None if context.is_main else True) as bar:
+    tokens_per_step = config.batch_size * config.sequence_length  # icot: the full-CoT length, an upper bound
+    step_lines = _StepLines(args.log_every if context.is_main else 0, config.steps, tokens_per_step)
+    # with --log-every off a terminal the step lines replace the bar's timed lines (one progress stream, not two)
+    hide_bar = not context.is_main or (bool(args.log_every) and not sys.stderr.isatty())
+    with progress(total=config.steps, desc=desc, unit="step", disable=True if hide_bar else None) as bar:
 
         def on_step(step: int, logs: dict[str, Any]) -> None:
             """Advance the bar through `update`, so a non-terminal gets a line per interval, not one per step."""
@@ -329,15 +612,24 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
                 shown["cot_removed"] = str(logs["cot_removed"])
             if "eval" in logs:
                 shown["acc"] = f"{np.mean(logs['eval']['digit_accuracy']):.3f}"
+            if bar.n == 0 and step > 1:  # a resumed run: start the bar where the run is
+                bar.update(step - 1)
             bar.set_postfix(shown, refresh=False)
             bar.update(step - bar.n)
+            step_lines(step, logs)
 
         result = train(
-            config, run_dir=args.run_dir, eval_pairs=eval_pairs, exclude=exclude, device=device, on_step=on_step
+            config,
+            run_dir=run_dir,
+            eval_pairs=eval_pairs,
+            exclude=exclude,
+            device=device,
+            on_step=on_step,
+            dynamics_every=args.dynamics_every,
         )
     return {
         "config": config.to_dict(),
-        "run_dir": args.run_dir,
+        "run_dir": run_dir,
         "resumed_from": result.resumed_from,
         "world_size": context.world_size,
         "is_main": context.is_main,
@@ -345,14 +637,58 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _eval(args: argparse.Namespace) -> dict[str, Any]:
+def _check_checkpoint_format(path: Path) -> None:
+    """Refuse a file that is no torch checkpoint at all, in words (torch's unpickler says `KeyError: 105` for text).
+
+    A workaround for `repro_core.checkpoint.load_checkpoint`, which passes torch's own message on: `torch.save`
+    writes a zip archive, older versions a pickle (first byte 0x80). A run directory is checked at its latest file.
+    """
+    import zipfile
+
+    from repro_core.checkpoint import CheckpointManager
+
+    if path.is_dir():
+        latest = CheckpointManager(path, keep=None).latest()
+        if latest is None:
+            return  # load_run names the missing checkpoint
+        path = latest
+    if not path.is_file() or path.stat().st_size == 0:
+        return  # load_checkpoint's own messages are clear for these
+    with path.open("rb") as handle:
+        head = handle.read(64)
+    if zipfile.is_zipfile(path) or head[:1] == b"\x80":
+        return
+    try:
+        shown = repr(head.decode("utf-8")[:24])
+        kind = f"a text file starting {shown}"
+    except UnicodeDecodeError:
+        kind = "neither a zip archive nor a pickle"
+    raise InputError(f"not a torch checkpoint ({kind})", path=path)
+
+
+def _load_finite_run(path: Path, device: Any) -> Any:
+    """`analysis.load_run`, refusing a checkpoint whose weights hold NaN or inf (a diverged run scores nothing)."""
+    import torch
+
     from mult_probe.analysis import load_run
+
+    _check_checkpoint_format(path)
+    run = load_run(path, device=device)  # a bad or foreign checkpoint is an InputError naming the file
+    with torch.no_grad():
+        bad = [name for name, p in run.model.named_parameters() if not bool(torch.isfinite(p).all())]
+    if bad:
+        message = f"the weights hold NaN or inf ({bad[0]}, ...): a diverged run, nothing to score"
+        raise InputError(message, path=run.path)
+    return run
+
+
+def _eval(args: argparse.Namespace) -> dict[str, Any]:
     from mult_probe.data import cot_length, generate_operands
     from mult_probe.icot import removed_at
     from mult_probe.train import evaluate
 
     device = _device(args.device)
-    run = load_run(args.run_dir, device=device)  # a bad or foreign checkpoint is an InputError naming the file
+    run = _load_finite_run(args.run_dir, device)
     config = run.config
     removed = None
     if config.method == "icot":
@@ -401,10 +737,14 @@ def _human_eval(result: dict[str, Any]) -> str:
 
 def _human_data(result: dict[str, Any]) -> str:
     if "byte_identical" in result:
-        verdict = "follows the rule byte for byte" if result["byte_identical"] else "DIFFERS from the rule"
+        verdict = "follows the rule byte for byte"
+        if not result["byte_identical"]:
+            where = result["first_difference"]
+            verdict = f"DIFFERS from the rule at line {where['line']}: {where['reason']}"
         found = result.get("excluded_pairs_found")
         overlap = "" if found is None else f", {found} lines with excluded operands"
-        return f"{result['path']}: {result['lines']} lines, {verdict}{overlap}"
+        layout = f"{'CoT' if result['cot'] else 'no-CoT'} {result['k']}x{result['l']}"
+        return f"{result['path']}: {result['lines']} {layout} lines, {verdict}{overlap}"
     return f"wrote {result['lines']} lines to {result['path']}"
 
 
@@ -473,11 +813,11 @@ def _add_analysis_commands(commands: Any) -> None:
 
 def _analyze(args: argparse.Namespace) -> dict[str, Any]:
     """Load the checkpoint, draw the pairs, run the chosen analyses; write figures and full results to --out."""
-    from mult_probe.analysis import ANALYSES, load_run, run_analysis
+    from mult_probe.analysis import ANALYSES, run_analysis
     from mult_probe.data import generate_operands
     from repro_core.report import save_figure, write_json
 
-    run = load_run(args.checkpoint, device=_device(args.device))
+    run = _load_finite_run(args.checkpoint, _device(args.device))
     if args.data is not None:
         pairs = _read_pairs(args.data, fits=(run.k, run.l), exact=True)
         if len(pairs) < MIN_ANALYSIS_PAIRS:
@@ -587,11 +927,20 @@ def _main(args: argparse.Namespace) -> int:
         if args.command in ("probe", "analyze"):
             emit_result(_analyze(args), as_json=args.json, human=_human_analyze)
             return 0
+        if args.command == "dynamics":
+            emit_result(_dynamics(args), as_json=args.json, human=_human_dynamics)
+            return 0
     raise AssertionError(f"unhandled command {args.command!r}")  # argparse rejects unknown commands first
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_main(_main, build_parser(), argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+
+    def with_argv(args: argparse.Namespace) -> int:
+        args.argv = argv  # `train --resume` tells the options typed from argparse's defaults
+        return _main(args)
+
+    return run_main(with_argv, build_parser(), argv)
 
 
 if __name__ == "__main__":

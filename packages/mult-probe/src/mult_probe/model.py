@@ -5,7 +5,8 @@ TransformerLens uses, so `run_with_cache` and `run_with_hooks` address activatio
 
     hook_embed, hook_pos_embed                                      [B, T, d_model]
     blocks.{l}.hook_resid_pre / hook_resid_mid / hook_resid_post    [B, T, d_model]
-    blocks.{l}.ln1.hook_normalized, blocks.{l}.ln2.hook_normalized  [B, T, d_model]
+    blocks.{l}.ln1.hook_scale / ln2.hook_scale, ln_final.hook_scale  [B, T, 1] (sqrt(var + eps))
+    blocks.{l}.ln1.hook_normalized, blocks.{l}.ln2.hook_normalized  [B, T, d_model] (before weight and bias)
     blocks.{l}.attn.hook_q / hook_k / hook_v / hook_z               [B, T, n_heads, d_head]
     blocks.{l}.attn.hook_attn_scores / hook_pattern                 [B, n_heads, T_q, T_k] (scores causally masked)
     blocks.{l}.attn.hook_result (only with use_attn_result)         [B, T, n_heads, d_model]
@@ -30,10 +31,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from mult_probe.cache import ActivationCache
 from repro_core.config import checked_fields
 from repro_core.errors import ConfigError
 
-__all__ = ["ActivationCache", "HookPoint", "ModelConfig", "Transformer", "hook_names"]
+__all__ = ["ActivationCache", "HookPoint", "KeyValueCache", "ModelConfig", "Transformer", "hook_names"]
 
 HookFn = Callable[[torch.Tensor, "HookPoint"], torch.Tensor | None]
 
@@ -56,6 +58,7 @@ class ModelConfig:
     init_std: float = 0.02  #: std of every other weight matrix
     ln_eps: float = 1e-5  #: LayerNorm epsilon
     use_attn_result: bool = False  #: also expose per-head post-W_O outputs at attn.hook_result (memory heavy)
+    unembed_bias: bool = False  #: a bias b_U on the logits (where folding the final LayerNorm's bias puts it)
 
     def __post_init__(self) -> None:
         for name in ("d_vocab", "n_ctx", "d_model", "n_layers", "n_heads"):
@@ -161,13 +164,39 @@ class HookPoint(nn.Module):
 
 
 class _LayerNorm(nn.Module):
+    """LayerNorm whose scale `sqrt(var + eps)` passes through `hook_scale` [B, T, 1] (as in TL) when hooked.
+
+    As in TransformerLens, `hook_normalized` is `(x - mean) / scale`, before the weight and bias.
+
+    The parameters stay in an `nn.LayerNorm` (`ln.weight`, `ln.bias`) so checkpoints keep their key names.
+    """
+
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.ln = nn.LayerNorm(cfg.d_model, eps=cfg.ln_eps)
+        self.hook_scale = HookPoint()
         self.hook_normalized = HookPoint()
 
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.ln.weight
+
+    @property
+    def bias(self) -> torch.Tensor:
+        return self.ln.bias
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.hook_normalized(self.ln(x))
+        # The fused kernel unless a hook needs the pieces: training pays nothing for hook_scale (the three paths
+        # agree to float rounding; each is deterministic).
+        if self.hook_scale._forward_hooks:
+            centred = x - x.mean(dim=-1, keepdim=True)
+            scale = self.hook_scale((centred.pow(2).mean(dim=-1, keepdim=True) + self.ln.eps).sqrt())
+            normalized = self.hook_normalized(centred / scale)
+        elif self.hook_normalized._forward_hooks:
+            normalized = self.hook_normalized(F.layer_norm(x, self.ln.normalized_shape, eps=self.ln.eps))
+        else:
+            return self.ln(x)
+        return normalized * self.ln.weight + self.ln.bias
 
 
 class _Attention(nn.Module):
@@ -188,8 +217,8 @@ class _Attention(nn.Module):
             setattr(self, hook, HookPoint())
         self.register_buffer("mask", torch.tril(torch.ones(cfg.n_ctx, cfg.n_ctx, dtype=torch.bool)), persistent=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: [B, T, d_model] -> [B, T, d_model]."""
+    def forward(self, x: torch.Tensor, kv_cache: KeyValueCache | None = None, layer: int = 0) -> torch.Tensor:
+        """x: [B, T, d_model] -> [B, T, d_model]; with `kv_cache`, x holds only the new positions."""
         cfg = self.cfg
         q = torch.einsum("btd,hde->bthe", x, self.W_Q)
         k = torch.einsum("btd,hde->bthe", x, self.W_K)
@@ -198,8 +227,12 @@ class _Attention(nn.Module):
             q, k, v = q + self.b_Q, k + self.b_K, v + self.b_V
         q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
         t = x.shape[1]
+        past = 0
+        if kv_cache is not None:
+            past = kv_cache.length
+            k, v = kv_cache.extend(layer, k, v)
         scores = torch.einsum("bqhe,bkhe->bhqk", q, k) / math.sqrt(cfg.d_head)
-        scores = scores.masked_fill(~self.mask[:t, :t], float("-inf"))
+        scores = scores.masked_fill(~self.mask[past : past + t, : past + t], float("-inf"))
         scores = self.hook_attn_scores(scores)
         pattern = self.hook_pattern(F.softmax(scores, dim=-1))
         pattern = F.dropout(pattern, cfg.dropout, self.training)
@@ -238,24 +271,34 @@ class _Block(nn.Module):
         for hook in ("hook_resid_pre", "hook_attn_out", "hook_resid_mid", "hook_mlp_out", "hook_resid_post"):
             setattr(self, hook, HookPoint())
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, kv_cache: KeyValueCache | None = None, layer: int = 0) -> torch.Tensor:
         p = self.cfg.dropout
         x = self.hook_resid_pre(x)
-        attn_out = self.hook_attn_out(F.dropout(self.attn(self.ln1(x)), p, self.training))
+        attn_out = self.hook_attn_out(F.dropout(self.attn(self.ln1(x), kv_cache, layer), p, self.training))
         x = self.hook_resid_mid(x + attn_out)
         mlp_out = self.hook_mlp_out(F.dropout(self.mlp(self.ln2(x)), p, self.training))
         return self.hook_resid_post(x + mlp_out)
 
 
-class ActivationCache(dict[str, torch.Tensor]):
-    """Activations by hook name, in forward order (a plain dict with a TL-style `stack` helper)."""
+class KeyValueCache:
+    """Keys and values of every position decoded so far, per layer, so `generate` feeds only the new token.
 
-    def stack(self, suffix: str) -> torch.Tensor:
-        """`[n_layers, ...]` stack of `blocks.{l}.<suffix>` over the layers present in the cache."""
-        keys = [k for k in self if k.startswith("blocks.") and k.split(".", 2)[2] == suffix]
-        if not keys:
-            raise KeyError(f"no cached activation ends with {suffix!r}")
-        return torch.stack([self[k] for k in keys])
+    `Transformer.forward(tokens, kv_cache=cache)` reads positions `cache.length ...` and appends their keys and
+    values; the attention of a new position over the cached ones is the same computation as without the cache.
+    """
+
+    def __init__(self, n_layers: int) -> None:
+        self.keys: list[torch.Tensor | None] = [None] * n_layers
+        self.values: list[torch.Tensor | None] = [None] * n_layers
+        self.length = 0  #: positions already stored (the offset of the next token)
+
+    def extend(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append this call's [B, T, H, d_head] keys and values of `layer`; return all of them so far."""
+        past_k, past_v = self.keys[layer], self.values[layer]
+        if past_k is not None and past_v is not None:
+            k, v = torch.cat([past_k, k], dim=1), torch.cat([past_v, v], dim=1)
+        self.keys[layer], self.values[layer] = k, v
+        return k, v
 
 
 def hook_names(cfg: ModelConfig) -> list[str]:
@@ -265,6 +308,7 @@ def hook_names(cfg: ModelConfig) -> list[str]:
         b = f"blocks.{layer}"
         names += [
             f"{b}.hook_resid_pre",
+            f"{b}.ln1.hook_scale",
             f"{b}.ln1.hook_normalized",
             f"{b}.attn.hook_q",
             f"{b}.attn.hook_k",
@@ -277,13 +321,14 @@ def hook_names(cfg: ModelConfig) -> list[str]:
         names += [
             f"{b}.hook_attn_out",
             f"{b}.hook_resid_mid",
+            f"{b}.ln2.hook_scale",
             f"{b}.ln2.hook_normalized",
             f"{b}.mlp.hook_pre",
             f"{b}.mlp.hook_post",
             f"{b}.hook_mlp_out",
             f"{b}.hook_resid_post",
         ]
-    return [*names, "ln_final.hook_normalized"]
+    return [*names, "ln_final.hook_scale", "ln_final.hook_normalized"]
 
 
 class Transformer(nn.Module):
@@ -303,6 +348,8 @@ class Transformer(nn.Module):
         self.blocks = nn.ModuleList(_Block(cfg) for _ in range(cfg.n_layers))
         self.ln_final = _LayerNorm(cfg)
         self.unembed = None if cfg.tie_embeddings else nn.Linear(cfg.d_model, cfg.d_vocab, bias=False)
+        if cfg.unembed_bias:
+            self.b_U = nn.Parameter(torch.zeros(cfg.d_vocab))
         for name, module in self.named_modules():
             if isinstance(module, HookPoint):
                 module.name = name
@@ -316,7 +363,7 @@ class Transformer(nn.Module):
         for name, param in self.named_parameters():
             if name.endswith(("ln.weight",)):
                 param.fill_(1.0)
-            elif name.endswith(("ln.bias",)) or ".b_" in name or name.endswith(".bias"):
+            elif name.endswith(("ln.bias",)) or ".b_" in name or name.endswith(".bias") or name == "b_U":
                 param.zero_()
             elif name in ("embed.weight", "pos_embed.weight"):
                 param.normal_(0.0, cfg.embed_init_std, generator=generator)
@@ -371,44 +418,79 @@ class Transformer(nn.Module):
         return torch.stack([block.mlp.W_out.weight.T for block in self.blocks])
 
     # --- forward and hooks ---------------------------------------------------------------------------------------
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """tokens: [B, T] int64 -> logits [B, T, d_vocab]."""
+    def forward(self, tokens: torch.Tensor, *, kv_cache: KeyValueCache | None = None) -> torch.Tensor:
+        """tokens: [B, T] int64 -> logits [B, T, d_vocab].
+
+        With `kv_cache`, `tokens` are the positions after the `kv_cache.length` already cached ones (their keys and
+        values are appended): the incremental decoding that `generate` uses.
+        """
         if tokens.ndim != 2:
             raise ValueError(f"tokens must be [batch, seq], got shape {tuple(tokens.shape)}")
         t = tokens.shape[1]
-        if t > self.cfg.n_ctx:
-            raise ValueError(f"tokens: sequence length {t} exceeds n_ctx = {self.cfg.n_ctx}")
+        start = 0 if kv_cache is None else kv_cache.length
+        if start + t > self.cfg.n_ctx:
+            raise ValueError(f"tokens: sequence length {start + t} exceeds n_ctx = {self.cfg.n_ctx}")
         embed = self.hook_embed(self.embed(tokens))
-        pos = self.hook_pos_embed(self.pos_embed(torch.arange(t, device=tokens.device)).expand_as(embed))
+        positions = torch.arange(start, start + t, device=tokens.device)
+        pos = self.hook_pos_embed(self.pos_embed(positions).expand_as(embed))
         x = F.dropout(embed + pos, self.cfg.dropout, self.training)
-        for block in self.blocks:
-            x = block(x)
+        for layer, block in enumerate(self.blocks):
+            x = block(x, kv_cache, layer)
+        if kv_cache is not None:
+            kv_cache.length += t
         x = self.ln_final(x)
-        return x @ self.W_U
+        return x @ self.W_U + self.b_U if self.cfg.unembed_bias else x @ self.W_U
+
+    def _points(self, name: str | Callable[[str], bool]) -> list[HookPoint]:
+        points = [p for n, p in self.hook_dict.items() if (name(n) if callable(name) else n == name)]
+        if not points and not callable(name):
+            raise KeyError(f"no hook point named {name!r}")
+        return points
 
     @contextlib.contextmanager
-    def hooks(self, fwd_hooks: Sequence[tuple[str | Callable[[str], bool], HookFn]] = ()) -> Iterator[Transformer]:
-        """Attach `(name or name-predicate, fn(activation, hook) -> replacement or None)` hooks; always removed."""
+    def hooks(
+        self,
+        fwd_hooks: Sequence[tuple[str | Callable[[str], bool], HookFn]] = (),
+        bwd_hooks: Sequence[tuple[str | Callable[[str], bool], HookFn]] = (),
+    ) -> Iterator[Transformer]:
+        """Attach `(name or name-predicate, fn(activation, hook) -> replacement or None)` hooks; always removed.
+
+        `bwd_hooks` get `fn(gradient, hook)`, the gradient of whatever is backpropagated with respect to that
+        activation (a replacement gradient or None). They are attached to the activation tensors during the forward
+        passes run inside the block, so a `.backward()` after the block still reaches them (unlike TL, no
+        `reset_hooks_end=False` is needed); activations that do not require grad get none.
+        """
         handles = []
         try:
             for name, fn in fwd_hooks:
-                points = [p for n, p in self.hook_dict.items() if (name(n) if callable(name) else n == name)]
-                if not points and not callable(name):
-                    raise KeyError(f"no hook point named {name!r}")
-                for point in points:
+                for point in self._points(name):
                     handles.append(
                         point.register_forward_hook(lambda module, _inputs, output, fn=fn: fn(output, module))
                     )
+            for name, fn in bwd_hooks:
+                for point in self._points(name):
+
+                    def attach(module: nn.Module, _inputs: Any, output: torch.Tensor, fn: HookFn = fn) -> None:
+                        if output.requires_grad:
+                            output.register_hook(lambda grad: fn(grad, module))  # type: ignore[arg-type]
+
+                    handles.append(point.register_forward_hook(attach))
             yield self
         finally:
             for handle in handles:
                 handle.remove()
 
     def run_with_hooks(
-        self, tokens: torch.Tensor, fwd_hooks: Sequence[tuple[str | Callable[[str], bool], HookFn]] = ()
+        self,
+        tokens: torch.Tensor,
+        fwd_hooks: Sequence[tuple[str | Callable[[str], bool], HookFn]] = (),
+        bwd_hooks: Sequence[tuple[str | Callable[[str], bool], HookFn]] = (),
     ) -> torch.Tensor:
-        """Logits `[B, T, d_vocab]` of a forward pass with temporary hooks (e.g. ablations)."""
-        with self.hooks(fwd_hooks):
+        """Logits `[B, T, d_vocab]` of a forward pass with temporary hooks (e.g. ablations, patches).
+
+        Backward hooks fire when the caller backpropagates from these logits.
+        """
+        with self.hooks(fwd_hooks, bwd_hooks):
             return self(tokens)
 
     def run_with_cache(
@@ -436,7 +518,7 @@ class Transformer(nn.Module):
             if unknown:
                 raise KeyError(f"no hook point named {sorted(unknown)[0]!r}")
             keep = wanted.__contains__
-        cache = ActivationCache()
+        cache = ActivationCache(model=self)
 
         def save(act: torch.Tensor, hook: HookPoint) -> None:
             cache[hook.name] = act.detach() if detach else act
@@ -445,18 +527,61 @@ class Transformer(nn.Module):
             logits = self(tokens)
         return logits, cache
 
+    def run_with_cache_and_grad(
+        self,
+        tokens: torch.Tensor,
+        metric: Callable[[torch.Tensor], torch.Tensor],
+        names_filter: str | Sequence[str] | Callable[[str], bool] | None = None,
+    ) -> tuple[torch.Tensor, ActivationCache, ActivationCache]:
+        """(metric value, forward cache, gradient cache): `d metric(logits) / d activation` at every selected hook.
+
+        TL's `run_with_cache(incl_bwd=True)` with the scalar `metric` made explicit; what attribution patching needs.
+        Parameter gradients are left untouched (the backward pass asks for the activations' gradients only).
+        """
+        with torch.enable_grad():
+            logits, cache = self.run_with_cache(tokens, names_filter, detach=False)
+            if not cache:
+                raise KeyError("names_filter selected no hook point")
+            names = list(cache)
+            acts = [cache[n] for n in names]
+            if not all(a.requires_grad for a in acts):
+                raise ValueError("run_with_cache_and_grad: activations do not require grad (frozen parameters?)")
+            value = metric(logits)
+            grads = torch.autograd.grad(value, acts, allow_unused=True)
+        grad_cache = ActivationCache(model=self)
+        fwd_cache = ActivationCache(model=self)
+        for name, act, grad in zip(names, acts, grads, strict=True):
+            fwd_cache[name] = act.detach()
+            grad_cache[name] = torch.zeros_like(act) if grad is None else grad.detach()
+        return value.detach(), fwd_cache, grad_cache
+
     @torch.no_grad()
-    def generate(self, prompt: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
-        """Greedy decoding (argmax at every step; never sampling): prompt [B, P] -> [B, P + max_new_tokens]."""
+    def generate(self, prompt: torch.Tensor, max_new_tokens: int, *, use_past_kv_cache: bool = True) -> torch.Tensor:
+        """Greedy decoding (argmax at every step; never sampling): prompt [B, P] -> [B, P + max_new_tokens].
+
+        With `use_past_kv_cache` (default) each step feeds only the newest token and reuses the cached keys and
+        values; the tokens equal the uncached decoding's (`use_past_kv_cache=False`), which reruns the whole prefix.
+        """
         if max_new_tokens < 0:
             raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
         was_training = self.training
         self.eval()
         try:
             out = prompt
-            for _ in range(max_new_tokens):
-                next_token = self(out)[:, -1].argmax(dim=-1, keepdim=True)
+            if max_new_tokens == 0:
+                return out
+            if not use_past_kv_cache:
+                for _ in range(max_new_tokens):
+                    next_token = self(out)[:, -1].argmax(dim=-1, keepdim=True)
+                    out = torch.cat([out, next_token], dim=1)
+                return out
+            kv_cache = KeyValueCache(self.cfg.n_layers)
+            logits = self(prompt, kv_cache=kv_cache)
+            for step in range(max_new_tokens):
+                next_token = logits[:, -1].argmax(dim=-1, keepdim=True)
                 out = torch.cat([out, next_token], dim=1)
+                if step + 1 < max_new_tokens:
+                    logits = self(next_token, kv_cache=kv_cache)
             return out
         finally:
             self.train(was_training)

@@ -48,6 +48,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from mult_probe.data import NoCotBatch, cot_length, encode_nocot, generate_operands
+from mult_probe.dynamics import gradient_statistics
 from mult_probe.icot import (
     CotEvalResult,
     IcotConfig,
@@ -67,10 +68,13 @@ from repro_core.metrics import exact_match, per_position_accuracy
 from repro_core.seeding import derive_seed, fork_rng, numpy_rng, torch_generator
 
 __all__ = [
+    "DYNAMICS_CSV",
+    "RESUMABLE_CHANGES",
     "AuxHeads",
     "EvalResult",
     "TrainConfig",
     "TrainResult",
+    "TrainingDiverged",
     "evaluate",
     "losses",
     "position_dynamics",
@@ -322,13 +326,15 @@ def losses(
 
 def position_dynamics(
     model: Transformer, pairs: np.ndarray, config: TrainConfig, *, remove: np.ndarray | float | None = None
-) -> dict[str, list[float]]:
+) -> dict[str, Any]:
     """Per answer position t: the batch-mean cross entropy L_t and the gradient norm ||dL_t/dtheta|| (spec 4.10).
 
     The paper's training-dynamics figure: learned positions' gradients go to ~0 while the middle digits keep
     receiving gradient at a plateaued loss. Computed with dropout off (so the run's dropout stream, hence its
     weights, are unchanged) over the model's parameters (not the aux heads: they do not enter L_t), one backward
-    pass per position. Returns `{"position_loss": [k+l], "grad_norm": [k+l]}`.
+    pass per position. Returns `mult_probe.dynamics.gradient_statistics`' dict: `position_loss`, `grad_norm`,
+    `grad_ratio`, `cos`, `dd` (each `[k+l]`, c_0 first), `loss_total`, `grad_norm_total` and `handle_ratio`
+    (definitions in `mult_probe.dynamics`).
     """
     was_training = model.training
     model.eval()
@@ -352,13 +358,26 @@ def position_dynamics(
         picked = logits.gather(1, predict[:, :, None].expand(-1, -1, logits.shape[-1]))  # [B, K, vocab]
         per_position = F.cross_entropy(picked.transpose(1, 2), targets, reduction="none").mean(dim=0)  # [K]
         params = [p for p in model.parameters() if p.requires_grad]
-        norms = []
-        for t in range(len(per_position)):
-            grads = torch.autograd.grad(per_position[t], params, retain_graph=t + 1 < len(per_position))
-            norms.append(float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads))))
+        n_positions = len(per_position)
+        per_position_grads = [
+            torch.autograd.grad(per_position[t], params, retain_graph=t + 1 < n_positions, allow_unused=True)
+            for t in range(n_positions)
+        ]
+        # the Gram matrix g_t . g_s in float64, one parameter tensor at a time (memory: one stacked tensor)
+        gram = torch.zeros(n_positions, n_positions, dtype=torch.float64)
+        for index, param in enumerate(params):
+            stacked = torch.stack(
+                [
+                    torch.zeros(param.numel(), dtype=torch.float64, device=param.device)
+                    if grads[index] is None
+                    else grads[index].detach().reshape(-1).double()
+                    for grads in per_position_grads
+                ]
+            )
+            gram += (stacked @ stacked.T).cpu()
     finally:
         model.train(was_training)
-    return {"position_loss": [float(x) for x in per_position.detach()], "grad_norm": norms}
+    return gradient_statistics([float(x) for x in per_position.detach()], gram.numpy())
 
 
 @torch.no_grad()
@@ -430,7 +449,9 @@ def train(
 
     Args:
         config: the run.
-        run_dir: checkpoint directory (`ckpt-<step>.pt` via `repro_core.checkpoint.CheckpointManager`, newest 2 kept).
+        run_dir: checkpoint directory (`ckpt-<step>.pt` via `repro_core.checkpoint.CheckpointManager`, newest 2 kept;
+            with `dynamics_every`, also `dynamics.csv`). A run there resumes; `config` may differ from its own only
+            in `RESUMABLE_CHANGES` (more steps grow the run, bit-identically), else `ConfigError`.
         eval_pairs: `[n, 2]` held-out operand pairs (default: `eval_size` seeded pairs); always excluded from training.
         exclude: further operand pairs never to train on (e.g. Deng's valid/test operands).
         device: where to train (under torchrun with nccl: this rank's `cuda:LOCAL_RANK`).
@@ -449,6 +470,7 @@ def train(
         raise ConfigError(f"batch_size: {config.batch_size} is not divisible by the {world} data-parallel ranks")
     eval_pairs = _eval_pairs(config) if eval_pairs is None else np.asarray(eval_pairs, dtype=np.int64)
     banned = {(int(a), int(b)) for a, b in eval_pairs} | {(int(a), int(b)) for a, b in exclude}
+    held_out_digest = _pairs_digest(banned)
     train_pairs = None
     if config.train_size is not None:
         train_pairs = generate_operands(
@@ -484,8 +506,7 @@ def train(
         latest = None if manager is None else manager.latest()
         state = None if latest is None else load_checkpoint(latest)
         if state is not None:
-            if state["config"] != config.to_json():
-                raise ConfigError(f"run_dir: {run_dir} holds a checkpoint of a different config; use a new directory")
+            _check_resumable(state, config, run_dir, latest, held_out_digest)
             model.load_state_dict(state["model"])
             if aux_heads is not None:
                 aux_heads.load_state_dict(state["aux_heads"])
@@ -505,12 +526,16 @@ def train(
                 "aux_heads": {} if aux_heads is None else aux_heads.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "history": history,
+                "held_out_digest": held_out_digest,
                 **rng,
             }
+            _check_finite_weights(params, step, manager)
             if world > 1:
                 write_on_main(manager.save, snapshot, step)
+                write_on_main(_write_dynamics, history, manager.directory)
             else:
                 manager.save(snapshot, step)
+                _write_dynamics(history, manager.directory)
 
         model.train()
         for step in range(start, config.steps):
@@ -545,9 +570,9 @@ def train(
                 loss = parts["lm"] + (config.aux_lambda * parts["aux"] if "aux" in parts else 0.0)
             loss_value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
             if not math.isfinite(loss_value):  # the same global loss on every rank: all of them stop here
-                raise ConfigError(
-                    f"lr: the loss became {loss_value} at step {step + 1} (the run diverged before this update); "
-                    "lower the learning rate or aux_lambda"
+                raise TrainingDiverged(
+                    f"the loss became {loss_value} at step {step + 1} (the run diverged; this update was not made); "
+                    f"{_last_good(manager)}; lower the learning rate or aux_lambda"
                 )
             if config.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
@@ -569,6 +594,7 @@ def train(
                 save(done)
             if on_step is not None:
                 on_step(done, logs)
+        _check_finite_weights(params, config.steps, manager)
         final = run_eval(config.steps)
         if start < config.steps:  # a finished run reloaded from its last checkpoint only re-evaluates
             end = {"step": config.steps, "eval": dataclasses.asdict(final)}
@@ -579,6 +605,95 @@ def train(
     return TrainResult(
         config=config, model=model, aux_heads=aux_heads, history=history, final=final, resumed_from=resumed_from
     )
+
+
+class TrainingDiverged(ConfigError):
+    """The loss or the weights became NaN or infinite: the run stops (CLI exit 2); checkpoints on disk are kept.
+
+    Nothing is saved once a non-finite value appears, so the newest checkpoint in the run directory is the last
+    good state (the message names it).
+    """
+
+
+#: Fields a resumed run may change: they decide how long it runs and what it logs, not the steps it takes.
+RESUMABLE_CHANGES = ("steps", "eval_every", "checkpoint_every")
+
+
+def _pairs_digest(pairs: set[tuple[int, int]]) -> str:
+    """A fingerprint of the held-out and excluded pairs: they shape every batch, so a resumed run must share them."""
+    import hashlib
+
+    ordered = np.array(sorted(pairs), dtype=np.int64).reshape(-1, 2)
+    return hashlib.sha256(ordered.tobytes()).hexdigest()
+
+
+def _check_resumable(
+    state: dict[str, Any], config: TrainConfig, run_dir: Any, path: Path | None, held_out_digest: str
+) -> None:
+    """Refuse to resume `state` as `config` unless the run continues exactly (only `RESUMABLE_CHANGES` differ).
+
+    Batches, removals and dropout are pure functions of (seed, step) and the schedule does not depend on the total
+    step count, so asking for more steps continues the same trajectory: the weights at step M equal those of a
+    run asked for M steps from the start. Fewer steps than already trained cannot be undone.
+    """
+    try:
+        saved = TrainConfig.from_json(state["config"])
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ConfigError(f"run_dir: {path} holds a config this version cannot read ({exc})") from exc
+    differing = [
+        f.name
+        for f in dataclasses.fields(TrainConfig)
+        if f.name not in RESUMABLE_CHANGES and getattr(saved, f.name) != getattr(config, f.name)
+    ]
+    if differing:
+        raise ConfigError(
+            f"run_dir: {run_dir} holds a run with a different {', '.join(differing)} (only steps, eval_every and "
+            "checkpoint_every may change on resume); use a new directory"
+        )
+    done = int(state["step"])
+    if config.steps < done:
+        raise ConfigError(
+            f"steps: the run in {run_dir} has already trained {done} steps; a resumed run can only add steps "
+            f"(ask for {done} or more)"
+        )
+    saved_digest = state.get("held_out_digest")
+    if saved_digest is not None and saved_digest != held_out_digest:
+        raise ConfigError(
+            f"run_dir: {run_dir} was trained with other held-out or excluded pairs (they decide every batch); "
+            "pass the same evaluation and exclude files as the first run"
+        )
+
+
+def _last_good(manager: CheckpointManager | None) -> str:
+    if manager is None:
+        return "no run directory, nothing was saved"
+    latest = manager.latest()
+    if latest is None:
+        return f"no checkpoint was written to {manager.directory} yet"
+    return f"the last good checkpoint {latest} (step {manager.steps()[-1]}) is kept"
+
+
+def _check_finite_weights(params: list[torch.Tensor], step: int, manager: CheckpointManager | None) -> None:
+    """Before a checkpoint or the final evaluation: refuse to save or score NaN/inf weights."""
+    with torch.no_grad():
+        if all(bool(torch.isfinite(p).all()) for p in params):
+            return
+    raise TrainingDiverged(
+        f"the weights became NaN or infinite by step {step} (the run diverged); {_last_good(manager)}; "
+        "lower the learning rate or aux_lambda"
+    )
+
+
+#: File name of the dynamics log in a run directory (the authors' column layout, `mult_probe.dynamics`).
+DYNAMICS_CSV = "dynamics.csv"
+
+
+def _write_dynamics(history: list[dict[str, Any]], directory: Path) -> None:
+    """Rewrite `directory/dynamics.csv` from the history (so a resumed run's file has each logged step once)."""
+    from mult_probe.dynamics import log_from_history, write_dynamics_csv
+
+    if any("dynamics" in entry for entry in history):
+        write_dynamics_csv(log_from_history(history), directory / DYNAMICS_CSV)
 
 
 def _global_label_count(
