@@ -11,7 +11,14 @@ import truth_crowd
 from repro_core.report import Verdict
 from repro_core.testing import check_package_cli, check_reproduction, run_cli
 from truth_crowd.cli import main
-from truth_crowd.reproduction import DESIGN_CLAIMS, HOW_TO_GET_DATA, _real_claims, quick
+from truth_crowd.reproduction import (
+    DESIGN_CLAIMS,
+    HOW_TO_GET_DATA,
+    MEASURED_CLAIMS,
+    SIGIR2020_CLAIMS,
+    _real_claims,
+    quick,
+)
 from truth_crowd.schema import ITEMS
 
 
@@ -38,10 +45,11 @@ def test_quick_reproduction_measures_claims(tmp_path: Path) -> None:
 def test_reproduction_without_data_says_how_to_get_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue #14: the 21 design rows said *pending* ("not implemented yet") when only the data was missing."""
     monkeypatch.setenv("REPRO_SHARED_DATA", str(tmp_path))  # a folder without the IPM2021 file
+    monkeypatch.setenv("TRUTH_CROWD_DATA_DIR", str(tmp_path))  # and no fetched copy
     rows = _real_claims()
-    assert len(rows) == len(DESIGN_CLAIMS) == 21
+    assert len(DESIGN_CLAIMS) == 21 and len(rows) == len(DESIGN_CLAIMS) + len(MEASURED_CLAIMS) + len(SIGIR2020_CLAIMS)
     assert all(r.verdict is Verdict.NEEDS_DATA and r.note.endswith(HOW_TO_GET_DATA) for r in rows)
-    assert "REPRO_SHARED_DATA" in HOW_TO_GET_DATA and "github.com/KevinRoitero" in HOW_TO_GET_DATA
+    assert "REPRO_SHARED_DATA" in HOW_TO_GET_DATA and "truth-crowd data fetch" in HOW_TO_GET_DATA
 
 
 def test_subcommands_json_on_simulated_data(tmp_path: Path) -> None:
@@ -157,7 +165,16 @@ def test_report_on_real_data(tmp_path: Path, shared_data: Path) -> None:
     design = payload["counts"]
     assert (design["workers"], design["statements"], design["values_per_judgment"]) == (200, 180, 9)
     assert design["canonical_rows"] == 1799 and design["values_real"] == 16200
-    assert {r["item"] for r in tables["alpha"]} == set(ITEMS) and len(tables["alpha"]) == 9 * 3 * 2
+    assert {r["item"] for r in tables["alpha"]} == set(ITEMS) and len(tables["alpha"]) == 9 * 3 * 3
+    assert {r["level"] for r in tables["alpha"]} == {"interval", "ordinal", "nominal"}  # issue #12: nominal too
+    # Issue #12 point 7: the judgment-level PCA beside the statement-level one, and crowd vs experts as two coders.
+    assert len(tables["pca_judgment"]) == len(tables["pca"]) == 7
+    assert tables["pca_judgment"][0]["eigenvalue"] != tables["pca"][0]["eigenvalue"]
+    crowd_experts = {r["dataset"]: r for r in tables["crowd_expert_agreement"]}
+    assert set(crowd_experts) == {"politifact", "abc"} and crowd_experts["politifact"]["n"] == 120
+    assert all(0 < r["kappa_quadratic"] < 1 and 0 < r["alpha_interval"] < 1 for r in crowd_experts.values())
+    text = (tmp_path / "report.md").read_text()
+    assert "individual judgments" in text and "nominal ALL" in text and "weighted linearly" in text
     assert {r["n_items"] for r in tables["phi"]} == {120, 60, 180}
     assert len(tables["correlations_statement"]) == 9 * 8 // 2 and len(tables["factor_loadings"]) == 7
     assert sum(r["n"] for r in tables["external_levels"]) == 180

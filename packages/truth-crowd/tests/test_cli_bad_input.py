@@ -73,11 +73,33 @@ def test_every_subcommand_rejects_bad_input(tmp_path: Path) -> None:
     ipm = str(write_ipm(inputs / "multidimensional.csv"))
     wide = str(write_wide(inputs / "wide.csv"))
     long = str(write_long(inputs / "long.csv"))
+    gold = inputs / "gold.csv"
+    gold.write_text("statement_id,label\ns1,2\n")
     cases = {
         "validate": ["--data", ipm, "--seed", "1"],
         "qc": ["--data", ipm, "--min-seconds", "2", "--max-tries", "10"],
-        "agreement": ["--data", wide, "--format", "wide", "--levels", "interval", "--bootstrap", "20"],
-        "aggregate": ["--data", long, "--format", "long", "--item", "ot", "--method", "mv", "--tie-break", "random"],
+        "agreement": ["--data", wide, "--format", "wide", "--levels", "interval", "--bootstrap", "20", "--icc"],
+        "aggregate": [
+            "--data",
+            long,
+            "--format",
+            "long",
+            "--item",
+            "ot",
+            "--method",
+            "gold-mv",
+            "--tie-break",
+            "highest",
+            "--gold",
+            str(gold),
+            "--missing-skill",
+            "0.5",
+            "--mmsr-vote",
+            "normalised",
+            "--mace-method",
+            "em",
+            "--worker-metrics",
+        ],
         "analyze": [
             "--data",
             ipm,
@@ -99,6 +121,8 @@ def test_every_subcommand_rejects_bad_input(tmp_path: Path) -> None:
         ],
         "report": ["--data", ipm, "--out", str(tmp_path / "report"), "--bootstrap", "0", "--phi-samples", "50"],
         "reproduce": ["--out", str(tmp_path / "reproduction"), "--seed", "0"],
+        # A closed port: the harness only runs cases with one bad option, each refused before any download.
+        "data fetch": ["--dest", str(tmp_path / "fetched"), "--url", "http://127.0.0.1:9/", "--timeout", "5"],
     }
     counts = check_cli_rejects_bad_input(build_parser(), main, cases, tmp_path, max_examples=80)
     print("bad-input cases per subcommand:", counts)

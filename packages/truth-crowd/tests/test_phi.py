@@ -60,7 +60,9 @@ def test_bootstrap_interval_and_bad_input() -> None:
     with pytest.raises(ValueError, match="limits"):
         phi_agreement(x, limits=(2, -2))
     with pytest.raises(ValueError, match="outside"):
-        phi_agreement(x * 3)
+        phi_agreement(x * 3, limits=(-2, 2))
+    # Issue #12: the default limits are the lowest and highest rating present, not an assumed -2..2.
+    assert phi_agreement(x * 3, method="mle").phi == pytest.approx(phi_agreement(x, method="mle").phi)
     with pytest.raises(ValueError, match="method"):
         phi_agreement(x, method="hmc")
     with pytest.raises(ValueError, match="n_resamples"):

@@ -43,6 +43,7 @@ __all__ = [
     "abc_block",
     "aggregate_items",
     "correlation_matrix",
+    "crowd_expert_agreement",
     "dimension_correlations",
     "dimension_factors",
     "dimension_pca",
@@ -560,3 +561,54 @@ def worker_background(
         groups=pd.DataFrame(group_rows),
         tests=test_table[columns],
     )
+
+
+def crowd_expert_agreement(
+    data: CrowdData,
+    *,
+    item: str = "overall_truthfulness",
+    aggregator: Aggregator = "mean",
+    datasets: Sequence[str] = ("politifact", "abc"),
+) -> pd.DataFrame:
+    """Agreement between the aggregated crowd and the experts, treated as two coders of each statement.
+
+    The per-statement `aggregator` of `item` is mapped linearly from the crowd's scale range (`data.scale`, e.g.
+    -2..2 or 0..5) onto the expert's k levels 0..k-1 and rounded to the nearest level (`crowd_level`). Per dataset:
+    Krippendorff's alpha (interval, ordinal) between `crowd_level` and the expert level, alpha (interval) with the
+    unrounded crowd value, Cohen's kappa weighted linearly and quadratically over the k levels, and the share of
+    exact matches. The rounding is ours: the paper reports crowd-vs-expert correlations (see `external_agreement`).
+    """
+    from truth_crowd.agreement import cohen_kappa, krippendorff_alpha
+
+    scale = data.scale
+    if scale.magnitude_estimation or scale.nominal:
+        raise ValueError(f"crowd_expert_agreement needs a bounded numeric scale, not {scale.describe()}")
+    low, high = float(scale.low), float(scale.high)
+    crowd = aggregate_items(data.judgments, [item], aggregator)[item]
+    rows = []
+    for dataset in datasets:
+        statements = data.statements[(data.statements["dataset"] == dataset) & data.statements["gt_value"].notna()]
+        joined = statements[["gt_value", "gt_scale"]].join(crowd.rename("crowd"), how="inner").dropna()
+        if joined.empty:
+            continue
+        k = int(joined["gt_scale"].iloc[0])
+        expert = joined["gt_value"].to_numpy(dtype=float)
+        continuous = (joined["crowd"].to_numpy(dtype=float) - low) / (high - low) * (k - 1)
+        level = np.clip(np.rint(continuous), 0, k - 1)
+        domain = list(range(k))
+        rows.append(
+            {
+                "dataset": dataset,
+                "n": len(joined),
+                "expert_levels": k,
+                "alpha_interval": krippendorff_alpha(np.vstack([level, expert]), level="interval", value_domain=domain),
+                "alpha_ordinal": krippendorff_alpha(np.vstack([level, expert]), level="ordinal", value_domain=domain),
+                "alpha_interval_unrounded": krippendorff_alpha(np.vstack([continuous, expert]), level="interval"),
+                "kappa_linear": cohen_kappa(level.astype(int), expert.astype(int), weights="linear", categories=domain),
+                "kappa_quadratic": cohen_kappa(
+                    level.astype(int), expert.astype(int), weights="quadratic", categories=domain
+                ),
+                "exact": float((level == expert).mean()),
+            }
+        )
+    return pd.DataFrame(rows)

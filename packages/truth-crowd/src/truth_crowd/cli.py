@@ -11,8 +11,9 @@ import argparse
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import numpy as np
 import pandas as pd
 
 from repro_core.checkpoint import atomic_write_text
@@ -32,8 +33,16 @@ from repro_core.cli import (
 from repro_core.errors import ConfigError, InputError
 from repro_core.optional import has_module
 from repro_core.umbrella import add_reproduce_command, reproduce_package
+from truth_crowd import released_data
 from truth_crowd.__about__ import __version__
-from truth_crowd.aggregation import TIE_BREAKS, DawidSkene, majority_vote, mean_aggregate, median_aggregate
+from truth_crowd.aggregation import (
+    TIE_BREAKS,
+    DawidSkene,
+    GoldMajorityVote,
+    majority_vote,
+    mean_aggregate,
+    median_aggregate,
+)
 from truth_crowd.agreement import LEVELS, alpha_by_item, fleiss_kappa, fleiss_kappa_ci, krippendorff_alpha_ci
 from truth_crowd.analyses import (
     FACTOR_ROTATIONS,
@@ -50,14 +59,24 @@ from truth_crowd.analyses import (
 from truth_crowd.classify import PAPER_MODEL_NAMES
 from truth_crowd.comparison import compare_with_experts
 from truth_crowd.describe import design_counts
-from truth_crowd.inference import GLAD, MACE, OneCoinDawidSkene, Wawa, ZeroBasedSkill
-from truth_crowd.io import CrowdData, load_ipm2021, load_table
+from truth_crowd.icc import icc_from_answers
+from truth_crowd.inference import GLAD, KOS, MACE, MMSR, OneCoinDawidSkene, Wawa, ZeroBasedSkill
+from truth_crowd.io import (
+    DUPLICATE_UNIT_POLICIES,
+    CrowdData,
+    load_ipm2021,
+    load_sigir2020_crowd,
+    load_table,
+    read_csv_records,
+)
 from truth_crowd.phi import PHI_METHODS, phi_by_item
 from truth_crowd.qc import default_checks, run_qc
+from truth_crowd.released_data import CITATION, DATA_DIR_ENV, RELEASE_COMMIT, RELEASE_URL, data_dir
 from truth_crowd.report import check_report_input, write_report
 from truth_crowd.reproduction import quick
-from truth_crowd.schema import DIMENSIONS, to_crowdkit
+from truth_crowd.schema import DIMENSIONS, LIKERT5, Scale, to_crowdkit
 from truth_crowd.simulate import simulate_crowd
+from truth_crowd.worker_metrics import accuracy_on_aggregates, consistency, uncertainty
 
 __all__ = ["ANALYSES", "build_parser", "main"]
 
@@ -77,7 +96,26 @@ ANALYSES: tuple[str, ...] = (
     "classify",
 )
 
-_MODELS = {"onecoin": OneCoinDawidSkene, "glad": GLAD, "mace": MACE, "wawa": Wawa, "zbs": ZeroBasedSkill}
+_MODELS = {"onecoin": OneCoinDawidSkene, "glad": GLAD, "wawa": Wawa, "zbs": ZeroBasedSkill}
+
+#: `aggregate --method` choices: the numeric aggregates, majority vote, the truth-inference models and the two
+#: methods that learn from gold labels (`--gold FILE`).
+AGGREGATE_METHODS: tuple[str, ...] = (
+    "mean",
+    "median",
+    "mv",
+    "ds",
+    "onecoin",
+    "glad",
+    "mace",
+    "mmsr",
+    "kos",
+    "wawa",
+    "zbs",
+    "gold-mv",
+    "gold-ds",
+)
+_GOLD_METHODS = ("gold-mv", "gold-ds")
 
 DESCRIPTION = """Crowdsourced truthfulness judgments on seven dimensions plus overall truthfulness (arXiv 2108.01222):
 loading and validation, quality control, agreement and aggregation.
@@ -89,9 +127,13 @@ commands:
   validate    load, validate and print the design counts and the loader's decisions
   qc          the paper's quality checks (completeness, gold LOW < HIGH, time >= 2 s, tries, URL domains)
   agreement   Krippendorff's alpha per item and dataset (nominal/ordinal/interval/ratio), bootstrap CIs;
-              --phi adds Checco et al.'s Phi (Metropolis posterior, HPD), --kappa Fleiss' kappa
+              --phi adds Checco et al.'s Phi (Metropolis posterior, HPD), --kappa Fleiss' kappa,
+              --randolph Randolph's kappa, --icc the one-way intraclass correlations ICC(1,1), ICC(1,k)
   aggregate   one value per statement: mean (the paper's), median, majority vote, Dawid-Skene, one-coin DS,
-              GLAD, MACE, Wawa, zero-based skill; --compare scores every method against the experts
+              GLAD, MACE, M-MSR, KOS (binary labels), Wawa, zero-based skill, and with gold labels (--gold)
+              gold majority vote and gold-initialised Dawid-Skene; --worker-metrics adds each worker's
+              accuracy on the aggregates and the answers' consistency and uncertainty; --compare scores every
+              method against the experts
   analyze     the paper's analyses as tables: crowd vs experts, dimension correlations, PCA, factor
               analysis (varimax), learning effect, evidence-URL domains, worker background (demographics,
               CRT) vs error, every aggregator vs the experts, Phi, classifiers predicting the expert label
@@ -112,9 +154,25 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--simulate", action="store_true", help="use a seeded IPM-like simulated run")
     group.add_argument(
         "--format",
-        choices=("ipm2021", "long", "wide"),
+        choices=("ipm2021", "long", "wide", "sigir2020"),
         default="ipm2021",
-        help="layout of --data (default: ipm2021, the released 93- or 16-column file)",
+        help="layout of --data (default: ipm2021, the released 93- or 16-column file; sigir2020: a SIGIR 2020 crowd "
+        "file S3/S6/S100.csv, its scale from the column prefix)",
+    )
+    group.add_argument(
+        "--scale",
+        type=_scale_argument,
+        default=None,
+        metavar="SCALE",
+        help="the answers' scale: likert5 (IPM default), s3, s6, s100, LOW:HIGH (integers, e.g. 0:100), LOW:HIGH:STEP, "
+        "LOW:HIGH:continuous, magnitude (unbounded magnitude estimation), cat:A,B,... (nominal categories)",
+    )
+    group.add_argument(
+        "--duplicate-units",
+        choices=DUPLICATE_UNIT_POLICIES,
+        default="first",
+        help="sigir2020: a unit id in two HITs: keep the first HIT (default, logged), keep each HIT as a separate "
+        "coder, or refuse",
     )
     group.add_argument(
         "--map",
@@ -125,6 +183,14 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--drop-broken", action="store_true", help="ipm2021: drop DEM_BARELYTRUE_doc7")
     add_seed_option(parser, help="seed of --simulate, samplers and bootstraps, 0 to 2**32 - 1 (default: 0)")
+
+
+def _scale_argument(text: str) -> Scale:
+    """argparse type of --scale: `Scale.parse`, its ValueError as a usage error."""
+    try:
+        return Scale.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -164,8 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--levels",
         nargs="+",
         choices=LEVELS,
-        default=["interval", "ordinal", "nominal"],
-        help="levels of measurement (default: interval ordinal nominal)",
+        default=None,
+        help="levels of measurement (default: interval ordinal nominal; nominal only on a nominal --scale, ratio "
+        "and interval on magnitudes)",
     )
     agreement.add_argument("--items", nargs="+", default=None, help="items (default: all)")
     agreement.add_argument(
@@ -181,23 +248,70 @@ def build_parser() -> argparse.ArgumentParser:
     agreement.add_argument(
         "--kappa", action="store_true", help="add Fleiss' kappa per item and dataset (--bootstrap: task-bootstrap CI)"
     )
+    agreement.add_argument(
+        "--randolph",
+        action="store_true",
+        help="add Randolph's free-marginal kappa per item and dataset (chance = 1 / the scale's number of values)",
+    )
+    agreement.add_argument(
+        "--icc",
+        action="store_true",
+        help="add the one-way intraclass correlations ICC(1,1) and ICC(1,k) of Shrout & Fleiss per item and dataset "
+        "(statements with the modal number of ratings; numeric scales only)",
+    )
 
     aggregate = add_command(
         commands,
         "aggregate",
         help="aggregate per statement",
-        description="One value per statement for ITEM: mean (the paper's), median, "
-        "majority vote (mv) or Dawid-Skene (ds), on the canonical filter.",
+        description="One value per statement for ITEM on the canonical filter: mean (the paper's), median, "
+        "majority vote (mv), Dawid-Skene (ds), one-coin DS, GLAD, MACE, M-MSR (mmsr), KOS (kos, binary labels), "
+        "Wawa, zero-based skill (zbs); with gold labels (--gold FILE, columns statement_id,label), gold majority "
+        "vote (gold-mv: votes weighted by each worker's accuracy on the gold statements) and Dawid-Skene with the "
+        "gold statements' labels pinned (gold-ds).",
     )
     _add_data_options(aggregate)
     aggregate.add_argument("--item", default="overall_truthfulness", help="item (default: overall_truthfulness)")
+    aggregate.add_argument("--method", choices=AGGREGATE_METHODS, default="mean", help="aggregation (default: mean)")
     aggregate.add_argument(
-        "--method",
-        choices=("mean", "median", "mv", "ds", *_MODELS),
-        default="mean",
-        help="aggregation (default: mean)",
+        "--tie-break",
+        choices=TIE_BREAKS,
+        default="lowest",
+        help="mv ties (default: lowest); gold-mv takes lowest or highest",
     )
-    aggregate.add_argument("--tie-break", choices=TIE_BREAKS, default="lowest", help="mv ties (default: lowest)")
+    aggregate.add_argument(
+        "--gold",
+        type=InputPath(suffixes=(".csv",)),
+        default=None,
+        metavar="FILE",
+        help="gold-mv/gold-ds: CSV of known labels, columns statement_id,label (values on the item's scale); gold "
+        "statements of the data (e.g. HIGH, LOW) named here take part in the fit",
+    )
+    aggregate.add_argument(
+        "--missing-skill",
+        type=Bounded(float, low=0, high=1),
+        default=None,
+        metavar="SKILL",
+        help="gold-mv: skill in [0, 1] of a worker who answered no gold statement (default: refuse such workers)",
+    )
+    aggregate.add_argument(
+        "--mmsr-vote",
+        choices=("argmax", "normalised"),
+        default="argmax",
+        help="mmsr: argmax of the skill-weighted votes (default) or crowd-kit 1.4.2's normalised shares",
+    )
+    aggregate.add_argument(
+        "--mace-method",
+        choices=("vb", "em"),
+        default="vb",
+        help="mace: variational Bayes (default, the paper's) or EM training",
+    )
+    aggregate.add_argument(
+        "--worker-metrics",
+        action="store_true",
+        help="add each worker's accuracy on the aggregates and the consistency and uncertainty of the answers "
+        "(label methods only, not mean or median)",
+    )
     aggregate.add_argument("--out", type=Path, default=None, help="also write the aggregates as CSV")
     aggregate.add_argument(
         "--compare",
@@ -250,7 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=1000,
         help="phi: burn-in and kept draws per chain, >= 2 (default: 1000)",
     )
-    analyze.add_argument("--features", nargs="+", default=list(DIMENSIONS), help="classify: items (default: 7 dims)")
+    analyze.add_argument(
+        "--features", nargs="+", default=None, help="classify: items (default: the seven dimensions the data has)"
+    )
     analyze.add_argument(
         "--target", choices=("levels", "01|23|45", "binary"), default="binary", help="classify: target"
     )
@@ -298,6 +414,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="Phi: burn-in and kept draws per chain, >= 2 (default: 1000)",
     )
 
+    data = add_command(
+        commands,
+        "data",
+        help="get the authors' released files",
+        description="The authors' released data (not shipped with the package: no licence, research use only).",
+    )
+    data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    fetch = add_command(
+        data_commands,
+        "fetch",
+        help="download the released files (sha256-checked)",
+        description="Download the authors' released files from their public repository at the pinned commit "
+        f"({RELEASE_COMMIT}) into the user data directory (or --dest; ${DATA_DIR_ENV} sets the default), each "
+        "checked against its sha256; files already there with the right hash are kept. Prints the citation.",
+    )
+    fetch.add_argument("--dest", type=Path, default=None, help="folder to write to (default: the user data dir)")
+    fetch.add_argument("--url", default=RELEASE_URL, help="base URL of the release (default: the pinned commit)")
+    fetch.add_argument(
+        "--timeout", type=Bounded(float, low=0, low_open=True), default=60.0, help="seconds per request, > 0"
+    )
+
     add_reproduce_command(commands)
     return parser
 
@@ -314,12 +451,16 @@ def _mapping(pairs: Sequence[str]) -> dict[str, str]:
 
 def _load(args: argparse.Namespace) -> CrowdData:
     if args.simulate:
+        if args.scale is not None:
+            raise ConfigError("--scale applies to --data only (the simulator answers on likert5)")
         return simulate_crowd(seed=args.seed).data
+    if args.map and args.format not in ("long", "wide"):
+        raise ConfigError("--map applies to --format long or wide only")
     if args.format == "ipm2021":
-        if args.map:
-            raise ConfigError("--map applies to --format long or wide only")
-        return load_ipm2021(args.data, drop_broken=args.drop_broken)
-    return load_table(args.data, layout=args.format, columns=_mapping(args.map))
+        return load_ipm2021(args.data, drop_broken=args.drop_broken, scale=args.scale or LIKERT5)
+    if args.format == "sigir2020":
+        return load_sigir2020_crowd(args.data, scale=args.scale, duplicate_units=args.duplicate_units)
+    return load_table(args.data, layout=args.format, columns=_mapping(args.map), scale=args.scale)
 
 
 def _real(data: CrowdData) -> CrowdData:
@@ -417,7 +558,17 @@ def _agreement(args: argparse.Namespace) -> dict[str, Any]:
     if unknown:
         raise ConfigError(f"--items: unknown item(s) {unknown}; the data has {list(data.items)}")
     _require_pairable(data, "agreement")
-    table = alpha_by_item(data.judgments, items, levels=args.levels)
+    scale = data.scale
+    if (args.kappa or args.randolph) and scale.domain is None:
+        raise ConfigError(f"--kappa/--randolph: need a scale of discrete values, not {scale.describe()}")
+    if args.phi and (scale.magnitude_estimation or scale.nominal):
+        raise ConfigError(f"--phi: needs a bounded numeric scale, not {scale.describe()}")
+    if args.icc and scale.nominal:
+        raise ConfigError(f"--icc: needs numeric values, not {scale.describe()}")
+    levels = args.levels or _default_levels(scale)
+    if scale.nominal and set(levels) - {"nominal"}:
+        raise ConfigError(f"--levels: {scale.describe()} is nominal; only the nominal level applies")
+    table = alpha_by_item(data.judgments, items, levels=levels, value_domain=scale.domain)
     _warn_undefined_alpha(table)
     if args.bootstrap:
         lows, highs = [], []
@@ -428,7 +579,7 @@ def _agreement(args: argparse.Namespace) -> dict[str, Any]:
             ci = krippendorff_alpha_ci(
                 matrix.to_numpy(),
                 level=row.level,
-                value_domain=(-2, -1, 0, 1, 2),
+                value_domain=scale.domain,
                 n_resamples=args.bootstrap,
                 seed=args.seed,
             )
@@ -437,26 +588,79 @@ def _agreement(args: argparse.Namespace) -> dict[str, Any]:
         table["low"], table["high"] = lows, highs
     result: dict[str, Any] = {"alpha": table.to_dict(orient="records"), "n_judgments": len(data.judgments)}
     if args.phi:
-        result["phi"] = _records(phi_by_item(data.judgments, items, seed=args.seed))
+        limits = (float(scale.low), float(scale.high))
+        result["phi"] = _records(phi_by_item(data.judgments, items, limits=limits, seed=args.seed))
     if args.kappa:
         result["kappa"] = _kappas(data, items, args.bootstrap, args.seed)
+    if args.randolph:
+        result["randolph"] = _kappas(data, items, args.bootstrap, args.seed, method="randolph")
+    if args.icc:
+        result["icc"] = _iccs(data, items)
+    result["scale"] = scale.describe()
     return result
 
 
-def _kappas(data: CrowdData, items: Sequence[str], n_resamples: int, seed: int) -> list[dict[str, Any]]:
-    """Fleiss' kappa per item and dataset (+ ALL) on the statements with the modal number of ratings, with a
-    task-bootstrap interval when `n_resamples` > 0."""
+def _iccs(data: CrowdData, items: Sequence[str]) -> list[dict[str, Any]]:
+    """One-way ICC(1,1) and ICC(1,k) per item and dataset (+ ALL) on the statements with the modal number of
+    ratings (crowd workers differ between statements, so the two-way forms do not apply); undefined ones (fewer
+    than 2 such statements) are null and named in a warning."""
     groups = [(str(g), part) for g, part in data.judgments.groupby("dataset", observed=True)]
+    rows, undefined = [], []
+    for item in items:
+        for name, part in [*groups, ("ALL", data.judgments)]:
+            row: dict[str, Any] = {"item": item, "group": name}
+            try:
+                result = icc_from_answers(to_crowdkit(part, item))
+            except ValueError:
+                undefined.append(f"{item} ({name})")
+                row.update({"icc_1_1": None, "icc_1_k": None, "n_statements": None, "k": None})
+            else:
+                row.update(
+                    icc_1_1=result.values["ICC(1,1)"],
+                    icc_1_k=result.values["ICC(1,k)"],
+                    n_statements=result.n_targets,
+                    k=result.k,
+                )
+            rows.append(row)
+    if undefined:
+        logger.warning("ICC is undefined (null: fewer than 2 statements with 2+ ratings) for %s", ", ".join(undefined))
+    return rows
+
+
+def _default_levels(scale: Scale) -> list[str]:
+    """Alpha levels that suit the scale: nominal categories -> nominal; magnitudes -> interval and ratio."""
+    if scale.nominal:
+        return ["nominal"]
+    if scale.magnitude_estimation:
+        return ["interval", "ratio"]
+    return ["interval", "ordinal", "nominal"]
+
+
+def _kappas(
+    data: CrowdData, items: Sequence[str], n_resamples: int, seed: int, *, method: str = "fleiss"
+) -> list[dict[str, Any]]:
+    """Fleiss' (or Randolph's, chance 1/k over the scale's k values) kappa per item and dataset (+ ALL) on the
+    statements with the modal number of ratings, with a task-bootstrap interval when `n_resamples` > 0."""
+    groups = [(str(g), part) for g, part in data.judgments.groupby("dataset", observed=True)]
+    column = f"{method}_kappa"
     rows = []
     for item in items:
         for name, part in [*groups, ("ALL", data.judgments)]:
             answers = to_crowdkit(part, item)
             row: dict[str, Any] = {"item": item, "group": name}
-            if n_resamples:
+            if method == "randolph":
+                result = fleiss_kappa_ci(
+                    answers, method="randolph", categories=data.scale.domain, n_resamples=max(n_resamples, 2), seed=seed
+                )
+                row[column] = result.kappa
+                if n_resamples:
+                    row.update(low=result.low, high=result.high)
+                row["n_tasks"] = result.n_tasks
+            elif n_resamples:
                 result = fleiss_kappa_ci(answers, n_resamples=n_resamples, seed=seed)
-                row.update(fleiss_kappa=result.kappa, low=result.low, high=result.high, n_tasks=result.n_tasks)
+                row.update({column: result.kappa, "low": result.low, "high": result.high, "n_tasks": result.n_tasks})
             else:
-                row["fleiss_kappa"] = fleiss_kappa(answers)
+                row[column] = fleiss_kappa(answers)
             row["n_raters"] = int(answers.groupby("task").size().mode().iloc[0])
             rows.append(row)
     return rows
@@ -476,6 +680,13 @@ def _human_agreement(result: dict[str, Any]) -> str:
         text += "\n\nPhi (posterior mean of tau, 95% HPD; phi_mle: maximum likelihood)\n" + phi.round(4).to_string()
     if "kappa" in result:
         text += "\n\nFleiss' kappa\n" + pd.DataFrame(result["kappa"]).round(4).to_string()
+    if "randolph" in result:
+        text += "\n\nRandolph's kappa\n" + pd.DataFrame(result["randolph"]).round(4).to_string()
+    if "icc" in result:
+        text += (
+            "\n\nIntraclass correlation, one-way (Shrout & Fleiss ICC(1,1), ICC(1,k); k ratings per statement)\n"
+            + pd.DataFrame(result["icc"]).round(4).to_string()
+        )
     return text
 
 
@@ -492,6 +703,10 @@ def _skip_reason(name: str, data: CrowdData, real: CrowdData) -> str | None:
         return "the data has no evidence URLs"
     if name in ("pca", "factors") and len([d for d in DIMENSIONS if d in real.items]) < 3:
         return "the data has fewer than 3 of the seven dimensions"
+    if name == "classify" and not [d for d in DIMENSIONS if d in real.items]:
+        return "the data has none of the seven dimensions to use as features (give --features)"
+    if name == "phi" and (data.scale.magnitude_estimation or data.scale.nominal):
+        return f"Phi needs a bounded numeric scale, not {data.scale.describe()}"
     return None
 
 
@@ -509,7 +724,8 @@ def _analyze(args: argparse.Namespace) -> dict[str, Any]:
     dims = [d for d in DIMENSIONS if d in items]
     if args.item not in items:
         raise ConfigError(f"--item: unknown item {args.item!r}; the data has {items}")
-    if "classify" in chosen:
+    features = args.features if args.features is not None else dims
+    if "classify" in chosen and args.features is not None:
         unknown = [f for f in args.features if f not in items]
         if unknown:
             raise ConfigError(f"--features: unknown item(s) {unknown}; the data has {items}")
@@ -560,6 +776,7 @@ def _analyze(args: argparse.Namespace) -> dict[str, Any]:
             tables["phi"] = phi_by_item(
                 real.judgments,
                 items,
+                limits=(float(data.scale.low), float(data.scale.high)),
                 method=args.phi_method,
                 n_samples=args.phi_samples,
                 n_burn=args.phi_samples,
@@ -570,7 +787,7 @@ def _analyze(args: argparse.Namespace) -> dict[str, Any]:
 
             result = predict_expert_label(
                 real,
-                features=args.features,
+                features=features,
                 dataset=args.dataset,
                 target=args.target,
                 unit=args.unit,
@@ -601,10 +818,71 @@ def _human_analyze(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _aggregate(args: argparse.Namespace) -> dict[str, Any]:
+def _check_aggregate_options(args: argparse.Namespace) -> None:
+    """Refuse option combinations that cannot work, before any file is loaded."""
     if args.out is not None and args.out.is_dir():
         raise ConfigError(f"--out: {args.out} is a folder; give a CSV file name")
-    data = _real(_load(args))
+    gold_method = args.method in _GOLD_METHODS and not args.compare
+    if args.gold is not None and not gold_method:
+        raise ConfigError("--gold: applies to --method gold-mv or gold-ds only")
+    if gold_method and args.gold is None:
+        raise ConfigError(f"--method {args.method}: needs --gold FILE (CSV with columns statement_id,label)")
+    if args.missing_skill is not None and (args.method != "gold-mv" or args.compare):
+        raise ConfigError("--missing-skill: applies to --method gold-mv only")
+    if args.method == "gold-mv" and args.tie_break not in ("lowest", "highest"):
+        raise ConfigError(f"--tie-break: gold-mv breaks ties by lowest or highest, not {args.tie_break}")
+    if args.worker_metrics and (args.method in ("mean", "median") or args.compare):
+        raise ConfigError("--worker-metrics: needs a label method (not mean, median or --compare)")
+
+
+def _read_gold(path: Path) -> pd.Series:
+    """The `--gold` file as a Series of labels indexed by statement id (one label per statement)."""
+    records = read_csv_records(path)
+    missing = [c for c in ("statement_id", "label") if c not in records.columns]
+    if missing:
+        raise InputError(
+            f"the gold file needs the columns statement_id and label; it lacks {', '.join(missing)}",
+            path=str(path),
+            line=1,
+            field=missing[0],
+        )
+    if records.empty:
+        raise InputError("the gold file has no rows", path=str(path), line=2)
+    for column in ("statement_id", "label"):
+        blank = records[column].isna().to_numpy()
+        if blank.any():
+            line = int(records["_line"].to_numpy()[blank][0])
+            raise InputError(f"empty {column}", path=str(path), line=line, field=column)
+    ids = records["statement_id"].str.strip()
+    repeated = ids.duplicated().to_numpy()
+    if repeated.any():
+        line = int(records["_line"].to_numpy()[repeated][0])
+        raise InputError(f"statement {ids[repeated].iloc[0]!r} more than once", path=str(path), line=line)
+    labels = records["label"].str.strip()
+    numeric = pd.to_numeric(labels, errors="coerce")
+    if numeric.notna().all():
+        values = numeric.to_numpy(dtype=float)
+        labels = pd.Series(values.astype(np.int64) if np.all(values == np.round(values)) else values)
+    return pd.Series(labels.to_numpy(), index=pd.Index(ids.to_numpy(), name="task"), name="label")
+
+
+def _gold_answers(full: CrowdData, real: CrowdData, item: str, gold: pd.Series) -> pd.DataFrame:
+    """The item's answers on the real statements plus those on the gold statements `gold` names (e.g. HIGH, LOW),
+    which the canonical filter drops; every gold statement must occur in the data."""
+    unknown = [s for s in gold.index if s not in set(full.judgments["statement_id"])]
+    if unknown:
+        raise ConfigError(f"--gold: statement(s) not in the data: {unknown[:5]}")
+    extra = full.judgments[
+        full.judgments["statement_id"].isin(gold.index) & ~full.judgments["statement_id"].isin(real.statements.index)
+    ]
+    return to_crowdkit(pd.concat([real.judgments, extra], ignore_index=True), item)
+
+
+def _aggregate(args: argparse.Namespace) -> dict[str, Any]:
+    _check_aggregate_options(args)
+    gold = _read_gold(args.gold) if args.gold is not None and not args.compare else None
+    full = _load(args)
+    data = _real(full)
     if args.item not in data.items:
         raise ConfigError(f"--item: unknown item {args.item!r}; the data has {list(data.items)}")
     if args.compare:
@@ -612,28 +890,84 @@ def _aggregate(args: argparse.Namespace) -> dict[str, Any]:
             raise ConfigError("--compare: the data has no expert labels (gt_norm) to compare with")
         table = compare_with_experts(data, item=args.item, tie_break=args.tie_break, seed=args.seed)
         return {"item": args.item, "method": "compare", "comparison": _records(table)}
-    answers = to_crowdkit(data.judgments, args.item)
-    if args.method == "mean":
-        values = mean_aggregate(answers)
-    elif args.method == "median":
-        values = median_aggregate(answers)
-    elif args.method == "mv":
-        values = majority_vote(answers, tie_break=args.tie_break, seed=args.seed)
-    elif args.method == "ds":
-        values = DawidSkene().fit_predict(answers)
-    else:
-        values = _MODELS[args.method]().fit_predict(answers)
+    if gold is not None and data.scale.nominal:  # category names in the file, category codes in the answers
+        codes = data.scale.codes(gold.astype(str))
+        if np.isnan(codes).any():
+            raise ConfigError(f"--gold: label(s) not on {data.scale.describe()}: {sorted(set(gold[np.isnan(codes)]))}")
+        gold = pd.Series(codes.astype(np.int64), index=gold.index, name="label")
+    answers = to_crowdkit(data.judgments, args.item) if gold is None else _gold_answers(full, data, args.item, gold)
+    if args.method == "kos" and answers["label"].nunique() != 2:
+        raise ConfigError(
+            f"--method kos: KOS is for binary labels; {args.item} has {answers['label'].nunique()} distinct values"
+        )
+    if args.method == "gold-mv" and args.missing_skill is None:
+        gold_workers = set(answers.loc[answers["task"].isin(gold.index), "worker"])  # type: ignore[union-attr]
+        without = sorted(set(answers["worker"]) - gold_workers, key=str)
+        if without:
+            raise ConfigError(
+                f"--method gold-mv: {len(without)} worker(s) answered no gold statement, e.g. {without[:3]}; "
+                "give --missing-skill SKILL (0..1) to weigh them"
+            )
+    with value_errors_as_config_errors(f"--method {args.method}: "):
+        values = _fit_aggregate(args, answers, gold)
+    values = values[values.index.isin(data.statements.index)] if gold is not None else values
     frame = pd.DataFrame({"statement_id": values.index.astype(str), "value": values.to_numpy(dtype=float)})
     if "gt_value" in data.statements.columns:
         frame["gt_value"] = frame["statement_id"].map(data.statements["gt_value"]).astype("Float64")
+    result: dict[str, Any] = {"item": args.item, "method": args.method, "n_statements": len(frame)}
+    if args.worker_metrics:
+        result.update(_worker_metrics(answers[answers["task"].isin(values.index)], values))  # gold tasks apart
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(args.out, frame.to_csv(index=False))  # never a half-written CSV
+    result["aggregates"] = _records(frame)
+    return result
+
+
+def _fit_aggregate(args: argparse.Namespace, answers: pd.DataFrame, gold: pd.Series | None) -> pd.Series:
+    """One aggregate per task with the chosen method."""
+    method = args.method
+    if method == "mean":
+        return mean_aggregate(answers)
+    if method == "median":
+        return median_aggregate(answers)
+    if method == "mv":
+        return majority_vote(answers, tie_break=args.tie_break, seed=args.seed)
+    if method == "ds":
+        return DawidSkene().fit_predict(answers)
+    if method == "gold-ds":
+        return DawidSkene().fit_predict(answers, true_labels=gold)
+    if method == "gold-mv":
+        missing = "error" if args.missing_skill is None else float(args.missing_skill)
+        return GoldMajorityVote(on_missing_skill=missing, tie_break=args.tie_break).fit_predict(answers, gold)
+    if method == "mace":
+        return MACE(method=args.mace_method, seed=args.seed).fit_predict(answers)
+    if method == "mmsr":
+        return MMSR(vote=args.mmsr_vote, seed=args.seed).fit_predict(answers)
+    if method == "kos":
+        return KOS(seed=args.seed).fit_predict(answers)
+    return _MODELS[method]().fit_predict(answers)
+
+
+def _worker_metrics(answers: pd.DataFrame, values: pd.Series) -> dict[str, Any]:
+    """crowd-kit's worker metrics against the aggregates: accuracy per worker (and overall), the consistency of
+    the aggregates under a one-coin model with those accuracies as skills, and the vote uncertainty (nats)."""
+    skills = cast(pd.Series, accuracy_on_aggregates(answers, values, by="worker"))
+    n_answers = answers.groupby("worker", sort=False).size()
+    workers = pd.DataFrame(
+        {
+            "worker_id": skills.index.astype(str),
+            "n_answers": n_answers.reindex(skills.index).to_numpy(dtype=int),
+            "accuracy": skills.to_numpy(dtype=float),
+        }
+    )
     return {
-        "item": args.item,
-        "method": args.method,
-        "n_statements": len(frame),
-        "aggregates": frame.astype(object).where(frame.notna(), None).to_dict(orient="records"),
+        "metrics": {
+            "accuracy_on_aggregates": accuracy_on_aggregates(answers, values),
+            "consistency": consistency(answers, skills, values),
+            "uncertainty": uncertainty(answers),
+        },
+        "workers": _records(workers),
     }
 
 
@@ -649,6 +983,18 @@ def _human_aggregate(result: dict[str, Any]) -> str:
         )
     if result["n_statements"] > 20:
         lines.append(f"  ... {result['n_statements'] - 20} more (use --json or --out)")
+    if "metrics" in result:
+        metrics = result["metrics"]
+        lines += [
+            "",
+            f"worker metrics: accuracy on the aggregates {metrics['accuracy_on_aggregates']:.4f}, consistency "
+            f"{metrics['consistency']:.4f}, uncertainty {metrics['uncertainty']:.4f} nats",
+        ]
+        workers = pd.DataFrame(result["workers"])
+        shown = workers.sort_values("accuracy", kind="stable").head(20)
+        lines.append(shown.round(4).to_string(index=False))
+        if len(workers) > 20:
+            lines.append(f"  ... {len(workers) - 20} more workers (use --json)")
     return "\n".join(lines)
 
 
@@ -676,7 +1022,33 @@ _COMMANDS = {
 }
 
 
+def _data(args: argparse.Namespace) -> dict[str, Any]:
+    if args.dest is not None and args.dest.exists() and not args.dest.is_dir():
+        raise ConfigError(f"--dest: {args.dest} is a file; give a folder")
+    if not args.url.startswith(("http://", "https://")):
+        raise ConfigError(f"--url: expected an http(s) URL, got {args.url!r}")
+    fetched = released_data.fetch_released_data(
+        args.dest, base_url=args.url, files=released_data.RELEASED_FILES, timeout=args.timeout
+    )
+    return {
+        "commit": RELEASE_COMMIT,
+        "folder": str(args.dest if args.dest is not None else data_dir()),
+        "files": [{"path": str(f.path), "sha256": f.sha256, "downloaded": f.downloaded} for f in fetched],
+        "citation": CITATION,
+    }
+
+
+def _human_data(result: dict[str, Any]) -> str:
+    lines = [f"released data (commit {result['commit']}) in {result['folder']}:"]
+    lines += [f"  {'downloaded' if f['downloaded'] else 'present   '}  {f['path']}" for f in result["files"]]
+    lines += ["", "Please cite:", *("  " + line for line in result["citation"].splitlines())]
+    return "\n".join(lines)
+
+
 def _main(args: argparse.Namespace) -> int:
+    if args.command == "data":
+        emit(_data(args), as_json=args.json, human=_human_data)
+        return 0
     if args.command == "reproduce":
         return reproduce_package("truth-crowd", quick, args)
     if args.command in _COMMANDS:

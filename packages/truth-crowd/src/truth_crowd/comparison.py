@@ -1,7 +1,7 @@
 """Every aggregator and truth-inference model on the same answers, scored against the truth (spec 6 item 12, 7.6).
 
-`compare_aggregators(answers, truth)` runs mean, median, majority vote, Dawid-Skene, one-coin DS, GLAD, MACE, Wawa
-and zero-based skill on one crowd-kit `worker, task, label` frame and returns one row per method: accuracy (exact
+`compare_aggregators(answers, truth)` runs mean, median, majority vote, Dawid-Skene, one-coin DS, GLAD, MACE, M-MSR,
+Wawa and zero-based skill on one crowd-kit `worker, task, label` frame and returns one row per method: accuracy (exact
 label match, categorical methods only), MAE/RMSE and Spearman ρ / Kendall τ-b against the truth (numeric labels
 only). On the simulator the truth is the planted label; on the IPM data `compare_with_experts` uses the expert level
 (`gt_norm`, −2..+2) per dataset, where the categorical models treat the 5-point answers as nominal (spec 6 item 12).
@@ -17,7 +17,7 @@ import pandas as pd
 from scipy import stats
 
 from truth_crowd.aggregation import TIE_BREAKS, DawidSkene, majority_vote, mean_aggregate, median_aggregate
-from truth_crowd.inference import GLAD, MACE, OneCoinDawidSkene, Wawa, ZeroBasedSkill
+from truth_crowd.inference import GLAD, MACE, MMSR, OneCoinDawidSkene, Wawa, ZeroBasedSkill
 from truth_crowd.io import CrowdData
 from truth_crowd.schema import to_crowdkit
 
@@ -26,7 +26,7 @@ __all__ = ["AGGREGATORS", "NUMERIC_AGGREGATORS", "compare_aggregators", "compare
 logger = logging.getLogger(__name__)
 
 #: Method names in table order. `mean` and `median` need numeric labels and give non-label values.
-AGGREGATORS: tuple[str, ...] = ("mean", "median", "mv", "ds", "onecoin", "glad", "mace", "wawa", "zbs")
+AGGREGATORS: tuple[str, ...] = ("mean", "median", "mv", "ds", "onecoin", "glad", "mace", "mmsr", "wawa", "zbs")
 NUMERIC_AGGREGATORS: frozenset[str] = frozenset({"mean", "median"})
 
 _MODELS: dict[str, Callable[[], object]] = {
@@ -34,6 +34,7 @@ _MODELS: dict[str, Callable[[], object]] = {
     "onecoin": OneCoinDawidSkene,
     "glad": GLAD,
     "mace": MACE,
+    "mmsr": MMSR,
     "wawa": Wawa,
     "zbs": ZeroBasedSkill,
 }

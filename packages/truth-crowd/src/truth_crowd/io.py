@@ -27,6 +27,7 @@ from truth_crowd.schema import (
     ABC_LEVELS,
     ITEMS,
     LIKERT5,
+    NAMED_SCALES,
     POLITIFACT_LEVELS,
     Scale,
     gt_norm,
@@ -44,6 +45,7 @@ __all__ = [
     "load_ipm2021",
     "load_parquet",
     "load_sigir2020",
+    "load_sigir2020_crowd",
     "load_table",
     "read_csv_records",
     "read_parquet_records",
@@ -51,7 +53,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Source = str | PathLike[str] | TextIO
+Source = str | PathLike[str] | TextIO | pd.DataFrame
 
 #: Column stems of the 9 items in the released CSV (`doc_<stem>_value`), by our item name.
 IPM_ITEM_STEMS: dict[str, str] = {
@@ -70,7 +72,7 @@ BROKEN_STATEMENTS: tuple[str, ...] = ("DEM_BARELYTRUE_doc7",)
 
 _PF_LABELS = ("pants-on-fire", "false", "barely-true", "half-true", "mostly-true", "true")
 _ABC_LABELS = ("negative", "in-between", "positive")
-_PF_LABEL_VALUE = {label: i for i, label in enumerate(_PF_LABELS)} | {"mostly-false": 2}
+_PF_LABEL_VALUE = {label: i for i, label in enumerate(_PF_LABELS)} | {"mostly-false": 2, "pants-fire": 0}
 _ABC_LABEL_VALUE = {label: i for i, label in enumerate(_ABC_LABELS)}
 _DOC_NAME = re.compile(
     r"^(?:(?P<party>DEM|REP)_(?P<pf>LIE|FALSE|BARELYTRUE|HALFTRUE|MOSTLYTRUE|TRUE)"
@@ -102,6 +104,7 @@ class CrowdData:
     decisions: list[str] = field(default_factory=list)
     source: str | None = None
     source_columns: int | None = None
+    scale: Scale = LIKERT5
 
     def long(self, items: Sequence[str] | None = None, *, dropna: bool = True) -> pd.DataFrame:
         """The long table: one row per (worker, statement, item) with position, time, URL and try."""
@@ -125,9 +128,46 @@ class CrowdData:
 
 
 def _source_name(source: Source) -> str:
+    if isinstance(source, pd.DataFrame):
+        return "<DataFrame>"
     if isinstance(source, str | PathLike):
         return str(source)
     return str(getattr(source, "name", "<stream>"))
+
+
+def _cell_text(value: object) -> str | None:
+    """A DataFrame cell as the CSV reader would give it: a string, or None when missing or empty."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    text = str(value)
+    return text if text != "" else None
+
+
+def frame_records(frame: pd.DataFrame, name: str = "<DataFrame>") -> pd.DataFrame:
+    """A DataFrame in the form the CSV reader gives (cells as strings, missing as None) with a `_line` column (the
+    1-based row number, which errors name), so every loader accepts a DataFrame as well as a path."""
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"expected a pandas DataFrame, got {type(frame).__name__}")
+    columns = [str(c).strip() for c in frame.columns]
+    if len(set(columns)) != len(columns) or any(c == "" for c in columns):
+        raise InputError("duplicate or empty column names", path=name, line=1)
+    if "_line" in columns:
+        raise InputError("the column name '_line' is reserved", path=name, line=1, field="_line")
+    out = pd.DataFrame(
+        {c: np.array([_cell_text(v) for v in frame.iloc[:, i]], dtype=object) for i, c in enumerate(columns)},
+        index=pd.RangeIndex(len(frame)),
+    )
+    out["_line"] = np.arange(1, len(frame) + 1, dtype=np.int64)
+    return out
+
+
+def _read_records(source: Source) -> pd.DataFrame:
+    """CSV records of a path or stream, or the records of a DataFrame (see `frame_records`)."""
+    if isinstance(source, pd.DataFrame):
+        return frame_records(source)
+    return read_csv_records(source)
 
 
 def read_csv_records(source: Source) -> pd.DataFrame:
@@ -227,17 +267,27 @@ def _show(value: object) -> str:
 
 
 def _scale_column(frame: pd.DataFrame, column: str, scale: Scale, path: str) -> pd.Series:
-    values = _numeric(frame, column, path)
-    bad = values.notna() & ~pd.Series(scale.contains(values.to_numpy()), index=values.index)
+    """The answers of `column` on `scale`, as `scale.dtype` (category codes for a nominal scale); raises on the first
+    answer off the scale."""
+    if scale.nominal:
+        raw = frame[column]
+        codes = scale.codes(raw.to_numpy(dtype=object))
+        bad = raw.notna().to_numpy() & np.isnan(codes)
+        values = pd.Series(codes, index=frame.index)
+    else:
+        values = _numeric(frame, column, path)
+        bad = (values.notna() & ~pd.Series(scale.contains(values.to_numpy()), index=values.index)).to_numpy()
     if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
+        i = int(np.flatnonzero(bad)[0])
         raise InputError(
-            f"value {_show(frame[column].iloc[i])} is not on the {scale.name} scale {list(scale.values)} (row {i})",
+            f"value {_show(frame[column].iloc[i])} is not on {scale.describe()} (row {i})",
             path=path,
             line=int(frame["_line"].iloc[i]),
             field=column,
         )
-    return values.astype("Int8") if all(float(v).is_integer() for v in scale.values) else values
+    return pd.Series(
+        pd.array(values.to_numpy(dtype=float, na_value=np.nan), dtype="Float64"), index=frame.index
+    ).astype(scale.dtype)
 
 
 def expert_level(statement_id: str) -> tuple[str, int, int, str] | None:
@@ -275,8 +325,24 @@ def _mode(series: pd.Series) -> object:
     return counts.index[0] if len(counts) else None
 
 
-def load_ipm2021(source: Source, *, drop_broken: bool = False, scale: Scale = LIKERT5) -> CrowdData:
+def load_ipm2021(
+    source: Source | None = None,
+    *,
+    drop_broken: bool = False,
+    scale: Scale = LIKERT5,
+    key: Literal["doc_name", "statement"] = "doc_name",
+) -> CrowdData:
     """Load `IPM2021/multidimensional.csv`: the 93-column release (commit 7fbe9e7) or the 16-column HEAD copy.
+
+    `source`: a path, a stream or a DataFrame; None loads the released file found by
+    `truth_crowd.released_data.find_data_file` (`truth-crowd data fetch`, or `$REPRO_SHARED_DATA`).
+
+    `key="statement"` keys statements by their text instead of `doc_name` (spec 3.3 quirk 1: some HITs showed
+    another statement than their `doc_name`): texts are compared after normalisation (lower case, punctuation and
+    repeated spaces removed); each text's id is its most frequent `doc_name` (ties: the first in sort order); its
+    expert level comes from the label columns, which follow the statement actually shown. A worker who saw the
+    same text twice (9 workers in the release) keeps the judgment at the earlier position; the later one is dropped
+    and the decision logged.
 
     Statements are keyed by `doc_name` (the authors' identity) and workers by `unit_id`. The expert level comes from
     the `doc_name` level token (`doc_ground_truth_value` is not the expert label and is ignored). Gold rows (HIGH,
@@ -287,8 +353,16 @@ def load_ipm2021(source: Source, *, drop_broken: bool = False, scale: Scale = LI
     columns name another level than their `doc_name` (the DEM_BARELYTRUE_doc7 crossovers) are flagged in
     `shown_level_mismatch`; `drop_broken=True` drops `BROKEN_STATEMENTS` altogether.
     """
+    if key not in ("doc_name", "statement"):
+        raise ValueError(f"key must be 'doc_name' or 'statement', got {key!r}")
+    if source is None:
+        from truth_crowd.released_data import HOW_TO_GET_DATA, find_data_file
+
+        source = find_data_file("IPM2021/multidimensional.csv")
+        if source is None:
+            raise InputError(f"IPM2021/multidimensional.csv is not on this machine: {HOW_TO_GET_DATA}")
     path = _source_name(source)
-    raw = read_csv_records(source)
+    raw = _read_records(source)
     decisions: list[str] = []
     items: dict[str, str] = {}
     for item, stem in IPM_ITEM_STEMS.items():
@@ -443,6 +517,8 @@ def load_ipm2021(source: Source, *, drop_broken: bool = False, scale: Scale = LI
             "expert level comes from the doc_name level token",
         )
 
+    if key == "statement":
+        raw, judgments, levels = _key_by_text(raw, judgments, levels, shown, shown_dataset, path, decisions)
     if drop_broken:
         drop = judgments["statement_id"].isin(BROKEN_STATEMENTS).to_numpy()
         _decide(decisions, f"drop_broken: dropped {int(drop.sum())} row(s) of {', '.join(BROKEN_STATEMENTS)}")
@@ -465,7 +541,95 @@ def load_ipm2021(source: Source, *, drop_broken: bool = False, scale: Scale = LI
         decisions=decisions,
         source=path,
         source_columns=n_columns,
+        scale=scale,
     )
+
+
+def normalise_text(text: object) -> str:
+    """A statement text for matching: lower case, letters, digits and single spaces only (the released texts are
+    stripped of punctuation, spec 3.3 quirk 5)."""
+    return " ".join(re.sub(r"[^0-9a-z]+", " ", str(text).lower()).split())
+
+
+def _key_by_text(
+    raw: pd.DataFrame,
+    judgments: pd.DataFrame,
+    levels: list[tuple[str, int, int, str] | None],
+    shown: np.ndarray,
+    shown_dataset: np.ndarray,
+    path: str,
+    decisions: list[str],
+) -> tuple[pd.DataFrame, pd.DataFrame, list[tuple[str, int, int, str] | None]]:
+    """Re-key real rows by statement text (see `load_ipm2021(key="statement")`); gold rows keep HIGH/LOW."""
+    if "doc_statement" not in raw.columns or not {
+        "doc_ground_truth_politifact_label",
+        "doc_ground_truth_abc_label",
+    } <= set(raw.columns):
+        raise InputError(
+            "key='statement' needs the doc_statement and label columns", path=path, line=1, field="doc_statement"
+        )
+    real = judgments["dataset"].isin(["politifact", "abc"]).to_numpy()
+    texts = np.array([normalise_text(t) if r else "" for t, r in zip(raw["doc_statement"], real, strict=True)])
+    empty = real & (texts == "")
+    if empty.any():
+        i = int(np.flatnonzero(empty)[0])
+        raise InputError(
+            f"empty statement text (row {i})", path=path, line=int(raw["_line"].iloc[i]), field="doc_statement"
+        )
+    unlabelled = real & np.isnan(shown)
+    if unlabelled.any():
+        i = int(np.flatnonzero(unlabelled)[0])
+        raise InputError(
+            f"no expert label for the statement shown (row {i})",
+            path=path,
+            line=int(raw["_line"].iloc[i]),
+            field="doc_ground_truth_politifact_label",
+        )
+    frame = pd.DataFrame({"text": texts[real], "name": judgments["statement_id"].to_numpy()[real]})
+    counts = frame.groupby(["text", "name"]).size().reset_index(name="n")
+    counts = counts.sort_values(["text", "n", "name"], ascending=[True, False, True])
+    ids: dict[str, str] = {}
+    used: set[str] = set()
+    for text, name in counts.drop_duplicates("text")[["text", "name"]].itertuples(index=False):
+        candidate, k = name, 2
+        while candidate in used:
+            candidate, k = f"{name}#{k}", k + 1
+        ids[text] = candidate
+        used.add(candidate)
+    statement_id = judgments["statement_id"].to_numpy(dtype=object).copy()
+    statement_id[real] = [ids[t] for t in texts[real]]
+    party = [lv[3] if lv is not None else None for lv in levels]
+    levels = [
+        (str(shown_dataset[i]), int(shown[i]), 6 if shown_dataset[i] == "politifact" else 3, party[i])
+        if real[i]
+        else lv
+        for i, lv in enumerate(levels)
+    ]
+    renamed = int((statement_id != judgments["statement_id"].to_numpy(dtype=object)).sum())
+    n_names = len(set(judgments["statement_id"].to_numpy()[real]))
+    judgments = judgments.assign(statement_id=statement_id)
+    order = np.lexsort((judgments["position"].to_numpy(), judgments["worker_id"].to_numpy(dtype=str)))
+    seen = pd.DataFrame({"w": judgments["worker_id"].to_numpy()[order], "s": statement_id[order]})
+    repeated = np.zeros(len(judgments), dtype=bool)
+    repeated[order] = seen.duplicated().to_numpy()
+    _decide(
+        decisions,
+        f"key='statement': {len(ids)} statement texts (normalised) from {n_names} doc_names; each text's id is its "
+        "most frequent doc_name; "
+        f"expert levels from the label columns (the statement shown); {renamed} row(s) re-keyed",
+    )
+    if repeated.any():
+        workers = sorted(set(judgments["worker_id"].to_numpy()[repeated]), key=lambda w: (len(w), w))
+        _decide(
+            decisions,
+            f"key='statement': {len(workers)} worker(s) saw the same text twice ({', '.join(workers[:9])}"
+            f"{', ...' if len(workers) > 9 else ''}): kept the judgment at the earlier position, dropped "
+            f"{int(repeated.sum())} row(s)",
+            warn=True,
+        )
+    keep = ~repeated
+    levels = [lv for lv, k in zip(levels, keep, strict=True) if k]
+    return raw[keep].reset_index(drop=True), judgments[keep].reset_index(drop=True), levels
 
 
 def _ipm_statements(
@@ -607,6 +771,360 @@ def load_sigir2020(directory: str | PathLike[str]) -> pd.DataFrame:
     return out
 
 
+#: SIGIR 2020 crowd files: the scale of each prefix (S3 0..2, S6 0..5, S100 0..100).
+SIGIR2020_PREFIXES: tuple[str, ...] = ("S3", "S6", "S100")
+_SIGIR_BACKGROUND = ("age", "degree", "money", "consideration", "political_views", "southern_border", "climate")
+_SIGIR_CRT = (("cognitive_1", 3.0), ("cognitive_2", 9.0), ("cognitive_3", 4.0))
+_SIGIR_SOURCES = {"politifact": "politifact", "abc": "abc", "gold_question": "gold"}
+DUPLICATE_UNIT_POLICIES: tuple[str, ...] = ("first", "separate", "refuse")
+
+
+def _sigir_prefix(raw: pd.DataFrame, path: str) -> str:
+    found = [c.removesuffix("_truth_level") for c in raw.columns if c.endswith("_truth_level")]
+    if len(found) != 1:
+        raise InputError(
+            f"not a SIGIR 2020 crowd file: expected one '<S3|S6|S100>_truth_level' column, found {found or 'none'}",
+            path=path,
+            line=1,
+            field="S6_truth_level",
+        )
+    return found[0]
+
+
+def _hit_numbers(units: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Which HIT of its unit each row belongs to (1, 2, ...): a unit's HIT restarts when, in file order, its
+    position does not increase."""
+    frame = pd.DataFrame({"unit": units, "position": positions})
+    previous = frame.groupby("unit", sort=False)["position"].shift()
+    starts = (previous.isna() | (frame["position"] <= previous)).astype(int)
+    return starts.groupby(frame["unit"], sort=False).cumsum().to_numpy()
+
+
+def load_sigir2020_crowd(
+    source: Source | None = "S6",
+    *,
+    scale: Scale | None = None,
+    metadata: str | PathLike[str] | bool | None = None,
+    duplicate_units: Literal["first", "separate", "refuse"] = "first",
+) -> CrowdData:
+    """Load a SIGIR 2020 crowd file (`S3.csv`, `S6.csv`, `S100.csv`; one row per (HIT, statement), wide) in one call.
+
+    `source` is a path, a DataFrame, or `"S3"`/`"S6"`/`"S100"` for the released file found by
+    `truth_crowd.released_data.find_data_file` (fetched with `truth-crowd data fetch`, or `$REPRO_SHARED_DATA`).
+    The column prefix (`S3_`, `S6_`, `S100_`) gives the scale unless `scale` is given. The answer is the item
+    `overall_truthfulness` (on the file's scale, not -2..2); statements are keyed by `name_unique` (the authors'
+    `doc_name`, from which the expert level comes), workers by `unit_id`. Gold rows (`HIGH`, `LOW`: empty
+    `name_unique`, `source=gold_question`) are kept with `dataset="gold"`, `is_gold` and `gold_kind`, so
+    `GoldCheck` tests LOW < HIGH and `CrowdData.real()` drops them. Worker background (`age` ... `climate`, the CRT
+    answers and `crt_score`) goes to `workers`; `evidence_url`/`evidence_query` are the search engine's URL and
+    query; `try_number` is `11 - amount_try` (the file counts tries left, from 10).
+
+    `metadata`: the folder of `Politifact.csv`/`ABC.csv` (default: beside the file or its parent, else the released
+    copy; False: none): statements gain `source_id`, the metadata text, and a check that the metadata label agrees
+    with the `name_unique` level (disagreements logged).
+
+    A `unit_id` that occurs in two HITs (its positions restart) is handled by `duplicate_units`: `"first"` (default)
+    keeps its first HIT and logs the rows dropped; `"separate"` keeps every HIT as a separate coder
+    (`unit_5`, `unit_5#2`, ...); `"refuse"` raises `InputError` at the first row of the second HIT.
+    """
+    if duplicate_units not in DUPLICATE_UNIT_POLICIES:
+        raise ValueError(f"duplicate_units must be one of {DUPLICATE_UNIT_POLICIES}, got {duplicate_units!r}")
+    if source is None or (isinstance(source, str) and source.upper() in SIGIR2020_PREFIXES):
+        from truth_crowd.released_data import HOW_TO_GET_DATA, find_data_file
+
+        name = "S6" if source is None else source.upper()
+        found = find_data_file(f"SIGIR2020/crowd/{name}.csv")
+        if found is None:
+            raise InputError(f"the SIGIR 2020 file {name}.csv is not on this machine: {HOW_TO_GET_DATA}")
+        source = found
+    path = _source_name(source)
+    raw = _read_records(source)
+    prefix = _sigir_prefix(raw, path)
+    if scale is None:
+        if prefix.lower() not in NAMED_SCALES:
+            raise InputError(f"unknown scale prefix {prefix!r}: pass scale=", path=path, line=1)
+        scale = NAMED_SCALES[prefix.lower()]
+    column = {
+        "position": f"{prefix}_document_position",
+        "tries_left": f"{prefix}_amount_try",
+        "time": f"{prefix}_time_elapsed",
+        "answer": f"{prefix}_truth_level",
+        "query": f"{prefix}_binger_query",
+        "url": f"{prefix}_binger_url",
+    }
+    required = ["unit_id", "statement_id", "name_unique", "source", column["position"], column["answer"]]
+    missing = [c for c in required if c not in raw.columns]
+    if missing:
+        raise InputError(
+            f"not a SIGIR 2020 crowd file: missing column(s) {', '.join(map(repr, missing))}",
+            path=path,
+            line=1,
+            field=missing[0],
+        )
+    _require_records(raw, path, line=2 if path != "<DataFrame>" else 1)
+    decisions: list[str] = []
+    _decide(
+        decisions, f"{path}: {len(raw)} rows x {raw.shape[1] - 1} columns (SIGIR 2020 {prefix}, {scale.describe()})"
+    )
+    for name in ("unit_id", "source"):
+        raw[name] = raw[name].map(_strip_or_none)
+        empty = raw[name].isna().to_numpy()
+        if empty.any():
+            i = int(np.flatnonzero(empty)[0])
+            raise InputError(f"empty value (row {i})", path=path, line=int(raw["_line"].iloc[i]), field=name)
+    sources = raw["source"].str.lower().map(_SIGIR_SOURCES)
+    if sources.isna().any():
+        i = int(np.flatnonzero(sources.isna().to_numpy())[0])
+        raise InputError(
+            f"source {raw['source'].iloc[i]!r} is not Politifact, ABC or gold_question (row {i})",
+            path=path,
+            line=int(raw["_line"].iloc[i]),
+            field="source",
+        )
+    position = _numeric(raw, column["position"], path, integer=True, allow_missing=False).to_numpy()
+    if (position < 0).any():
+        i = int(np.flatnonzero(position < 0)[0])
+        raise InputError(
+            f"position must be >= 0 (row {i})", path=path, line=int(raw["_line"].iloc[i]), field=column["position"]
+        )
+    units = raw["unit_id"].to_numpy(dtype=object)
+    hits = _hit_numbers(units, position)
+    repeated = hits > 1
+    if repeated.any():
+        twice = sorted(set(units[repeated]), key=lambda u: (len(u), u))
+        first_line = int(raw["_line"].iloc[int(np.flatnonzero(repeated)[0])])
+        if duplicate_units == "refuse":
+            raise InputError(
+                f"unit {units[repeated][0]!r} occurs in two HITs (its positions restart); pass "
+                "duplicate_units='first' or 'separate'",
+                path=path,
+                line=first_line,
+                field="unit_id",
+            )
+        if duplicate_units == "first":
+            _decide(
+                decisions,
+                f"{len(twice)} unit(s) occur in more than one HIT ({', '.join(twice[:5])}"
+                f"{', ...' if len(twice) > 5 else ''}): kept each one's first HIT, dropped {int(repeated.sum())} "
+                f"row(s) from line {first_line} (duplicate_units='first')",
+                warn=True,
+            )
+            raw = raw[~repeated].reset_index(drop=True)
+            sources, position, hits = sources[~repeated].reset_index(drop=True), position[~repeated], hits[~repeated]
+            units = units[~repeated]
+        else:
+            units = np.array([u if h == 1 else f"{u}#{h}" for u, h in zip(units, hits, strict=True)], dtype=object)
+            _decide(
+                decisions,
+                f"{len(twice)} unit(s) occur in more than one HIT ({', '.join(twice[:5])}"
+                f"{', ...' if len(twice) > 5 else ''}): each later HIT is a separate coder '<unit>#<n>' "
+                "(duplicate_units='separate')",
+                warn=True,
+            )
+    dataset = sources.to_numpy(dtype=object)
+    is_gold = dataset == "gold"
+    names = raw["name_unique"].map(_strip_or_none)
+    gold_names = raw["statement_id"].map(_strip_or_none)
+    bad_gold = is_gold & ~gold_names.isin(_GOLD).to_numpy()
+    if bad_gold.any():
+        i = int(np.flatnonzero(bad_gold)[0])
+        raise InputError(
+            f"gold row with statement_id {gold_names.iloc[i]!r} (expected HIGH or LOW) (row {i})",
+            path=path,
+            line=int(raw["_line"].iloc[i]),
+            field="statement_id",
+        )
+    statement_id = np.where(is_gold, gold_names.to_numpy(dtype=object), names.to_numpy(dtype=object))
+    levels = [None if g else expert_level(n or "") for g, n in zip(is_gold, statement_id, strict=True)]
+    for i in np.flatnonzero(~is_gold):
+        if levels[i] is None or levels[i][0] != dataset[i]:
+            raise InputError(
+                f"name_unique {statement_id[i]!r} of a {raw['source'].iloc[i]} row is not of the form "
+                "{DEM|REP}_{LEVEL}_docN (Politifact) or {Labor|Liberal}_{LEVEL}_docN (ABC) (row "
+                f"{i})",
+                path=path,
+                line=int(raw["_line"].iloc[i]),
+                field="name_unique",
+            )
+    judgments = pd.DataFrame(
+        {
+            "worker_id": units,
+            "statement_id": statement_id,
+            "statement_text": raw["statement"].to_numpy(dtype=object) if "statement" in raw else None,
+            "dataset": pd.Categorical(dataset, categories=["politifact", "abc", "gold"]),
+            "position": position.astype("int16"),
+            "is_gold": is_gold,
+            "gold_kind": pd.array(np.where(is_gold, statement_id, None), dtype="string"),
+            "overall_truthfulness": _scale_column(raw, column["answer"], scale, path).array,
+            "time_elapsed_s": _numeric(raw, column["time"], path).to_numpy() if column["time"] in raw else np.nan,
+            "accesses": pd.array([pd.NA] * len(raw), dtype="Int32"),
+            "evidence_url": pd.array(
+                raw[column["url"]].to_numpy(dtype=object) if column["url"] in raw else [None] * len(raw),
+                dtype="string",
+            ),
+            "evidence_query": pd.array(
+                raw[column["query"]].to_numpy(dtype=object) if column["query"] in raw else [None] * len(raw),
+                dtype="string",
+            ),
+            "try_number": (
+                (11 - _numeric(raw, column["tries_left"], path, integer=True)).astype("Int16").array
+                if column["tries_left"] in raw
+                else pd.array([pd.NA] * len(raw), dtype="Int16")
+            ),
+            "hit": hits.astype("int16"),
+        }
+    )
+    shown = np.full(len(raw), np.nan)
+    for label_column, mapping in (("politifact_label", _PF_LABEL_VALUE), ("abc_label", _ABC_LABEL_VALUE)):
+        if label_column in raw:
+            labels = raw[label_column].map(_strip_or_none).str.lower().str.replace("_", "-")
+            mapped = labels.map(mapping).to_numpy(dtype=float, na_value=np.nan)
+            shown = np.where(np.isnan(shown), mapped, shown)
+    named = np.array([lv[1] if lv is not None else np.nan for lv in levels], dtype=float)
+    mismatch = ~np.isnan(named) & ~np.isnan(shown) & (shown != named)
+    judgments["shown_level_mismatch"] = mismatch
+    if mismatch.any():
+        _decide(
+            decisions,
+            f"{int(mismatch.sum())} row(s) whose label column names another level than their name_unique, flagged "
+            "in shown_level_mismatch",
+            warn=True,
+        )
+    judgments["_line"] = raw["_line"].to_numpy()
+    validate_judgments(judgments, scale=scale, items=("overall_truthfulness",), path=path)
+    judgments = judgments.drop(columns="_line")
+    statements = _sigir_statements(raw, judgments, levels, path, metadata, decisions, scale)
+    workers = _sigir_workers(raw, judgments, prefix, path, decisions)
+    return CrowdData(
+        judgments=judgments,
+        statements=statements,
+        workers=workers,
+        items=("overall_truthfulness",),
+        decisions=decisions,
+        source=path,
+        source_columns=raw.shape[1] - 1,
+        scale=scale,
+    )
+
+
+def _sigir_metadata_folder(path: str, metadata: str | PathLike[str] | bool | None) -> Path | None:
+    if metadata is False:
+        return None
+    if metadata not in (None, True):
+        return Path(metadata)  # type: ignore[arg-type]
+    if path != "<DataFrame>":
+        for folder in (Path(path).parent, Path(path).parent.parent):
+            if (folder / "Politifact.csv").is_file() and (folder / "ABC.csv").is_file():
+                return folder
+    from truth_crowd.released_data import find_data_file
+
+    found = find_data_file("SIGIR2020/Politifact.csv")
+    return found.parent if found is not None and (found.parent / "ABC.csv").is_file() else None
+
+
+def _sigir_statements(
+    raw: pd.DataFrame,
+    judgments: pd.DataFrame,
+    levels: list[tuple[str, int, int, str] | None],
+    path: str,
+    metadata: str | PathLike[str] | bool | None,
+    decisions: list[str],
+    scale: Scale,
+) -> pd.DataFrame:
+    """One row per statement (name_unique, plus HIGH/LOW): the expert level from the name (`gt_norm` on the crowd's
+    scale range), the crowd file's text and ids, joined to the SIGIR 2020 metadata when found."""
+    frame = pd.DataFrame(
+        {
+            "statement_id": judgments["statement_id"].to_numpy(),
+            "source_id": raw["statement_id"].map(_strip_or_none).to_numpy(dtype=object),
+            "text": raw["statement"].to_numpy(dtype=object) if "statement" in raw else None,
+            "speaker": raw["speaker"].to_numpy(dtype=object) if "speaker" in raw else None,
+            "date": raw["year"].to_numpy(dtype=object) if "year" in raw else None,
+        }
+    )
+    grouped = frame.groupby("statement_id", sort=True)
+    out = grouped.agg({"source_id": _mode, "text": _mode, "speaker": _mode, "date": _mode})
+    out["n_judgments"] = grouped.size()
+    info = dict(zip(judgments["statement_id"], levels, strict=True))
+    out["dataset"] = pd.Categorical(
+        [info[s][0] if info[s] else "gold" for s in out.index], categories=["politifact", "abc", "gold"]
+    )
+    out["party"] = [info[s][3] if info[s] else None for s in out.index]
+    out["gt_value"] = pd.array([info[s][1] if info[s] else pd.NA for s in out.index], dtype="Int8")
+    out["gt_scale"] = pd.array([info[s][2] if info[s] else pd.NA for s in out.index], dtype="Int8")
+    out["gt_label"] = [
+        (_PF_LABELS if info[s][0] == "politifact" else _ABC_LABELS)[info[s][1]] if info[s] else None for s in out.index
+    ]
+    low, high = (scale.low, scale.high) if scale.discrete and not scale.nominal else (np.nan, np.nan)
+    out["gt_norm"] = gt_norm(
+        out["gt_value"].to_numpy(dtype=float, na_value=np.nan),
+        out["gt_scale"].to_numpy(dtype=float, na_value=np.nan),
+        low=low,
+        high=high,
+    )
+    out["verdict"] = None
+    out["broken"] = False
+    folder = _sigir_metadata_folder(path, metadata)
+    if folder is None:
+        _decide(
+            decisions,
+            "SIGIR 2020 metadata (Politifact.csv, ABC.csv) not found: statements keep the crowd "
+            "file's text; expert levels come from name_unique",
+        )
+    else:
+        meta = load_sigir2020(folder).set_index("source_id")
+        real = out["dataset"] != "gold"
+        joined = meta.reindex(out.loc[real, "source_id"])
+        matched = joined["gt_value"].notna().to_numpy()
+        agree = matched & (
+            joined["gt_value"].to_numpy(dtype=float, na_value=np.nan)
+            == out.loc[real, "gt_value"].to_numpy(dtype=float, na_value=np.nan)
+        )
+        out.loc[real, "metadata_text"] = joined["text"].to_numpy(dtype=object)
+        out.loc[real, "verdict"] = joined["verdict"].to_numpy(dtype=object)
+        out.loc[real, "metadata_agrees"] = agree
+        _decide(
+            decisions,
+            f"joined to the SIGIR 2020 metadata in {folder}: {int(matched.sum())} of {int(real.sum())} statements "
+            f"matched by statement_id, {int(agree.sum())} with the same expert level as their name_unique",
+            warn=int(agree.sum()) < int(real.sum()),
+        )
+    out.index.name = "statement_id"
+    return out
+
+
+def _sigir_workers(
+    raw: pd.DataFrame, judgments: pd.DataFrame, prefix: str, path: str, decisions: list[str]
+) -> pd.DataFrame:
+    """One row per worker (coder): background answers, CRT answers and score, try number."""
+    table = pd.DataFrame({"worker_id": judgments["worker_id"].to_numpy()})
+    table["try_number"] = judgments["try_number"].array
+    for name in _SIGIR_BACKGROUND:
+        if f"{prefix}_{name}" in raw:
+            table[f"{name}_answer"] = raw[f"{prefix}_{name}"].to_numpy(dtype=object)
+    if all(f"{prefix}_{c}" in raw for c, _ in _SIGIR_CRT):
+        crt = np.zeros(len(raw))
+        for name, correct in _SIGIR_CRT:
+            values = _numeric(raw, f"{prefix}_{name}", path).to_numpy()
+            table[f"crt_{name}"] = values
+            crt += values == correct
+        table["crt_score"] = crt.astype(np.int8)
+    constant = [c for c in table.columns if c != "worker_id"]
+    grouped = table.groupby("worker_id", sort=False)
+    varying = [c for c in constant if (grouped[c].nunique(dropna=False) > 1).any()]
+    if varying:
+        _decide(
+            decisions,
+            f"worker-level column(s) differ between a worker's rows: {', '.join(varying)} (first row kept)",
+            warn=True,
+        )
+    workers = grouped[constant].first()
+    workers.insert(0, "n_judgments", grouped.size())
+    workers = workers.loc[sorted(workers.index, key=lambda w: (len(w), w))]
+    workers.index.name = "worker_id"
+    return workers
+
+
 def load_csv(
     source: Source,
     *,
@@ -624,7 +1142,7 @@ def load_csv(
     """
     if layout not in ("long", "wide"):
         raise ValueError(f"layout must be 'long' or 'wide', got {layout!r}")
-    return _load_table(read_csv_records(source), _source_name(source), layout, columns, items, scale)
+    return _load_table(_read_records(source), _source_name(source), layout, columns, items, scale)
 
 
 def read_parquet_records(source: str | PathLike[str]) -> pd.DataFrame:
@@ -681,16 +1199,24 @@ def load_parquet(
 
 
 def load_table(
-    source: str | PathLike[str],
+    source: str | PathLike[str] | pd.DataFrame,
     *,
-    layout: Literal["long", "wide"] = "long",
+    layout: Literal["long", "wide", "sigir2020"] = "long",
     columns: Mapping[str, str] | None = None,
     items: Sequence[str] | None = None,
-    scale: Scale = LIKERT5,
+    scale: Scale | None = None,
+    duplicate_units: Literal["first", "separate", "refuse"] = "first",
 ) -> CrowdData:
-    """`load_parquet` for `.parquet`/`.pq` files, `load_csv` otherwise."""
-    loader = load_parquet if Path(source).suffix.lower() in (".parquet", ".pq") else load_csv
-    return loader(source, layout=layout, columns=columns, items=items, scale=scale)
+    """`load_parquet` for `.parquet`/`.pq` files, `load_csv` otherwise (a DataFrame as well as a path);
+    `layout="sigir2020"` is `load_sigir2020_crowd` (its scale from the file's `S3_`/`S6_`/`S100_` prefix)."""
+    if layout == "sigir2020":
+        if columns:
+            raise ValueError("columns= does not apply to layout='sigir2020' (its columns are fixed)")
+        return load_sigir2020_crowd(source, scale=scale, duplicate_units=duplicate_units)
+    scale = LIKERT5 if scale is None else scale
+    parquet = not isinstance(source, pd.DataFrame) and Path(source).suffix.lower() in (".parquet", ".pq")
+    loader = load_parquet if parquet else load_csv
+    return loader(source, layout=layout, columns=columns, items=items, scale=scale)  # type: ignore[arg-type]
 
 
 def _load_table(
@@ -702,11 +1228,28 @@ def _load_table(
     scale: Scale,
 ) -> CrowdData:
     """Shared body of the generic loaders: `raw` has the file's columns (strings or numbers) and `_line`."""
-    rename = {theirs: ours for ours, theirs in (columns or {}).items()}
-    for theirs in rename:
+    rename: dict[str, str] = {}
+    for ours, theirs in (columns or {}).items():
+        if theirs in rename:
+            raise InputError(
+                f"column mapping collision: {rename[theirs]!r} and {ours!r} both map to the file's column {theirs!r}",
+                path=path,
+                line=1,
+                field=theirs,
+            )
+        rename[theirs] = ours
+    for theirs, ours in rename.items():
         if theirs not in raw.columns:
             raise InputError(
                 f"column {theirs!r} named in the column mapping is not in the file", path=path, line=1, field=theirs
+            )
+        if ours != theirs and ours in raw.columns and ours not in rename:
+            raise InputError(
+                f"column mapping collision: {ours}={theirs} renames {theirs!r} to {ours!r}, but the file already has "
+                f"a column {ours!r} (map that one to another name too, or drop it first)",
+                path=path,
+                line=1,
+                field=ours,
             )
     raw = raw.rename(columns=rename)
     optional = ("position", "time_elapsed_s", "evidence_url", "try_number", "dataset")
@@ -783,8 +1326,7 @@ def _load_table(
     judgments["is_gold"] = False
     for item in item_names:
         judgments[item] = pd.array(judgments[item].to_numpy(dtype=float, na_value=np.nan), dtype="Float64")
-        if all(float(v).is_integer() for v in scale.values):
-            judgments[item] = judgments[item].astype("Int8")
+        judgments[item] = judgments[item].astype(scale.dtype)
     validate_judgments(judgments, scale=scale, items=item_names, path=path)
     judgments = judgments.drop(columns="_line").reset_index(drop=True)
     statements = judgments.groupby("statement_id").agg(dataset=("dataset", "first"), n_judgments=("worker_id", "size"))
@@ -799,6 +1341,7 @@ def _load_table(
         decisions=decisions,
         source=path,
         source_columns=raw.shape[1] - 1,
+        scale=scale,
     )
 
 

@@ -371,13 +371,20 @@ class PhiResult:
 
 def _problem(
     ratings: np.ndarray | pd.DataFrame | Sequence[Sequence[float]],
-    limits: tuple[float, float],
+    limits: tuple[float, float] | None,
     gold: Sequence[float] | np.ndarray | None,
 ) -> _Problem:
-    """Validate ratings `[n_items, n_cols]` (and `gold [n_items]`) and rescale them as the reference does."""
+    """Validate ratings `[n_items, n_cols]` (and `gold [n_items]`) and rescale them as the reference does.
+
+    `limits=None` takes the lowest and highest rating present (pass the scale's ends when they may be unused)."""
     matrix = np.asarray(ratings, dtype=float)
     if matrix.ndim != 2 or matrix.shape[0] < 1 or matrix.shape[1] < 2:
         raise ValueError(f"ratings must be a 2-D [n_items, n_cols] array with >= 2 columns, got {matrix.shape}")
+    if limits is None:
+        present = matrix[np.isfinite(matrix)]
+        if present.size == 0 or present.min() == present.max():
+            raise ValueError("limits=None needs ratings with two or more distinct values; pass the scale's limits")
+        limits = (float(present.min()), float(present.max()))
     gold_y = None
     if gold is not None:
         gold_x = np.asarray(gold, dtype=float)
@@ -492,7 +499,7 @@ def _mle_result(
 def phi_agreement(
     ratings: np.ndarray | pd.DataFrame | Sequence[Sequence[float]],
     *,
-    limits: tuple[float, float] = (-2.0, 2.0),
+    limits: tuple[float, float] | None = None,
     method: str = "mcmc",
     n_samples: int = 1000,
     n_burn: int = 1000,
@@ -529,7 +536,7 @@ def phi_by_item(
     items: Sequence[str],
     *,
     by: str | None = "dataset",
-    limits: tuple[float, float] = (-2.0, 2.0),
+    limits: tuple[float, float] | None = None,
     method: str = "mcmc",
     n_samples: int = 1000,
     n_burn: int = 1000,
@@ -542,8 +549,15 @@ def phi_by_item(
     Columns `item, group, method, phi, low, high, tau, phi_mle, rhat, n_items`; `judgments` is the wide table (one
     row per worker × statement). With `method="mcmc"` all (item, group) fits share one vectorised sampler run, so a
     row's draws depend on the seed and on the other rows of the call. `n_resamples` is the bootstrap of `"mle"`.
+    `limits=None`: the lowest and highest answer over all `items` (pass the data's scale ends, as the CLI does).
     """
     _check_options(method, n_resamples, 0.95)
+    if limits is None:
+        present = judgments[list(items)].to_numpy(dtype=float, na_value=np.nan)
+        present = present[np.isfinite(present)]
+        if present.size == 0 or present.min() == present.max():
+            raise ValueError("limits=None needs answers with two or more distinct values; pass the scale's limits")
+        limits = (float(present.min()), float(present.max()))
     groups: list[tuple[str, pd.DataFrame]] = [("ALL", judgments)]
     if by is not None:
         if by not in judgments.columns:

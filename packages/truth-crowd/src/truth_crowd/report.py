@@ -24,6 +24,7 @@ from repro_core.report import new_figure, save_figure
 from truth_crowd.agreement import alpha_by_item
 from truth_crowd.analyses import (
     correlation_matrix,
+    crowd_expert_agreement,
     dimension_correlations,
     dimension_factors,
     dimension_pca,
@@ -76,7 +77,7 @@ def _figure_levels(data: CrowdData, out: Path) -> Path:
         axes.set_xticks(range(1, len(levels) + 1), [str(lv) for lv in levels])  # works on matplotlib 3.7+
         axes.set_title(f"{dataset}: mean OT per statement")
         axes.set_xlabel("expert level")
-        axes.set_ylabel("crowd mean (-2..+2)")
+        axes.set_ylabel(f"crowd mean ({data.scale.low:g}..{data.scale.high:g})")
     return save_figure(figure, out / "levels.png")
 
 
@@ -139,17 +140,19 @@ def _figure_crt(quality: pd.DataFrame, out: Path) -> Path:
 
 
 def check_report_input(data: CrowdData) -> None:
-    """Refuse data the report cannot use, before any work: it needs the seven dimensions and overall truthfulness,
-    the experts' labels (IPM2021 or simulated data), statements judged by two or more workers (agreement) and
-    more statements than dimensions (PCA, factor analysis)."""
+    """Refuse data the report cannot use, before any work: it needs overall truthfulness on a bounded numeric
+    scale, the experts' labels (IPM2021, SIGIR 2020 or simulated data), statements judged by two or more workers
+    (agreement) and, when the data has the seven dimensions, more complete statements than dimensions (PCA, factor
+    analysis). Data without the dimensions (a SIGIR 2020 file) gets the report without the dimension sections."""
     where = {"path": data.source, "line": 1 if data.source else None}
-    missing = [c for c in ("overall_truthfulness", *DIMENSIONS) if c not in data.judgments.columns]
-    if missing:
+    if "overall_truthfulness" not in data.judgments.columns:
         raise InputError(
-            f"the report needs the items {', '.join(map(repr, missing))}, which the data lacks",
-            field=missing[0],
+            "the report needs the item 'overall_truthfulness', which the data lacks",
+            field="overall_truthfulness",
             **where,
         )
+    if data.scale.magnitude_estimation or data.scale.nominal:
+        raise InputError(f"the report needs a bounded numeric scale, not {data.scale.describe()}", **where)
     if "gt_value" not in data.statements.columns or "gt_norm" not in data.statements.columns:
         raise InputError(
             "the report compares the crowd with the experts, but the data has no expert labels: use --format "
@@ -168,7 +171,41 @@ def check_report_input(data: CrowdData) -> None:
             path=data.source,
             field="worker_id",
         )
-    require_complete_rows(judgments, DIMENSIONS, path=data.source)
+    if _has_dimensions(data):
+        require_complete_rows(judgments, DIMENSIONS, path=data.source)
+
+
+def _has_dimensions(data: CrowdData) -> bool:
+    return all(d in data.judgments.columns for d in DIMENSIONS)
+
+
+def _dimension_section(
+    components: pd.DataFrame, components_j: pd.DataFrame, factors: pd.DataFrame, factor_loadings: pd.DataFrame
+) -> list[str]:
+    """The report's dimension-structure section: correlations, PCA at statement and judgment level, factors."""
+    return [
+        "## Dimension structure",
+        "",
+        "Pearson correlations of statement means (all pairs in `correlations_statement.csv`; judgment level in"
+        " `correlations_judgment.csv`):",
+        "",
+        "![correlations](correlations.png)",
+        "",
+        "PCA of the seven dimensions (statement means, standardised):",
+        "",
+        markdown_frame(components),
+        "",
+        "PCA of the seven dimensions (individual judgments, standardised; loadings in `pca_judgment_loadings.csv`):",
+        "",
+        markdown_frame(components_j),
+        "",
+        "Factor analysis of the seven dimensions (statement means; maximum likelihood, 2 factors, varimax):",
+        "",
+        markdown_frame(factor_loadings.reset_index(names="item")),
+        "",
+        markdown_frame(factors),
+        "",
+    ]
 
 
 def write_report(
@@ -187,7 +224,10 @@ def write_report(
     tables: dict[str, pd.DataFrame] = {}
     has_time = "time_elapsed_s" in data.judgments.columns and data.judgments["time_elapsed_s"].notna().any()
     has_experts = "gt_value" in real.statements.columns and (real.statements["dataset"] == "politifact").any()
-    run_classify = has_experts and has_module("sklearn")
+    has_dims = _has_dimensions(data)
+    run_classify = has_experts and has_dims and has_module("sklearn")
+    scale = data.scale
+    limits = (float(scale.low), float(scale.high))
     stages = ["alpha", "phi", *(["phi_mle"] if n_resamples > 0 else []), "crowd vs experts", "dimensions"]
     stages += ["background", "aggregators", *(["classify"] if run_classify else [])]
     stages += [*(["learning"] if has_time else []), "figures", "writing"]
@@ -204,33 +244,45 @@ def write_report(
 
         stage("alpha")
         counts = design_counts(data)
-        alpha = alpha_by_item(real.judgments, items, levels=("interval", "ordinal"))
+        alpha = alpha_by_item(
+            real.judgments, items, levels=("interval", "ordinal", "nominal"), value_domain=scale.domain
+        )
         stage("phi")
-        phi = phi_by_item(real.judgments, items, n_samples=phi_samples, n_burn=phi_samples, seed=seed)  # mean, HPD
+        phi = phi_by_item(
+            real.judgments, items, limits=limits, n_samples=phi_samples, n_burn=phi_samples, seed=seed
+        )  # posterior mean, HPD
         tables["alpha"], tables["phi"] = alpha, phi
         if n_resamples > 0:
             stage("phi_mle")
-            tables["phi_mle"] = phi_by_item(real.judgments, items, method="mle", n_resamples=n_resamples, seed=seed)
+            tables["phi_mle"] = phi_by_item(
+                real.judgments, items, limits=limits, method="mle", n_resamples=n_resamples, seed=seed
+            )
         stage("crowd vs experts")
         ext = external_agreement(real)
         for name, table in ext.tables().items():
             tables[f"external_{name}"] = table
         merged = external_agreement(real, merge="012|345")
         tables["external_merged_adjacent"] = merged.adjacent
+        crowd_experts = crowd_expert_agreement(real)
+        tables["crowd_expert_agreement"] = crowd_experts
         stage("dimensions")
-        corr_j = dimension_correlations(real.judgments, items, level="judgment")
-        corr_s = dimension_correlations(real.judgments, items, level="statement")
-        tables["correlations_judgment"], tables["correlations_statement"] = corr_j, corr_s
-        components, loadings = dimension_pca(real.judgments)
-        tables["pca"], tables["pca_loadings"] = components, loadings.reset_index(names="item")
-        factors, factor_loadings = dimension_factors(real.judgments)
+        if has_dims:
+            corr_j = dimension_correlations(real.judgments, items, level="judgment")
+            corr_s = dimension_correlations(real.judgments, items, level="statement")
+            tables["correlations_judgment"], tables["correlations_statement"] = corr_j, corr_s
+            components, loadings = dimension_pca(real.judgments)
+            tables["pca"], tables["pca_loadings"] = components, loadings.reset_index(names="item")
+            components_j, loadings_j = dimension_pca(real.judgments, level="judgment")
+            tables["pca_judgment"] = components_j
+            tables["pca_judgment_loadings"] = loadings_j.reset_index(names="item")
+            factors, factor_loadings = dimension_factors(real.judgments)
+            tables["factors"], tables["factor_loadings"] = factors, factor_loadings.reset_index(names="item")
         sources = evidence_sources(real.judgments) if "evidence_url" in real.judgments.columns else None
         if sources is not None:
             tables["evidence_sources"] = sources
-        tables["factors"], tables["factor_loadings"] = factors, factor_loadings.reset_index(names="item")
         stage("background")
         background = None
-        if "crt_score" in real.workers.columns:
+        if "crt_score" in real.workers.columns and "gt_norm" in real.statements.columns:
             background = worker_background(real)
             tables["background_tests"], tables["background_groups"] = background.tests, background.groups
         stage("aggregators")
@@ -250,11 +302,9 @@ def write_report(
                 tables[f"learning_{name}"] = table
         stage("figures")
         out.mkdir(parents=True, exist_ok=True)
-        figures = [
-            _figure_levels(real, out),
-            _figure_heatmap(correlation_matrix(corr_s), out),
-            _figure_agreement(alpha, phi, out),
-        ]
+        figures = [_figure_levels(real, out), _figure_agreement(alpha, phi, out)]
+        if has_dims:
+            figures.insert(1, _figure_heatmap(correlation_matrix(corr_s), out))
         if background is not None:
             figures.append(_figure_crt(background.quality, out))
         if has_time:
@@ -275,7 +325,8 @@ def write_report(
         "",
         "## Internal agreement",
         "",
-        "Krippendorff's alpha (interval, ordinal) and Φ (Checco et al.'s Beta model by Metropolis MCMC: Φ at the"
+        f"Answers on {scale.describe()}. Krippendorff's alpha (interval, ordinal, nominal) and Φ (Checco et al.'s"
+        " Beta model by Metropolis MCMC: Φ at the"
         " posterior mean of τ with the 95% HPD interval, as the reference reports; `phi_mle` is the maximum-likelihood"
         " Φ" + (f", with a {n_resamples}-resample item bootstrap in `phi_mle.csv`" if n_resamples > 0 else "") + ").",
         "",
@@ -318,26 +369,19 @@ def write_report(
         "",
         markdown_frame(merged.adjacent),
         "",
+        "Crowd and experts as two coders: the mean of overall truthfulness per statement mapped linearly onto the"
+        " expert's k levels and rounded; Krippendorff's alpha (interval, ordinal; `unrounded`: the mapped mean) and"
+        " Cohen's kappa weighted linearly and quadratically over the k levels; `exact`: share of equal levels:",
+        "",
+        markdown_frame(crowd_experts),
+        "",
         "![levels](levels.png)",
         "",
-        "## Dimension structure",
-        "",
-        "Pearson correlations of statement means (all pairs in `correlations_statement.csv`; judgment level in"
-        " `correlations_judgment.csv`):",
-        "",
-        "![correlations](correlations.png)",
-        "",
-        "PCA of the seven dimensions (statement means, standardised):",
-        "",
-        markdown_frame(components),
-        "",
-        "Factor analysis of the seven dimensions (statement means; maximum likelihood, 2 factors, varimax):",
-        "",
-        markdown_frame(factor_loadings.reset_index(names="item")),
-        "",
-        markdown_frame(factors),
-        "",
     ]
+    if has_dims:
+        md += _dimension_section(components, components_j, factors, factor_loadings)
+    else:
+        md += ["## Dimension structure", "", "Not computed: the data has no dimension items (one judgment scale).", ""]
     if sources is not None and len(sources):
         md += [
             "## Evidence sources",

@@ -6,8 +6,11 @@ differ in reliability. When the project data is found (`$REPRO_SHARED_DATA` or `
 repository) it also loads the released IPM2021 file and compares every design count (the study design the paper
 describes, counted in the authors' released file) with ours, and reports Krippendorff's alpha and Phi of overall
 truthfulness, Spearman rho and AUC against the experts, and the MixedLM learning slope (*measured*: compare them
-with the paper's agreement and crowd-vs-expert results). Without the data those rows say *needs data* and how to
-get it (`HOW_TO_GET_DATA`). About 3 s in all.
+with the paper's agreement and crowd-vs-expert results); the SIGIR 2020 six-level crowd file (`S6.csv`), when
+present, adds its design counts, alpha and crowd-vs-expert rows through `load_sigir2020_crowd`. Files are found by
+`truth_crowd.released_data.find_data_file` (`$REPRO_SHARED_DATA`, the copy `truth-crowd data fetch` downloaded, or
+`../shared/data`). Without them every real-data row says *needs data* and how to get it (`HOW_TO_GET_DATA`, the one
+place for that message). About 10 s in all.
 """
 
 from __future__ import annotations
@@ -22,21 +25,17 @@ from truth_crowd.aggregation import DawidSkene, majority_vote
 from truth_crowd.agreement import alpha_by_item
 from truth_crowd.analyses import external_agreement, learning_curve
 from truth_crowd.describe import design_counts
-from truth_crowd.io import find_shared_data, load_ipm2021
+from truth_crowd.io import load_ipm2021, load_sigir2020_crowd
 from truth_crowd.phi import phi_by_item
+from truth_crowd.released_data import HOW_TO_GET_DATA, find_data_file
 from truth_crowd.simulate import simulate_answers, simulate_crowd
 
-__all__ = ["DESIGN_CLAIMS", "HOW_TO_GET_DATA", "quick"]
+__all__ = ["DESIGN_CLAIMS", "HOW_TO_GET_DATA", "MEASURED_CLAIMS", "SIGIR2020_CLAIMS", "quick"]
 
 logger = logging.getLogger(__name__)
 
-#: How a user gets the real data, said once: every row that needs it points here (a future `truth-crowd data
-#: fetch` command replaces this text only).
-HOW_TO_GET_DATA = (
-    "download IPM2021/multidimensional.csv from the authors' release "
-    "(https://github.com/KevinRoitero/crowdsourcingTruthfulness) and set REPRO_SHARED_DATA to a folder holding it "
-    "as truth-crowd/IPM2021/multidimensional.csv"
-)
+# HOW_TO_GET_DATA (imported above from truth_crowd.released_data, where the loaders use it too) is how a user gets
+# the real data, said once: every row that needs it points there.
 _PAPER = "Soprano et al. 2021 (arXiv 2108.01222)"
 _DESIGN = f"the study design of {_PAPER}, counted in the authors' released file (commit 7fbe9e7)"
 #: (claim, key into design_counts (a path for nested entries), expected count): the paper's design (180 statements,
@@ -123,20 +122,123 @@ def _simulated_claims(seed: int) -> list[ClaimResult]:
     return results
 
 
-def _real_claims() -> list[ClaimResult]:
-    shared = find_shared_data()
-    path = None if shared is None else shared / "truth-crowd" / "IPM2021" / "multidimensional.csv"
-    if path is None or not path.is_file():
-        return [
-            ClaimResult.needs_data(
-                claim,
-                metric="count",
-                paper_value=value,
-                note="real data not found (not shipped with the package: licence)",
-                how_to_get=HOW_TO_GET_DATA,
+#: (claim, metric) of the rows measured on the IPM2021 file (no paper value to compare with automatically).
+MEASURED_CLAIMS: tuple[tuple[str, str], ...] = (
+    *(
+        (f"Krippendorff's alpha ({level}) of overall truthfulness, {group}, canonical filter", "alpha")
+        for level in ("interval", "ordinal")
+        for group in ("politifact", "abc", "ALL")
+    ),
+    *(
+        (f"Phi (posterior mean, Metropolis) of overall truthfulness, {group}, canonical filter", "Phi")
+        for group in ("politifact", "abc", "ALL")
+    ),
+    *(
+        (f"Spearman rho, mean-aggregated overall truthfulness vs expert level, {d}", "Spearman rho")
+        for d in ("politifact", "abc")
+    ),
+    ("AUC of mean overall truthfulness, politifact 012|345", "AUC"),
+    ("AUC of mean overall truthfulness, abc positive|rest", "AUC"),
+    ("learning effect: MixedLM slope of time per statement on position (s per position)", "seconds"),
+)
+_SIGIR = "the SIGIR 2020 study (Roitero et al. 2020: the same 180 statements, six-level scale S6)"
+#: (claim, metric, paper value or None) of the SIGIR 2020 S6 rows.
+SIGIR2020_CLAIMS: tuple[tuple[str, str, int | None], ...] = (
+    ("SIGIR 2020 S6: real statements (PolitiFact + ABC)", "count", 180),
+    ("SIGIR 2020 S6: workers (HITs)", "count", None),
+    ("SIGIR 2020 S6: real / gold judgments", "count", None),
+    ("SIGIR 2020 S6: statements with 10 judgments", "count", None),
+    *(
+        (f"SIGIR 2020 S6: Krippendorff's alpha (interval) of the truth level, {g}", "alpha", None)
+        for g in ("politifact", "abc", "ALL")
+    ),
+    *(
+        (f"SIGIR 2020 S6: Spearman rho, mean truth level vs expert level, {d}", "Spearman rho", None)
+        for d in ("politifact", "abc")
+    ),
+)
+
+
+def _needs_data(claims: list[tuple[str, str, object]], what: str) -> list[ClaimResult]:
+    return [
+        ClaimResult.needs_data(
+            claim,
+            metric=metric,
+            paper_value=value,  # type: ignore[arg-type]
+            note=f"{what} not found (not shipped with the package: licence)",
+            how_to_get=HOW_TO_GET_DATA,
+        )
+        for claim, metric, value in claims
+    ]
+
+
+def _sigir_claims() -> list[ClaimResult]:
+    """Design counts, alpha and crowd-vs-expert correlations of the SIGIR 2020 S6 file, via the new loader."""
+    path = find_data_file("SIGIR2020/crowd/S6.csv")
+    if path is None:
+        return _needs_data(list(SIGIR2020_CLAIMS), "SIGIR2020/crowd/S6.csv")
+    data = load_sigir2020_crowd(path)
+    counts = design_counts(data)
+    real = data.real()
+    note = f"counted in the released S6.csv of {_SIGIR}, loaded by load_sigir2020_crowd"
+    per_statement = counts["canonical_judgments_per_statement"]
+    results = [
+        ClaimResult(
+            SIGIR2020_CLAIMS[0][0],
+            metric="count",
+            paper_value=180,
+            our_value=counts["statements"],
+            tolerance=0,
+            note=note,
+        ),
+        ClaimResult(SIGIR2020_CLAIMS[1][0], metric="count", our_value=counts["workers"], note=note),
+        ClaimResult(
+            SIGIR2020_CLAIMS[2][0],
+            metric="count",
+            our_value=f"{counts['judgments_real']} / {counts['judgments_gold']}",
+            note=note,
+        ),
+        ClaimResult(
+            SIGIR2020_CLAIMS[3][0],
+            metric="count",
+            our_value=per_statement.get(10, 0),
+            note=f"{note}; the others: " + ", ".join(f"{n} with {k}" for k, n in per_statement.items() if k != 10),
+        ),
+    ]
+    table = alpha_by_item(real.judgments, ["overall_truthfulness"], value_domain=data.scale.domain)
+    for row in table.itertuples():
+        results.append(
+            ClaimResult(
+                f"SIGIR 2020 S6: Krippendorff's alpha (interval) of the truth level, {row.group}",
+                metric="alpha",
+                our_value=round(float(row.alpha), 4),
+                note=f"measured on {_SIGIR}, gold rows dropped; compare with its agreement results",
             )
-            for claim, _, value in DESIGN_CLAIMS
-        ]
+        )
+    ext = external_agreement(real)
+    for row in ext.correlations[ext.correlations["method"] == "spearman"].itertuples():
+        results.append(
+            ClaimResult(
+                f"SIGIR 2020 S6: Spearman rho, mean truth level vs expert level, {row.dataset}",
+                metric="Spearman rho",
+                our_value=round(float(row.r), 4),
+                note=f"{row.n} statements, p = {row.p:.2g}; measured on {_SIGIR}",
+            )
+        )
+    return results
+
+
+def _real_claims() -> list[ClaimResult]:
+    path = find_data_file("IPM2021/multidimensional.csv")
+    if path is None:
+        return (
+            _needs_data(
+                [(claim, "count", value) for claim, _, value in DESIGN_CLAIMS]
+                + [(claim, metric, None) for claim, metric in MEASURED_CLAIMS],
+                "IPM2021/multidimensional.csv",
+            )
+            + _sigir_claims()
+        )
     data = load_ipm2021(path)
     counts = design_counts(data)
     results = [
@@ -197,7 +299,7 @@ def _real_claims() -> list[ClaimResult]:
             "(time falls with position) is the group's claim, the value is ours",
         )
     )
-    return results
+    return results + _sigir_claims()
 
 
 def quick(context: ReproductionContext) -> list[ClaimResult]:
