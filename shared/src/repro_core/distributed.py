@@ -92,10 +92,18 @@ def init_from_env(*, backend: str | None = None, timeout_s: float = 300.0) -> Di
     return context
 
 
-def shutdown() -> None:
-    """Destroy the default process group if one is running."""
+def shutdown(*, wait: bool = True) -> None:
+    """Destroy the default process group if one is running, after every rank has got here (`wait`).
+
+    Why wait: a rank that tears its group down while another is still working closes the rendezvous store under
+    it (rank 0 hosts it), and the slower rank then aborts ("terminate called without an active exception")
+    instead of exiting cleanly; this happened under load on a 2-core machine. Pass `wait=False` on an error path,
+    where the other ranks may never arrive.
+    """
     torch = require("torch", "repro_core.distributed.shutdown")
     if torch.distributed.is_available() and torch.distributed.is_initialized():
+        if wait:
+            torch.distributed.barrier()
         torch.distributed.destroy_process_group()
 
 

@@ -597,9 +597,12 @@ def _train_distributable(args: argparse.Namespace) -> None:
         result = _train_old(args) if args.command == "train-old" else _train_new(args)
         if is_main_process():
             emit(result, as_json=args.json, human=_human_trained)
-    finally:
-        if started_here:  # a caller's own process group stays up
-            shutdown()
+    except BaseException:
+        if started_here:  # the other ranks may never arrive: do not wait for them
+            shutdown(wait=False)
+        raise
+    if started_here:  # a caller's own process group stays up
+        shutdown()
 
 
 def _main(args: argparse.Namespace) -> int:
