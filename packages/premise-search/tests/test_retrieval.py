@@ -14,6 +14,7 @@ from premise_search.docstore import DocStore
 from premise_search.index import index_is_current, load_index, open_index, quantise_rows, read_manifest, save_index
 from premise_search.rerank import FeatureReranker
 from premise_search.retrieval import IndexConfig, SearchEngine, fill_informal, rrf_fuse
+from repro_core.errors import ConfigError
 
 SMALL = IndexConfig()
 
@@ -75,6 +76,45 @@ def test_feature_reranker(small_corpus: list[Declaration]) -> None:
     assert feats[0]["kind"] == 1.0 and feats[1]["kind"] == 0.0 and feats[1]["deprecated"] == 0.0
 
 
+def test_reranker_keeps_how_far_apart_the_retriever_put_its_candidates() -> None:
+    """The prior is the retriever's standardised score: a clear retriever win survives a small feature edge.
+
+    With the old rank prior, first and second place were 0.09 apart whatever their scores, so the second
+    candidate's better query cover (0.35 x 1.0) overturned a retriever score ten times the runner-up's.
+    """
+    clear_win = Declaration("Finset.sum_comm", "theorem", "M", "theorem Finset.sum_comm : swap the sums")
+    covers_query = Declaration("Finset.prod_comm", "theorem", "M", "theorem Finset.prod_comm : sums can be swapped")
+    reranker = FeatureReranker()
+    query = "sums can be swapped"
+    assert [i for i, _ in reranker.rerank(query, [clear_win, covers_query])] == [1, 0]  # no scores: rank prior
+    assert [i for i, _ in reranker.rerank(query, [clear_win, covers_query], [10.0, 1.0])] == [0, 1]
+    # a near tie in the retriever leaves the decision to the features
+    assert [i for i, _ in reranker.rerank(query, [clear_win, covers_query], [1.0, 1.0])] == [1, 0]
+    feats = reranker.features(query, [clear_win, covers_query, covers_query], [3.0, 1.0, 2.0])
+    assert [f["prior"] for f in feats] == pytest.approx([1.2247449, -1.2247449, 0.0])
+    with pytest.raises(ConfigError, match="one per candidate"):
+        reranker.rerank(query, [clear_win], [1.0, 2.0])
+    with pytest.raises(ConfigError, match="finite"):
+        reranker.rerank(query, [clear_win], [float("nan")])
+
+
+def test_search_passes_the_fused_scores_to_the_reranker(engine: SearchEngine) -> None:
+    seen: list[list[float] | None] = []
+
+    class Recording(FeatureReranker):
+        def rerank(self, query, candidates, scores=None):  # type: ignore[no-untyped-def]
+            seen.append(None if scores is None else list(scores))
+            return super().rerank(query, candidates, scores)
+
+    engine.reranker = Recording(tokenizer=engine.tokenizer)
+    try:
+        fused = engine.search("order of an element", k=5)
+        engine.search("order of an element", k=5, rerank=True)
+    finally:
+        engine.reranker = FeatureReranker(tokenizer=engine.tokenizer)
+    assert seen and seen[0] is not None and seen[0][:5] == pytest.approx([h.score for h in fused])
+
+
 def test_dense_channel_is_normalised_and_bridges_english_to_name_words(engine: SearchEngine) -> None:
     vectors = engine.dense_vectors
     assert vectors is not None and vectors.dtype == np.float32
@@ -114,10 +154,12 @@ def test_index_directory_round_trip_and_staleness(
     assert isinstance(loaded.text_bm25.postings_, np.memmap)  # posting lists are memory-mapped, not read
     for q in ("order divides card", "lattice", "group order"):
         for mode in ("bm25", "name", "hybrid"):
-            assert [(h.index, h.score) for h in loaded.search(q, 5, mode=mode, rerank=True)] == [  # type: ignore[arg-type]
-                (h.index, h.score)
-                for h in engine.search(q, 5, mode=mode, rerank=True)  # type: ignore[arg-type]
-            ]
+            ours = loaded.search(q, 5, mode=mode, rerank=True)  # type: ignore[arg-type]
+            theirs = engine.search(q, 5, mode=mode, rerank=True)  # type: ignore[arg-type]
+            assert [h.index for h in ours] == [h.index for h in theirs]
+            # hybrid fuses the int8 dense scores, and the reranker keeps the fused scores' spread
+            atol = 0.01 if mode == "hybrid" else 0.0
+            np.testing.assert_allclose([h.score for h in ours], [h.score for h in theirs], rtol=0, atol=atol)
         # the dense vectors are stored as int8: the same ranking, scores within the quantisation error
         ours = loaded.search(q, 5, mode="dense")
         theirs = engine.search(q, 5, mode="dense")

@@ -96,8 +96,13 @@ class LLMReranker:
         user = f"<Instruct>: {self.instruction}\n<Query>: {query}\n<Document>: {_document(decl, self.max_doc_chars)}"
         return messages(_SYSTEM, user)
 
-    def rerank(self, query: str, candidates: Sequence[Declaration]) -> list[tuple[int, float]]:
-        """(position, score) best first; on an LLM error or an unreadable reply, the retriever's order."""
+    def rerank(
+        self, query: str, candidates: Sequence[Declaration], scores: Sequence[float] | None = None
+    ) -> list[tuple[int, float]]:
+        """(position, score) best first; on an LLM error or an unreadable reply, the retriever's order.
+
+        The retriever's `scores` are not used: the model judges each candidate on its own.
+        """
         n = len(candidates)
         scored = []
         try:

@@ -1,9 +1,13 @@
 """A deterministic feature reranker: re-scores the top candidates of a retriever with cheap Lean-aware features.
 
 The paper reranks with Qwen3-Reranker-8B (P(yes) of a yes/no judgement). Offline we use features that capture
-what that model mostly rewards on Mathlib queries, each in [0, 1]:
+what that model mostly rewards on Mathlib queries, each in [0, 1] but the prior:
 
-- `prior`: the retriever's order, `1 / (1 + rank / 10)` (rank 0-based), so a reranker never loses it entirely;
+- `prior`: the retriever's own score, standardised over the candidates being reranked (z-score; 0 when they
+  all tie), so the reranker keeps how far apart the retriever put them, not only their order. Without scores
+  (a caller that passes none) it is the order, `1 / (1 + rank / 10)` (rank 0-based). Why scores: a rank prior
+  turns a clear first place and a near tie into the same step, so small feature differences overturned clear
+  retriever wins (README, "Reranking");
 - `exact`: the query names the declaration: it is the declaration's full name or last component, or it is not
   a statement (no `=`, `↔`, `≤`, `:`, ...) and contains one of them written as a Lean identifier (with a dot,
   an underscore or an inner capital, or alone in backticks). A plain English word that happens to be a name
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -60,6 +65,20 @@ _THEOREM_KINDS = frozenset({"theorem", "alias"})
 _DEFINITION_KINDS = frozenset({"def", "abbrev", "structure", "class", "inductive", "instance", "opaque"})
 
 
+def _standardised(scores: Sequence[float] | None, n: int) -> list[float] | None:
+    """Retriever scores as z-scores over the candidates (all 0 when they tie), or None without scores."""
+    if scores is None:
+        return None
+    values = [float(x) for x in scores]
+    if len(values) != n:
+        raise ConfigError(f"scores: expected {n} values, one per candidate, got {len(values)}")
+    if not all(math.isfinite(x) for x in values):
+        raise ConfigError("scores: expected finite numbers")
+    mean = sum(values) / n if n else 0.0
+    std = math.sqrt(sum((x - mean) ** 2 for x in values) / n) if n else 0.0
+    return [(x - mean) / std if std > 0 else 0.0 for x in values]
+
+
 def _names_something(word: str) -> bool:
     """Is a query word written as a Lean identifier (`Nat.factorial`, `add_pow`, `orderOf`, `` `slope` ``)?
 
@@ -78,7 +97,9 @@ class Reranker(Protocol):
     @property
     def id(self) -> str: ...
 
-    def rerank(self, query: str, candidates: Sequence[Declaration]) -> list[tuple[int, float]]: ...
+    def rerank(
+        self, query: str, candidates: Sequence[Declaration], scores: Sequence[float] | None = None
+    ) -> list[tuple[int, float]]: ...
 
 
 @dataclass(frozen=True)
@@ -90,7 +111,7 @@ class FeatureWeights:
     name_cover: float = 0.1
     query_cover: float = 0.35
     kind: float = 0.0
-    brevity: float = 0.1
+    brevity: float = 0.0
     deprecated: float = -0.5
 
     def __post_init__(self) -> None:
@@ -110,7 +131,7 @@ class FeatureWeights:
 class FeatureReranker:
     """The default reranker: a fixed linear score over `features()`; deterministic, no model."""
 
-    VERSION = 2
+    VERSION = 3
 
     def __init__(self, weights: FeatureWeights | None = None, tokenizer: LeanTokenizer | None = None) -> None:
         self.weights = weights if weights is not None else FeatureWeights()
@@ -131,8 +152,11 @@ class FeatureReranker:
     def id(self) -> str:
         return f"features-v{self.VERSION}:{self.weights.to_json()}"
 
-    def features(self, query: str, candidates: Sequence[Declaration]) -> list[dict[str, float]]:
-        """One feature dict per candidate, in the given (retriever) order."""
+    def features(
+        self, query: str, candidates: Sequence[Declaration], scores: Sequence[float] | None = None
+    ) -> list[dict[str, float]]:
+        """One feature dict per candidate, in the given (retriever) order; `scores` are the retriever's."""
+        prior = _standardised(scores, len(candidates))
         q_tokens = set(self.tokenizer.tokenize(query))
         whole = query.strip().strip("`")
         # a statement mentions names, it does not ask for them: `klDiv μ ν = 0 ↔ μ = ν` wants a theorem
@@ -155,7 +179,7 @@ class FeatureReranker:
                 kind = 1.0
             out.append(
                 {
-                    "prior": 1.0 / (1.0 + rank / 10.0),
+                    "prior": 1.0 / (1.0 + rank / 10.0) if prior is None else prior[rank],
                     "exact": exact,
                     "name_cover": name_cover,
                     "query_cover": query_cover,
@@ -166,12 +190,14 @@ class FeatureReranker:
             )
         return out
 
-    def rerank(self, query: str, candidates: Sequence[Declaration]) -> list[tuple[int, float]]:
+    def rerank(
+        self, query: str, candidates: Sequence[Declaration], scores: Sequence[float] | None = None
+    ) -> list[tuple[int, float]]:
         """(position in `candidates`, score) pairs sorted by score descending, ties by original position."""
         w = asdict(self.weights)
         scored = [
             (i, sum(w[name] * value for name, value in feats.items()))
-            for i, feats in enumerate(self.features(query, candidates))
+            for i, feats in enumerate(self.features(query, candidates, scores))
         ]
         scored.sort(key=lambda item: (-item[1], item[0]))
         return scored
@@ -213,8 +239,13 @@ class CrossEncoderReranker:
         """The text the cross-encoder reads for a candidate."""
         return f"{semantic_text(decl)}\n{decl.signature}"
 
-    def rerank(self, query: str, candidates: Sequence[Declaration]) -> list[tuple[int, float]]:
-        """(position, score) best first; on a scoring failure, the retriever's order with `(n - i) / n`."""
+    def rerank(
+        self, query: str, candidates: Sequence[Declaration], scores: Sequence[float] | None = None
+    ) -> list[tuple[int, float]]:
+        """(position, score) best first; on a scoring failure, the retriever's order with `(n - i) / n`.
+
+        The retriever's `scores` are not used: the model judges each pair on its own.
+        """
         if not candidates:
             return []
         model = self._load()  # a missing extra is the user's to fix: not swallowed by the fallback below

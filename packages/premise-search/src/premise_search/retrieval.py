@@ -556,7 +556,7 @@ class SearchEngine:
             ]
             if rerank and hits:
                 head = hits[:rerank_depth]
-                order = self.reranker.rerank(q, [h.declaration for h in head])
+                order = self.reranker.rerank(q, [h.declaration for h in head], [h.score for h in head])
                 hits = [Hit(head[pos].index, float(score), head[pos].declaration) for pos, score in order] + hits[
                     rerank_depth:
                 ]
