@@ -706,6 +706,12 @@ def _ipm_workers(
             table[f"q{q}_time_elapsed_s"] = _numeric(raw, f"q_{q}_time_elapsed", path).to_numpy()
         if "tries_amount" in raw:
             table["tries_allowed"] = _numeric(raw, "tries_amount", path, integer=True).to_numpy()
+    return _one_row_per_worker(table, decisions)
+
+
+def _one_row_per_worker(table: pd.DataFrame, decisions: list[str]) -> pd.DataFrame:
+    """Collapse a per-judgment table of worker attributes to one row per worker (first row kept, logged when a
+    worker's rows disagree), with `n_judgments` first and workers in natural order (`w2` before `w10`)."""
     constant = [c for c in table.columns if c not in ("worker_id", "n_judgments")]
     grouped = table.groupby("worker_id", sort=False)
     varying = [c for c in constant if (grouped[c].nunique(dropna=False) > 1).any()]
@@ -717,8 +723,7 @@ def _ipm_workers(
         )
     workers = grouped[constant].first()
     workers.insert(0, "n_judgments", grouped.size())
-    order = sorted(workers.index, key=lambda w: (len(w), w))
-    workers = workers.loc[order]
+    workers = workers.loc[sorted(workers.index, key=lambda w: (len(w), w))]
     workers.index.name = "worker_id"
     return workers
 
@@ -1109,20 +1114,7 @@ def _sigir_workers(
             table[f"crt_{name}"] = values
             crt += values == correct
         table["crt_score"] = crt.astype(np.int8)
-    constant = [c for c in table.columns if c != "worker_id"]
-    grouped = table.groupby("worker_id", sort=False)
-    varying = [c for c in constant if (grouped[c].nunique(dropna=False) > 1).any()]
-    if varying:
-        _decide(
-            decisions,
-            f"worker-level column(s) differ between a worker's rows: {', '.join(varying)} (first row kept)",
-            warn=True,
-        )
-    workers = grouped[constant].first()
-    workers.insert(0, "n_judgments", grouped.size())
-    workers = workers.loc[sorted(workers.index, key=lambda w: (len(w), w))]
-    workers.index.name = "worker_id"
-    return workers
+    return _one_row_per_worker(table, decisions)
 
 
 def load_csv(
