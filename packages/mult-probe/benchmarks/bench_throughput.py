@@ -305,9 +305,7 @@ def main() -> None:
             paired.append(_run_isolated(spec, args.timeout, keep_cache=args.keep_compile_cache))
             print(_paired_table(paired[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
         print(_paired_table(paired))
-        if args.json:
-            with open(args.json, "w", encoding="utf-8") as handle:
-                json.dump(paired, handle, indent=2)
+        _write_json(args.json, paired)
         return
     rows = []
     for config in args.configs:
@@ -326,8 +324,13 @@ def main() -> None:
             rows.append(_run_isolated(spec, args.timeout, keep_cache=args.keep_compile_cache))
             print(_table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
     print(_table(rows))
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
+    _write_json(args.json, rows)
+
+
+def _write_json(path: str | None, rows: list[dict[str, Any]]) -> None:
+    """The measured rows as JSON at `path` (`--json`), if one was given."""
+    if path:
+        with open(path, "w", encoding="utf-8") as handle:
             json.dump(rows, handle, indent=2)
 
 

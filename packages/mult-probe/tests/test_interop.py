@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,17 +36,11 @@ def _has_hooked_transformer() -> bool:
 
 HAS_LENS = _has_hooked_transformer()
 # TransformerLens 3.x announces that 4.0 removes HookedTransformer: the reason the extra pins <4
-pytestmark = pytest.mark.filterwarnings("ignore:HookedTransformer is deprecated:DeprecationWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:HookedTransformer is deprecated:DeprecationWarning"),
+    pytest.mark.usefixtures("one_thread"),
+]
 needs_lens = pytest.mark.skipif(not HAS_LENS, reason="transformer-lens<4 (extra mult-probe[lens]) not installed")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    """One thread: faster for these tiny models on a loaded machine; restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _model(**overrides: object) -> Transformer:

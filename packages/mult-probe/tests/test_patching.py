@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -14,14 +14,7 @@ from mult_probe.model import ModelConfig, Transformer
 from mult_probe.train import TrainConfig, train
 from repro_core.testing import float_tolerance
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    """One thread: faster for these tiny models on a loaded machine; restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 Setup = tuple[Transformer, torch.Tensor, torch.Tensor, Callable[[torch.Tensor], torch.Tensor], int]

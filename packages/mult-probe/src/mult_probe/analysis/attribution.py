@@ -339,14 +339,19 @@ def patch_activation(
     if head is None:
         head_dim = None
     unit = tuple(i for i in (position, head) if i is not None)
+    index = _index(value.ndim, pos_dim, head_dim, unit)
+    return model.run_with_hooks(tokens, [(hook_name, _replacing(index, value))])
+
+
+def _replacing(index: tuple[Any, ...], source: torch.Tensor) -> Callable[[torch.Tensor, Any], torch.Tensor]:
+    """A forward hook that swaps in `source[index]` at `index` of the activation (a copy; the run keeps its own)."""
 
     def replace(act: torch.Tensor, hook: Any) -> torch.Tensor:
-        index = _index(act.ndim, pos_dim, head_dim, unit)
         act = act.clone()
-        act[index] = value[index]
+        act[index] = source[index]
         return act
 
-    return model.run_with_hooks(tokens, [(hook_name, replace)])
+    return replace
 
 
 @torch.no_grad()
@@ -374,15 +379,8 @@ def activation_patching(
         effects = []
         for unit in _units(clean, pos_dim, head_dim):
             index = _index(clean.ndim, pos_dim, head_dim, unit)
-
-            def restore(
-                act: torch.Tensor, hook: Any, index: tuple[Any, ...] = index, clean: torch.Tensor = clean
-            ) -> torch.Tensor:
-                act = act.clone()
-                act[index] = clean[index]
-                return act
-
-            effects.append(float(metric(model.run_with_hooks(corrupted_tokens, [(name, restore)]))) - baseline)
+            patched = model.run_with_hooks(corrupted_tokens, [(name, _replacing(index, clean))])
+            effects.append(float(metric(patched)) - baseline)
         shape = [clean.shape[d] for d in (pos_dim, head_dim) if d is not None]
         rows.append(torch.tensor(effects).view(shape))
     return PatchingResult(names, per, torch.stack(rows), baseline, float(metric(clean_logits)))
