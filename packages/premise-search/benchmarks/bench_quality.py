@@ -10,9 +10,10 @@ hybrid, and hybrid + feature rerank (the default standard mode). Columns:
 - MathlibMPR (69 problems, the English statement as one query): Recall@10(group) and Covered@10.
 
 `--grid` repeats the searches that set the defaults, on the tuning rows only, and prints the chosen point's
-fair-slice scores for reference: the fusion grid (rule zscore/rrf x name weight x dense weight x query-expansion
-weight, best mean reciprocal rank), the reranker grid (feature weights, best MRR among points whose Recall@1 is
-not below the fused retriever's), and the exact-name check (300 seeded random declaration names as queries).
+fair-slice scores for reference: the fusion grid (rule zscore/rrf x the weight of each channel the index has
+beside BM25, `FUSION_GRID` x query-expansion weight, best mean reciprocal rank), the reranker grid (feature
+weights, best MRR among points whose Recall@1 is not below the fused retriever's), and the exact-name check
+(300 seeded random declaration names as queries).
 `--docstring-queries DIR` adds a larger check that no benchmark row feeds: 3,000 documented declarations (seeded,
 none of them a MathlibQR or MathlibMPR target) lose their docstring, an index of all of Mathlib is built without
 those docstrings into DIR (once, about 3 minutes), and the first paragraph of each hidden docstring is the query for
@@ -111,17 +112,22 @@ def evaluate(engine: SearchEngine) -> dict[str, dict[str, Any]]:
     return out
 
 
+#: Weights tried for each channel beside BM25 (weight 1) in the fusion grid.
+FUSION_GRID = {"name": (0, 0.25, 0.5, 1.0), "dense": (0, 0.25, 0.5, 1.0), "semantic": (0.25, 0.5, 1.0, 1.5, 2.0)}
+
+
 def fusion_grid(engine: SearchEngine) -> dict[str, Any]:
-    """Rule x name weight x dense weight x expansion weight on the tuning rows; best by MRR, then Recall@10."""
+    """Rule x each channel's weight x expansion weight on the tuning rows; best by MRR, then Recall@10."""
     queries, targets = tuning_rows(engine)
     original = engine.tokenizer
+    others = [c for c in engine.channels if c != "bm25"]
     points = []
     try:
         for expansion in (0.25, 0.5, 1.0):
             engine.tokenizer = LeanTokenizer(replace(original.config, expansion_weight=expansion))
-            channels = {c: engine._channel(c, queries, engine.candidates) for c in ("bm25", "name", "dense")}
-            for rule, name_w, dense_w in itertools.product(("zscore", "rrf"), (0, 0.25, 0.5, 1.0), (0, 0.25, 0.5, 1.0)):
-                weights = {"bm25": 1.0, "name": name_w, "dense": dense_w}
+            channels = {c: engine._channel(c, queries, engine.candidates) for c in engine.channels}
+            for rule, *chosen in itertools.product(("zscore", "rrf"), *(FUSION_GRID[c] for c in others)):
+                weights = {"bm25": 1.0, **dict(zip(others, chosen, strict=True))}
                 used = [c for c in weights if weights[c] > 0]
                 lists = []
                 for i in range(len(queries)):

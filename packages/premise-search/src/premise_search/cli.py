@@ -113,7 +113,7 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
         "--rerank",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="rerank the top 50 with the feature reranker (default: on)",
+        help="rerank the top 20 with the feature reranker (default: on)",
     )
 
 
@@ -199,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--llm-rerank", action="store_true", help="rerank with the configured LLM (yes/no per candidate) instead"
     )
     search.add_argument(
-        "--rerank-depth", type=positive_int, default=None, help="candidates the reranker sees, >= 1 (default: 50)"
+        "--rerank-depth", type=positive_int, default=None, help="candidates the reranker sees, >= 1 (default: 20)"
     )
     _add_llm_options(search, "for --llm-rerank")
 

@@ -107,11 +107,11 @@ class FeatureWeights:
     """Weights of the reranker's features (see the module docstring)."""
 
     prior: float = 1.0
-    exact: float = 0.5
-    name_cover: float = 0.1
+    exact: float = 1.0
+    name_cover: float = 0.0
     query_cover: float = 0.35
     kind: float = 0.0
-    brevity: float = 0.0
+    brevity: float = 0.1
     deprecated: float = -0.5
 
     def __post_init__(self) -> None:

