@@ -291,3 +291,19 @@ def test_a_project_beside_mathlib_reuses_shipped_vectors_and_encodes_the_rest(de
     assert calls and calls[-1] == len(project)  # only the project's declarations went through the encoder
     np.testing.assert_allclose(vectors[: len(mathlib)], embedder.shipped.vectors(np.arange(3)), atol=1e-6)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+
+
+def test_a_query_vector_depends_on_its_text_only() -> None:
+    """Alone or in a batch, before or after the process changes its thread count: the same bits."""
+    import torch
+
+    queries = ["sum of a geometric series", "x", "the determinant of a product of two square matrices " * 3]
+    alone = MiniLMEmbedder().embed_queries(queries[:1])
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        batched = MiniLMEmbedder().embed_queries(list(reversed(queries)))
+    finally:
+        torch.set_num_threads(threads)
+    np.testing.assert_array_equal(batched[-1], alone[0])
+    assert torch.get_num_threads() == threads  # the one-thread section restores the caller's setting

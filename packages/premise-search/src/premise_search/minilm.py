@@ -280,11 +280,16 @@ class MiniLMEmbedder:
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Projected query vectors. The last `QUERY_CACHE` distinct queries are remembered (reasoning mode and the
-        server repeat them); thread-safe, since the server's threads share one engine."""
+        server repeat them); thread-safe, since the server's threads share one engine.
+
+        Each query is encoded and projected alone, on one thread: its vector is then a function of its text only,
+        bit for bit, whatever batch it came in and whatever thread count the process set (a batch's shape and a
+        thread pool's split change the last bits of a product, and near-ties in the ranking with them).
+        """
         known = {text: self._query_cache.get(text) for text in dict.fromkeys(texts)}
         missing = [text for text, vector in known.items() if vector is None]
         if missing:
-            fresh = self.shipped.project(self.encoder.encode(missing))
+            fresh = [self.shipped.project(self.encoder.encode([text]))[0] for text in missing]
             with self._cache_lock:
                 for text, vector in zip(missing, fresh, strict=True):
                     known[text] = vector
