@@ -19,7 +19,10 @@ none of them a MathlibQR or MathlibMPR target) lose their docstring, an index of
 those docstrings into DIR (once, about 3 minutes), and the first paragraph of each hidden docstring is the query for
 its declaration. Those queries are plain mathematical English about declarations the index knows only by name,
 signature and the offline informaliser's text, like the 73% of Mathlib without a docstring. Nothing is tuned on
-them; they test whether a choice made on 93 tuning rows holds on 3,000 queries.
+them; they test whether a choice made on 93 tuning rows holds on 3,000 queries. The MiniLM query adapter was
+trained on other declarations' docstrings (`scripts/train_query_adapter.py` excludes these 3,000), so for it they
+are queries of its own kind. Where the index has the adapter, a "hybrid+rerank, no query adapter" row is added
+to the tables and to this check.
 `--quantisation` measures what the int8 storage of the dense vectors costs: the dense channel's rankings with
 float32 vectors recomputed from the index against the stored int8 ones.
 
@@ -32,21 +35,21 @@ Without `--index` the default index (all of Mathlib, `open_default_index()`) is 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import random
-import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from premise_search.corpus import Declaration, load_default_corpus
-from premise_search.evaluation import load_mathlib_mpr, load_mathlib_qr, mpr_metrics, qr_metrics
+from premise_search.corpus import load_default_corpus
+from premise_search.evaluation import docstring_queries, load_mathlib_mpr, load_mathlib_qr, mpr_metrics, qr_metrics
 from premise_search.index import load_index, open_default_index, save_index
 from premise_search.rerank import FeatureReranker, FeatureWeights
 from premise_search.retrieval import SearchEngine, _dense_vectors, rrf_fuse, zscore_fuse
@@ -88,28 +91,69 @@ def evaluate(engine: SearchEngine) -> dict[str, dict[str, Any]]:
     fair = [r for r in load_mathlib_qr() if r.fair]
     mpr = load_mathlib_mpr()
     modes = [(c, c, False) for c in engine.channels] + [("hybrid", "hybrid", False), ("hybrid+rerank", "hybrid", True)]
+    if _query_adapter(engine) is not None:
+        modes.append((NO_ADAPTER, "hybrid", True))
     out: dict[str, dict[str, Any]] = {}
     for label, mode, rerank in modes:
-        t0 = time.perf_counter()
-        tune = engine.search_batch(tune_q, 100, mode=mode, rerank=rerank)  # type: ignore[arg-type]
-        ranked = engine.search_batch([r.query for r in fair], 10, mode=mode, rerank=rerank)  # type: ignore[arg-type]
-        scores = qr_metrics([[h.name for h in hits] for hits in ranked], [r.full_name for r in fair], ks=(1, 10))
-        mpr_ranked = engine.search_batch([q.nl_statement for q in mpr], 10, mode=mode, rerank=rerank)  # type: ignore[arg-type]
-        group = mpr_metrics([[h.name for h in hits] for hits in mpr_ranked], mpr, ks=(10,))
-        out[label] = {
-            "tune": rank_row(ranks([[h.index for h in hits] for hits in tune], tune_t)),
-            "fair": {key: float(np.mean(scores[key])) for key in ("nDCG@10", "Recall@1", "Recall@10")},
-            "fair_by_style": {
-                style: {
-                    key: float(np.mean([v for v, r in zip(scores[key], fair, strict=True) if r.style == style]))
-                    for key in ("nDCG@10", "Recall@10")
-                }
-                for style in sorted({r.style for r in fair})
-            },
-            "mpr": {"Recall@10(group)": group["Recall@10(group)"], "Covered@10": group["Covered@10"]},
-            "seconds": time.perf_counter() - t0,
-        }
+        if label == NO_ADAPTER:
+            with without_query_adapter(engine):
+                out[label] = _scores(engine, mode, rerank, tune_q, tune_t, fair, mpr)
+        else:
+            out[label] = _scores(engine, mode, rerank, tune_q, tune_t, fair, mpr)
     return out
+
+
+def _scores(
+    engine: SearchEngine,
+    mode: str,
+    rerank: bool,
+    tune_q: Sequence[str],
+    tune_t: Sequence[int],
+    fair: Sequence[Any],
+    mpr: Sequence[Any],
+) -> dict[str, Any]:
+    """One mode's scores on the tuning rows, the fair slice (overall and by style) and MathlibMPR."""
+    t0 = time.perf_counter()
+    tune = engine.search_batch(tune_q, 100, mode=mode, rerank=rerank)  # type: ignore[arg-type]
+    ranked = engine.search_batch([r.query for r in fair], 10, mode=mode, rerank=rerank)  # type: ignore[arg-type]
+    scores = qr_metrics([[h.name for h in hits] for hits in ranked], [r.full_name for r in fair], ks=(1, 10))
+    mpr_ranked = engine.search_batch([q.nl_statement for q in mpr], 10, mode=mode, rerank=rerank)  # type: ignore[arg-type]
+    group = mpr_metrics([[h.name for h in hits] for hits in mpr_ranked], mpr, ks=(10,))
+    return {
+        "tune": rank_row(ranks([[h.index for h in hits] for hits in tune], tune_t)),
+        "fair": {key: float(np.mean(scores[key])) for key in ("nDCG@10", "Recall@1", "Recall@10")},
+        "fair_by_style": {
+            style: {
+                key: float(np.mean([v for v, r in zip(scores[key], fair, strict=True) if r.style == style]))
+                for key in ("nDCG@10", "Recall@10")
+            }
+            for style in sorted({r.style for r in fair})
+        },
+        "mpr": {"Recall@10(group)": group["Recall@10(group)"], "Covered@10": group["Covered@10"]},
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+#: The default standard mode with every query projected like a document (the query adapter switched off).
+NO_ADAPTER = "hybrid+rerank, no query adapter"
+
+
+def _query_adapter(engine: SearchEngine) -> Any:
+    return getattr(getattr(engine.semantic, "shipped", None), "query_adapter", None)
+
+
+@contextlib.contextmanager
+def without_query_adapter(engine: SearchEngine) -> Iterator[None]:
+    """Switch the MiniLM query adapter off (and forget remembered query vectors) for a comparison row."""
+    shipped = engine.semantic.shipped  # type: ignore[union-attr]
+    adapter = shipped.query_adapter
+    shipped.query_adapter = None
+    engine.semantic.forget_queries()  # type: ignore[union-attr]
+    try:
+        yield
+    finally:
+        shipped.query_adapter = adapter
+        engine.semantic.forget_queries()  # type: ignore[union-attr]
 
 
 #: Weights tried for each channel beside BM25 (weight 1) in the fusion grid.
@@ -183,33 +227,6 @@ def exact_name_check(engine: SearchEngine, n: int = 300, seed: int = 0) -> dict[
     return out
 
 
-#: The docstring-query check: how many queries, and the seed that picks them.
-DOCSTRING_QUERIES, DOCSTRING_SEED = 3000, 20261204
-
-
-def docstring_queries(corpus: Sequence[Declaration]) -> list[tuple[int, str]]:
-    """(corpus row, query) pairs: the first paragraph (5-50 words) of documented declarations' docstrings.
-
-    Excluded: every MathlibQR and MathlibMPR target (so no benchmark row is touched), deprecated and internal
-    declarations, and docstrings that quote Lean code in backticks (a user's English does not).
-    """
-    targets = {r.full_name for r in load_mathlib_qr()}
-    for problem in load_mathlib_mpr():
-        targets.add(problem.main_result)
-        targets.update(doc.split("::")[-1] for group in problem.groups for doc in group.docs)
-    pool = []
-    for row, decl in enumerate(corpus):
-        doc = (decl.docstring or "").strip()
-        if not doc or decl.deprecated or decl.name in targets or "`" in doc or decl.short_name.startswith("_"):
-            continue
-        if decl.kind not in ("theorem", "def", "structure", "class", "abbrev", "inductive"):
-            continue
-        first = re.split(r"\n\s*\n", doc)[0].replace("\n", " ").strip()
-        if 5 <= len(first.split()) <= 50:
-            pool.append((row, first))
-    return random.Random(DOCSTRING_SEED).sample(pool, DOCSTRING_QUERIES)
-
-
 def docstring_check(directory: str) -> dict[str, Any]:
     """Every standard mode on the docstring queries, over all of Mathlib with their docstrings hidden."""
     corpus = load_default_corpus()
@@ -228,6 +245,10 @@ def docstring_check(directory: str) -> dict[str, Any]:
     ):
         hits = engine.search_batch(queries, 100, mode=mode, rerank=rerank)  # type: ignore[arg-type]
         out[label] = rank_row(ranks([[h.index for h in row] for row in hits], targets))
+    if _query_adapter(engine) is not None:
+        with without_query_adapter(engine):
+            hits = engine.search_batch(queries, 100, mode="hybrid", rerank=True)
+        out[NO_ADAPTER] = rank_row(ranks([[h.index for h in row] for row in hits], targets))
     return out
 
 
@@ -340,8 +361,9 @@ def main() -> int:
             f"docstring queries ({check['n_queries']}, docstrings hidden from the index; "
             f"targets in some channel's top {engine.candidates}: {check['coverage']:.3f}):"
         )
-        for label in ("bm25", "hybrid", "hybrid+rerank"):
-            print(f"  {label}: {check[label]}")
+        for label in ("bm25", "hybrid", "hybrid+rerank", NO_ADAPTER):
+            if label in check:
+                print(f"  {label}: {check[label]}")
     return 0
 
 

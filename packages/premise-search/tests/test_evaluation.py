@@ -10,9 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from premise_search.corpus import Declaration
 from premise_search.evaluation import (
     PremiseGroup,
+    benchmark_targets,
     covered_at_k,
+    docstring_pool,
     load_mathlib_mpr,
     load_mathlib_qr,
     load_prop_ids,
@@ -105,3 +108,22 @@ def test_bad_benchmark_file(tmp_path: Path) -> None:
     path.write_text("{oops", encoding="utf-8")
     with pytest.raises(ValueError, match="not valid JSON"):
         load_mathlib_mpr(path)
+
+
+def test_docstring_pool_keeps_plain_first_paragraphs_of_non_targets() -> None:
+    target = sorted(benchmark_targets())[0]
+    doc = "The sum of two even numbers is even.\n\nSee also the odd case."
+    corpus = [
+        Declaration(name="Nat.even_add_even", kind="theorem", docstring=doc),
+        Declaration(name=target, kind="theorem", docstring=doc),  # a benchmark target: never a query
+        Declaration(name="Nat.odd_x", kind="theorem", docstring="Uses `Nat.Odd` in the statement of it."),
+        Declaration(name="Nat.short", kind="theorem", docstring="Too short."),
+        Declaration(name="Nat._private", kind="theorem", docstring=doc),
+        Declaration(name="Nat.inst", kind="instance", docstring=doc),
+    ]
+    assert docstring_pool(corpus) == [(0, "The sum of two even numbers is even.")]
+    assert docstring_pool(corpus, strip_code=True) == [
+        (0, "The sum of two even numbers is even."),
+        (2, "Uses Nat.Odd in the statement of it."),  # backticks removed, kept for the adapter's training
+    ]
+    assert {r.full_name for r in load_mathlib_qr()} <= benchmark_targets()

@@ -24,10 +24,10 @@ from premise_search.embed import (
     semantic_text,
 )
 from premise_search.index import load_index, read_manifest, save_index
-from premise_search.minilm import MathlibVectors, MiniLMEmbedder, MiniLMEncoder, text_hash
+from premise_search.minilm import MathlibVectors, MiniLMEmbedder, MiniLMEncoder, plain_english, text_hash
 from premise_search.rerank import CrossEncoderReranker
 from premise_search.retrieval import IndexConfig, SearchEngine, default_index_config, fill_informal, zscore_fuse
-from repro_core.errors import MissingExtraError
+from repro_core.errors import InputError, MissingExtraError
 
 
 @pytest.fixture(scope="module")
@@ -307,3 +307,50 @@ def test_a_query_vector_depends_on_its_text_only() -> None:
         torch.set_num_threads(threads)
     np.testing.assert_array_equal(batched[-1], alone[0])
     assert torch.get_num_threads() == threads  # the one-thread section restores the caller's setting
+
+
+@pytest.mark.parametrize(
+    ("query", "english"),
+    [
+        ("the sum of a geometric series", True),
+        ("Bézout's identity for integers", True),
+        ("a poset with binary joins and meets", True),
+        ("`f : X ⟶ Y` an iso", False),  # Lean code
+        ("$X \\cong Y$ as schemes", False),  # LaTeX
+        ("Nat.factorial_pos", False),  # a dotted name
+        ("n ≤ m implies n + k ≤ m + k", False),  # Unicode mathematics
+        ("isOpen preimage", False),  # a camelCase identifier
+        ("x_1 plus y", False),
+    ],
+)
+def test_plain_english_tells_english_from_lean_and_latex(query: str, english: bool) -> None:
+    assert plain_english(query) is english
+
+
+def test_plain_english_queries_take_the_query_adapter_and_formal_ones_the_pca_projection() -> None:
+    shipped = MathlibVectors()
+    assert shipped.query_adapter is not None and shipped.query_adapter.shape == shipped.projection.shape
+    assert shipped.meta["query_adapter"]["pairs"] > 10_000  # the trained adapter's record ships beside it
+    encoder = MiniLMEncoder()
+    embedder = MiniLMEmbedder(shipped, encoder)
+    english, lean = "the determinant of a product of matrices", "Matrix.det_mul"
+    vectors = embedder.embed_queries([english, lean])
+    full = encoder.encode([english, lean])
+    np.testing.assert_allclose(vectors[0], embed_module._normalise_rows(full[:1] @ shipped.query_adapter)[0], atol=1e-6)
+    np.testing.assert_allclose(vectors[1], shipped.project(full[1:])[0], atol=1e-6)
+    assert float(vectors[0] @ shipped.project(full[:1])[0]) < 0.999  # the adapter does change an English query
+
+
+def test_vectors_without_an_adapter_project_every_query_like_a_document(tmp_path: Path) -> None:
+    import shutil
+
+    source = MathlibVectors().directory
+    for name in ("meta.json", "projection.npy"):
+        shutil.copy(source / name, tmp_path / name)
+    shipped = MathlibVectors(tmp_path)
+    assert shipped.query_adapter is None
+    full = np.random.default_rng(0).normal(size=(1, 384)).astype(np.float32)
+    np.testing.assert_array_equal(shipped.project_query(full, "plain words"), shipped.project(full))
+    np.save(tmp_path / "query_adapter.npy", np.zeros((384, 7), dtype=np.float32))
+    with pytest.raises(InputError, match="query adapter has shape"):
+        MathlibVectors(tmp_path)

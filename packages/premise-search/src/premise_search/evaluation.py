@@ -20,6 +20,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -28,11 +30,13 @@ from typing import Any
 
 import numpy as np
 
-from premise_search.corpus import read_text
+from premise_search.corpus import Declaration, read_text
 from repro_core.errors import InputError
 from repro_core.metrics import ndcg, recall_at_k
 
 __all__ = [
+    "DOCSTRING_QUERIES",
+    "DOCSTRING_SEED",
     "MPR_KS",
     "QR_KS",
     "QR_STYLES",
@@ -40,7 +44,10 @@ __all__ = [
     "PremiseGroup",
     "QRQuery",
     "benchmark_path",
+    "benchmark_targets",
     "covered_at_k",
+    "docstring_pool",
+    "docstring_queries",
     "group_hits",
     "load_mathlib_mpr",
     "load_mathlib_qr",
@@ -198,6 +205,50 @@ def load_prop_ids(path: str | os.PathLike[str] | None = None) -> list[str]:
     path = Path(path) if path is not None else benchmark_path("MathlibMPR_Prop_ids.txt")
     lines = read_text(path).splitlines()
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+# -- the docstring-query check ----------------------------------------------------------------------------------
+def benchmark_targets() -> set[str]:
+    """Every declaration name a shipped benchmark asks for: MathlibQR targets, MathlibMPR results and premises."""
+    targets = {r.full_name for r in load_mathlib_qr()}
+    for problem in load_mathlib_mpr():
+        targets.add(problem.main_result)
+        targets.update(short_name(doc) for group in problem.groups for doc in group.docs)
+    return targets
+
+
+#: The docstring-query check: how many queries, and the seed that picks them.
+DOCSTRING_QUERIES, DOCSTRING_SEED = 3000, 20261204
+#: Kinds whose docstrings describe a mathematical statement or object.
+_DOCSTRING_KINDS = ("theorem", "def", "structure", "class", "abbrev", "inductive")
+
+
+def docstring_pool(corpus: Sequence[Declaration], *, strip_code: bool = False) -> list[tuple[int, str]]:
+    """(corpus row, English query) for every declaration whose docstring opens with a usable paragraph.
+
+    The query is the docstring's first paragraph, 5-50 words. Docstrings with Lean code in backticks are left out
+    (a user's English has none), or with `strip_code` kept with the backticks removed (the query adapter's
+    training then keeps those that read as plain English). Excluded: every benchmark target
+    (`benchmark_targets`), deprecated and internal declarations. The docstring-query check samples the default
+    pool; the query adapter trains on the rest.
+    """
+    targets = benchmark_targets()
+    pool = []
+    for row, decl in enumerate(corpus):
+        doc = (decl.docstring or "").strip()
+        if not doc or decl.deprecated or decl.name in targets or decl.short_name.startswith("_"):
+            continue
+        if decl.kind not in _DOCSTRING_KINDS or ("`" in doc and not strip_code):
+            continue
+        first = re.split(r"\n\s*\n", doc)[0].replace("\n", " ").replace("`", "").strip()
+        if 5 <= len(first.split()) <= 50:
+            pool.append((row, first))
+    return pool
+
+
+def docstring_queries(corpus: Sequence[Declaration]) -> list[tuple[int, str]]:
+    """The docstring-query check: `DOCSTRING_QUERIES` pairs of `docstring_pool`, seeded (`DOCSTRING_SEED`)."""
+    return random.Random(DOCSTRING_SEED).sample(docstring_pool(corpus), DOCSTRING_QUERIES)
 
 
 # -- MathlibQR metrics ------------------------------------------------------------------------------------------

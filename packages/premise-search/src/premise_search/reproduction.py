@@ -24,6 +24,7 @@ import numpy as np
 
 from premise_search.evaluation import load_mathlib_mpr, load_mathlib_qr, mpr_metrics, qr_metrics
 from premise_search.index import open_default_index
+from premise_search.minilm import MiniLMEmbedder
 from premise_search.reasoning import ReasoningEngine, ReasoningProblem, ReasoningTrace
 from premise_search.retrieval import SearchEngine
 from repro_core.report import ClaimResult, ReproductionContext
@@ -69,6 +70,8 @@ def quick(context: ReproductionContext) -> list[ClaimResult]:
         ranked = engine.search_batch(queries, 20, mode=mode, rerank=rerank)  # type: ignore[arg-type]
         rows[label] = qr_metrics([[h.name for h in r] for r in ranked], targets, ks=(10,))
     semantic = engine.semantic.id if engine.semantic is not None else "none (PREMISE_SEARCH_SEMANTIC=none)"
+    if isinstance(engine.semantic, MiniLMEmbedder) and engine.semantic.shipped.query_adapter is not None:
+        semantic += " (plain-English queries through the query adapter)"
     standard = rows["standard mode (hybrid + rerank)"]
     results.append(
         ClaimResult(
