@@ -95,10 +95,7 @@ def evaluate(engine: SearchEngine) -> dict[str, dict[str, Any]]:
         modes.append((NO_ADAPTER, "hybrid", True))
     out: dict[str, dict[str, Any]] = {}
     for label, mode, rerank in modes:
-        if label == NO_ADAPTER:
-            with without_query_adapter(engine):
-                out[label] = _scores(engine, mode, rerank, tune_q, tune_t, fair, mpr)
-        else:
+        with without_query_adapter(engine) if label == NO_ADAPTER else contextlib.nullcontext():
             out[label] = _scores(engine, mode, rerank, tune_q, tune_t, fair, mpr)
     return out
 
