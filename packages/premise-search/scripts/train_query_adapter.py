@@ -16,7 +16,7 @@ encoded on the CPU and projected like the shipped vectors): what an undocumented
 looks like to the channel. Every other declaration's shipped vector is a negative: the loss is a softmax over all
 of Mathlib (temperature `--temperature`), with a penalty `--l2` on the distance from the PCA projection the
 adapter starts from. A seeded tenth of the pairs is held out; the epoch with the best held-out MRR is kept.
-Seeded; encoding the 30,317 pairs takes about 7 minutes on 2 cores (cached in `--cache`), training about 95 s per
+Seeded; encoding the 30,317 pairs takes about 7 minutes on 2 cores (cached in `--cache`), training 95-110 s per
 epoch. `--out DIR` writes `query_adapter.npy` and records the run in `DIR/meta.json` (`query_adapter`).
 """
 

@@ -245,9 +245,9 @@ class MathlibVectors:
     def project_query(self, full: np.ndarray, text: str) -> np.ndarray:
         """A query's MiniLM vectors (`[n, 384]`) -> unit vectors in the stored coordinates: through the query
         adapter when `text` is plain English and an adapter is shipped, else like a document (`project`)."""
-        if self.query_adapter is None or not plain_english(text):
-            return self.project(full)
-        return _normalise_rows(np.asarray(full, dtype=np.float32) @ self.query_adapter)
+        adapted = self.query_adapter is not None and plain_english(text)
+        matrix = self.query_adapter if adapted else self.projection
+        return _normalise_rows(np.asarray(full, dtype=np.float32) @ matrix)
 
 
 class MiniLMEmbedder:
