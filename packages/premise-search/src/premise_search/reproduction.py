@@ -71,7 +71,7 @@ def quick(context: ReproductionContext) -> list[ClaimResult]:
         rows[label] = qr_metrics([[h.name for h in r] for r in ranked], targets, ks=(10,))
     semantic = engine.semantic.id if engine.semantic is not None else "none (PREMISE_SEARCH_SEMANTIC=none)"
     if isinstance(engine.semantic, MiniLMEmbedder) and engine.semantic.shipped.query_adapter is not None:
-        semantic += " (plain-English queries through the query adapter)"
+        semantic += " (plain-English queries through the trained query encoder)"
     standard = rows["standard mode (hybrid + rerank)"]
     results.append(
         ClaimResult(
