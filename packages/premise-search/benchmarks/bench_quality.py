@@ -91,11 +91,11 @@ def evaluate(engine: SearchEngine) -> dict[str, dict[str, Any]]:
     fair = [r for r in load_mathlib_qr() if r.fair]
     mpr = load_mathlib_mpr()
     modes = [(c, c, False) for c in engine.channels] + [("hybrid", "hybrid", False), ("hybrid+rerank", "hybrid", True)]
-    if _query_adapter(engine) is not None:
-        modes.append((NO_ADAPTER, "hybrid", True))
+    if _has_query_encoder(engine):
+        modes.append((NO_QUERY_ENCODER, "hybrid", True))
     out: dict[str, dict[str, Any]] = {}
     for label, mode, rerank in modes:
-        with without_query_adapter(engine) if label == NO_ADAPTER else contextlib.nullcontext():
+        with without_query_encoder(engine) if label == NO_QUERY_ENCODER else contextlib.nullcontext():
             out[label] = _scores(engine, mode, rerank, tune_q, tune_t, fair, mpr)
     return out
 
@@ -133,15 +133,15 @@ def _scores(
 
 #: The default standard mode with every query encoded and projected like a document (the trained query encoder,
 #: its fine-tuned layers and adapter, switched off).
-NO_ADAPTER = "hybrid+rerank, no query encoder"
+NO_QUERY_ENCODER = "hybrid+rerank, no query encoder"
 
 
-def _query_adapter(engine: SearchEngine) -> Any:
-    return getattr(getattr(engine.semantic, "shipped", None), "query_adapter", None)
+def _has_query_encoder(engine: SearchEngine) -> bool:
+    return getattr(getattr(engine.semantic, "shipped", None), "query_adapter", None) is not None
 
 
 @contextlib.contextmanager
-def without_query_adapter(engine: SearchEngine) -> Iterator[None]:
+def without_query_encoder(engine: SearchEngine) -> Iterator[None]:
     """Switch the MiniLM query encoder off (and forget remembered query vectors) for a comparison row: without
     the adapter, plain-English queries take plain MiniLM and the PCA projection."""
     shipped = engine.semantic.shipped  # type: ignore[union-attr]
@@ -244,10 +244,10 @@ def docstring_check(directory: str) -> dict[str, Any]:
     ):
         hits = engine.search_batch(queries, 100, mode=mode, rerank=rerank)  # type: ignore[arg-type]
         out[label] = rank_row(ranks([[h.index for h in row] for row in hits], targets))
-    if _query_adapter(engine) is not None:
-        with without_query_adapter(engine):
+    if _has_query_encoder(engine):
+        with without_query_encoder(engine):
             hits = engine.search_batch(queries, 100, mode="hybrid", rerank=True)
-        out[NO_ADAPTER] = rank_row(ranks([[h.index for h in row] for row in hits], targets))
+        out[NO_QUERY_ENCODER] = rank_row(ranks([[h.index for h in row] for row in hits], targets))
     return out
 
 
@@ -360,7 +360,7 @@ def main() -> int:
             f"docstring queries ({check['n_queries']}, docstrings hidden from the index; "
             f"targets in some channel's top {engine.candidates}: {check['coverage']:.3f}):"
         )
-        for label in ("bm25", "hybrid", "hybrid+rerank", NO_ADAPTER):
+        for label in ("bm25", "hybrid", "hybrid+rerank", NO_QUERY_ENCODER):
             if label in check:
                 print(f"  {label}: {check[label]}")
     return 0

@@ -20,6 +20,7 @@ sentence-transformers' vectors (tested to 2e-5) without importing transformers, 
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import hashlib
 import json
@@ -145,10 +146,9 @@ class MiniLMEncoder:
                     path=source,
                 )
             weights[target] = base + torch.from_numpy(np.asarray(b, np.float32) @ np.asarray(a, np.float32))
-        copy = object.__new__(MiniLMEncoder)
-        copy.__dict__.update(self.__dict__)
-        copy._w = weights
-        return copy
+        tuned = copy.copy(self)
+        tuned._w = weights
+        return tuned
 
     def _layer_norm(self, x: Any, prefix: str, w: dict[str, Any]) -> Any:
         return self._torch.nn.functional.layer_norm(
@@ -293,11 +293,14 @@ class MathlibVectors:
         """384-d MiniLM unit vectors -> unit vectors in the stored coordinates."""
         return _normalise_rows(np.asarray(full, dtype=np.float32) @ self.projection)
 
+    def adapts(self, text: str) -> bool:
+        """Does query `text` take the trained query encoder: plain English, and an adapter is shipped?"""
+        return self.query_adapter is not None and plain_english(text)
+
     def project_query(self, full: np.ndarray, text: str) -> np.ndarray:
         """A query's MiniLM vectors (`[n, 384]`) -> unit vectors in the stored coordinates: through the query
-        adapter when `text` is plain English and an adapter is shipped, else like a document (`project`)."""
-        adapted = self.query_adapter is not None and plain_english(text)
-        matrix = self.query_adapter if adapted else self.projection
+        adapter when it `adapts` to `text`, else like a document (`project`)."""
+        matrix = self.query_adapter if self.adapts(text) else self.projection
         return _normalise_rows(np.asarray(full, dtype=np.float32) @ matrix)
 
 
@@ -362,8 +365,7 @@ class MiniLMEmbedder:
     def _embed_query(self, text: str) -> np.ndarray:
         """One query's projected vector: plain English through the query encoder and adapter, the rest like a
         document (`MathlibVectors.project_query`)."""
-        english = self.shipped.query_adapter is not None and plain_english(text)
-        encoder = self.query_encoder if english else self.encoder
+        encoder = self.query_encoder if self.shipped.adapts(text) else self.encoder
         return self.shipped.project_query(encoder.encode([text]), text)[0]
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
