@@ -10,8 +10,9 @@ hybrid, and hybrid + feature rerank (the default standard mode). Columns:
 - MathlibMPR (69 problems, the English statement as one query): Recall@10(group) and Covered@10.
 
 `--grid` repeats the searches that set the defaults, on the tuning rows only, and prints the chosen point's
-fair-slice scores for reference: the fusion grid (rule zscore/rrf x the weight of each channel the index has
-beside BM25, `FUSION_GRID` x query-expansion weight, best mean reciprocal rank), the reranker grid (feature
+fair-slice scores for reference: the fusion grid (rule: z-score with each floor of `Z_FLOORS`, or rrf x the
+weight of each channel the index has beside BM25, `FUSION_GRID` x query-expansion weight, best mean reciprocal
+rank), the reranker grid (feature
 weights, best MRR among points whose Recall@1 is not below the fused retriever's), and the exact-name check
 (300 seeded random declaration names as queries).
 `--docstring-queries DIR` adds a larger check that no benchmark row feeds: 3,000 documented declarations (seeded,
@@ -157,10 +158,13 @@ def without_query_encoder(engine: SearchEngine) -> Iterator[None]:
 
 #: Weights tried for each channel beside BM25 (weight 1) in the fusion grid.
 FUSION_GRID = {"name": (0, 0.25, 0.5, 1.0), "dense": (0, 0.25, 0.5, 1.0), "semantic": (0.25, 0.5, 1.0, 1.5, 2.0)}
+#: z-score floors tried in the fusion grid (`zscore_fuse`; None: no floor).
+Z_FLOORS = (None, -4.0, -3.0, -2.5, -2.0, -1.5, -1.0)
 
 
 def fusion_grid(engine: SearchEngine) -> dict[str, Any]:
-    """Rule x each channel's weight x expansion weight on the tuning rows; best by MRR, then Recall@10."""
+    """Rule (z-score with each floor, or RRF) x each channel's weight x expansion weight on the tuning rows; best by
+    MRR, then Recall@10."""
     queries, targets = tuning_rows(engine)
     original = engine.tokenizer
     others = [c for c in engine.channels if c != "bm25"]
@@ -169,7 +173,8 @@ def fusion_grid(engine: SearchEngine) -> dict[str, Any]:
         for expansion in (0.25, 0.5, 1.0):
             engine.tokenizer = LeanTokenizer(replace(original.config, expansion_weight=expansion))
             channels = {c: engine._channel(c, queries, engine.candidates) for c in engine.channels}
-            for rule, *chosen in itertools.product(("zscore", "rrf"), *(FUSION_GRID[c] for c in others)):
+            rules = [("zscore", floor) for floor in Z_FLOORS] + [("rrf", None)]
+            for (rule, floor), *chosen in itertools.product(rules, *(FUSION_GRID[c] for c in others)):
                 weights = {"bm25": 1.0, **dict(zip(others, chosen, strict=True))}
                 used = [c for c in weights if weights[c] > 0]
                 lists = []
@@ -179,10 +184,13 @@ def fusion_grid(engine: SearchEngine) -> dict[str, Any]:
                         fused = rrf_fuse([channels[c][i][0] for c in used], weights=w)
                     else:
                         parts = [channels[c][i][:2] for c in used]
-                        fused = zscore_fuse(parts, weights=w, lookups=[channels[c][i][2] for c in used])
+                        lookups = [channels[c][i][2] for c in used]
+                        bound = -np.inf if floor is None else floor
+                        fused = zscore_fuse(parts, weights=w, lookups=lookups, z_floor=bound)
                     lists.append([j for j, _ in fused[:100]])
                 row = rank_row(ranks(lists, targets))
-                points.append({"rule": rule, "weights": weights, "expansion_weight": expansion, **row})
+                point = {"rule": rule, "z_floor": floor, "weights": weights, "expansion_weight": expansion}
+                points.append({**point, **row})
     finally:
         engine.tokenizer = original
     points.sort(key=lambda p: (-p["MRR"], -p["Recall@10"]))

@@ -26,7 +26,15 @@ from premise_search.embed import (
 from premise_search.index import load_index, read_manifest, save_index
 from premise_search.minilm import MathlibVectors, MiniLMEmbedder, MiniLMEncoder, plain_english, text_hash
 from premise_search.rerank import CrossEncoderReranker
-from premise_search.retrieval import IndexConfig, SearchEngine, default_index_config, fill_informal, zscore_fuse
+from premise_search.retrieval import (
+    LEXICAL_Z_FLOOR,
+    SEMANTIC_Z_FLOOR,
+    IndexConfig,
+    SearchEngine,
+    default_index_config,
+    fill_informal,
+    zscore_fuse,
+)
 from repro_core.errors import InputError, MissingExtraError
 
 
@@ -153,6 +161,41 @@ def test_zscore_fusion_by_hand() -> None:
     assert [i for i, _ in zscore_fuse([([7, 5], [1.0, 1.0])])] == [5, 7]  # constant scores: ties by id
     with pytest.raises(ValueError, match="weights"):
         zscore_fuse([([1], [1.0])], weights=[1.0, 2.0])
+
+
+def test_zscore_floor_bounds_a_channels_veto() -> None:
+    # channel a lists 1, 2, 3 (z = 1.2247, 0, -1.2247) and scores id 9 exactly at -7 (z = -11.02): a veto;
+    # channel b lists 9 first (z = √3) and 1, 2, 3 below it (z = -1/√3 each)
+    a = ([1, 2, 3], [3.0, 2.0, 1.0])
+    b = ([9, 1, 2, 3], [4.0, 0.0, 0.0, 0.0])
+    exact_a = {1: 3.0, 2: 2.0, 3: 1.0, 9: -7.0}
+
+    def lookup_a(ids: np.ndarray) -> np.ndarray:
+        return np.array([exact_a[int(i)] for i in ids])
+
+    unbounded = dict(zscore_fuse([a, b], lookups=[lookup_a, None]))
+    z = np.sqrt(1.5)
+    assert unbounded[9] == pytest.approx(-9.0 * z + np.sqrt(3.0))  # -7 is 9 z-units of 1/z below a's mean 2
+    floored = dict(zscore_fuse([a, b], lookups=[lookup_a, None], z_floor=-1.0))
+    assert floored[9] == pytest.approx(-1.0 + np.sqrt(3.0))  # a counts against 9, but only one unit
+    assert floored[1] == pytest.approx(unbounded[1]) and floored[2] == pytest.approx(unbounded[2])
+    assert floored[3] == pytest.approx(-1.0 - 1 / np.sqrt(3.0))  # the floor binds listed candidates too
+    assert next(i for i, _ in zscore_fuse([a, b], lookups=[lookup_a, None], z_floor=-1.0)) == 9
+
+
+def test_engine_z_floor_default_and_validation(decls: list[Declaration]) -> None:
+    base = SearchEngine.build(decls, IndexConfig())
+    parts = (decls, base.config, base.text_bm25, base.name_bm25)
+    dense = {"dense_model": base.dense_model, "dense_vectors": base.dense_vectors}
+    model = WordCountEmbedder()
+    vectors = model.embed_documents([semantic_text(d) for d in decls])
+    assert base.z_floor == LEXICAL_Z_FLOOR
+    assert SearchEngine(*parts, **dense, semantic=model, semantic_embeddings=vectors).z_floor == SEMANTIC_Z_FLOOR
+    assert SearchEngine(*parts, **dense, z_floor=-1.5).z_floor == -1.5
+    with pytest.raises(ValueError, match="z_floor"):
+        SearchEngine(*parts, **dense, z_floor=0.5)
+    with pytest.raises(ValueError, match="z_floor"):
+        SearchEngine(*parts, **dense, z_floor=float("nan"))
 
 
 @given(st.lists(st.integers(-200, 200), min_size=1, max_size=30), st.floats(0.1, 5.0))

@@ -17,14 +17,15 @@ Channels (each a ranking of the whole corpus):
 `hybrid` fuses the channels' top `candidates` (default 100) with one of two rules:
 
 - `"zscore"`: each channel's scores are standardised over its own candidate list (`(s - mean) / std`), a
-  candidate missing from a channel gets that channel's lowest listed value, and the fused score is
-  `Σ_c weight_c · z_c(d)`. Score fusion keeps *how much* better a channel's first hit is, which rank fusion
-  throws away.
+  candidate missing from a channel is scored exactly in it (its real BM25 score or cosine), each z is bounded
+  below by `z_floor`, and the fused score is `Σ_c weight_c · z_c(d)`. Score fusion keeps *how much* better a
+  channel's first hit is, which rank fusion throws away; the floor keeps one channel from vetoing what another
+  ranks first.
 - `"rrf"`: reciprocal rank fusion (Cormack, Clarke & Büttcher 2009), `Σ_c weight_c / (rrf_k + rank_c(d))`,
   rank 1-based, rrf_k = 60.
 
-Ties go to the lower corpus index. The rule and weights (`LEXICAL_FUSION`/`LEXICAL_CHANNEL_WEIGHTS` without a
-semantic channel, `SEMANTIC_FUSION`/`SEMANTIC_CHANNEL_WEIGHTS` with one) were chosen on the MathlibQR tuning rows
+Ties go to the lower corpus index. The rule, weights and floor (`LEXICAL_FUSION`/`LEXICAL_CHANNEL_WEIGHTS`/
+`LEXICAL_Z_FLOOR` without a semantic channel, the `SEMANTIC_` ones with one) were chosen on the MathlibQR tuning rows
 (those outside the fair slice) over all of Mathlib (`benchmarks/bench_quality.py --grid`; see the README).
 `rerank=True` re-orders the top `rerank_depth` of the chosen mode with a `Reranker` (the deterministic
 `FeatureReranker` by default); the rest keep their order below.
@@ -64,9 +65,11 @@ __all__ = [
     "INFORMAL_SOURCES",
     "LEXICAL_CHANNEL_WEIGHTS",
     "LEXICAL_FUSION",
+    "LEXICAL_Z_FLOOR",
     "MODES",
     "SEMANTIC_CHANNEL_WEIGHTS",
     "SEMANTIC_FUSION",
+    "SEMANTIC_Z_FLOOR",
     "BuildProgress",
     "Hit",
     "IndexConfig",
@@ -89,16 +92,21 @@ INFORMAL_SOURCES: tuple[str, ...] = ("none", "offline")
 DENSE_MODELS: tuple[str, ...] = ("static", "none")
 #: Hybrid fusion rules.
 FUSIONS: tuple[str, ...] = ("zscore", "rrf")
-#: Fusion rule and weights of the default channels: the best mean reciprocal rank of a 96-point grid (rule zscore
-#: or rrf x name and dense weights x query-expansion weight) on the MathlibQR tuning rows over all of Mathlib
-#: (`benchmarks/bench_quality.py --grid`; README, "How the defaults were chosen").
+#: Fusion rule, weights and z floor of the default channels: the best mean reciprocal rank of a 384-point grid
+#: (rule: z-score with each floor in `bench_quality.Z_FLOORS`, or rrf x name and dense weights x query-expansion
+#: weight) on the MathlibQR tuning rows over all of Mathlib (`benchmarks/bench_quality.py --grid`; README, "How
+#: the defaults were chosen"). The floor bounds how far below its top list's mean a channel can push a candidate,
+#: in standard deviations (`zscore_fuse`); -inf is no floor.
 LEXICAL_FUSION = "zscore"
 LEXICAL_CHANNEL_WEIGHTS = {"bm25": 1.0, "name": 0.5, "dense": 0.25}
-#: With the semantic channel (the default: MiniLM, vectors of Mathlib shipped): the best MRR of a 120-point grid
-#: (rule x name x semantic x query-expansion weight) on the same rows. In a 144-point grid with the static dense
-#: channel as a fourth channel it got weight 0, so the default index leaves it out (`default_index_config`).
+LEXICAL_Z_FLOOR = -np.inf
+#: With the semantic channel (the default: MiniLM, vectors of Mathlib shipped): the best MRR of a 480-point grid
+#: (the same rules x name x semantic x query-expansion weight) on the same rows. In a 144-point grid with the
+#: static dense channel as a fourth channel it got weight 0, so the default index leaves it out
+#: (`default_index_config`).
 SEMANTIC_FUSION = "zscore"
 SEMANTIC_CHANNEL_WEIGHTS = {"bm25": 1.0, "name": 0.25, "dense": 0.0, "semantic": 1.0}
+SEMANTIC_Z_FLOOR = -2.5
 #: Documents embedded per step when building the dense channel (bounds the float32 temporaries).
 _EMBED_CHUNK = 32_768
 #: Queries fused together in `search_batch`: bounds the per-query score vectors held at once.
@@ -267,15 +275,20 @@ def zscore_fuse(
     *,
     weights: Sequence[float] | None = None,
     lookups: Sequence[ScoreLookup | None] | None = None,
+    z_floor: float = -np.inf,
 ) -> list[tuple[int, float]]:
     """Weighted sum of per-channel standardised scores: (id, Σ_c w_c · z_c(id)) best first, ties by lower id.
 
     `rankings` holds one (ids, scores) pair per channel, its candidate list. Scores are standardised with the
     mean and standard deviation of that list (a constant list gives 0). A candidate another channel listed but
     this one did not is scored exactly when the channel has a `lookup` (its real score, standardised the same
-    way), else it gets the channel's lowest listed z. Why exact: a floor treats "rank 101" like "rank 100 000",
-    so a declaration that is 9th by BM25 but just outside the dense top list fell behind ones that were
-    mediocre everywhere; with its real scores it keeps its place (README, "Fusion").
+    way), else it gets the channel's lowest listed z. Why exact: the lowest listed z treats "rank 101" like
+    "rank 100 000", so a declaration that is 9th by BM25 but just outside the dense top list fell behind ones
+    that were mediocre everywhere; with its real scores it keeps its place (README, "Fusion").
+    `z_floor` bounds each z from below (default: no bound). Why: an exact score far below a channel's top list
+    is a veto that no other channel's first place outweighs; BM25 and MiniLM each put a fifth of the tuning rows'
+    targets 2.5 or more standard deviations below their top 100 (down to -6 and -8), typically a paraphrase that
+    one of them misses. With the floor a channel can count against a candidate, but only so much.
     """
     weights = [1.0] * len(rankings) if weights is None else list(weights)
     lookups = [None] * len(rankings) if lookups is None else list(lookups)
@@ -302,7 +315,8 @@ def zscore_fuse(
         else:
             listed = dict(zip(ids.tolist(), values.tolist(), strict=True))
             raw = np.array([listed.get(i, values.min()) for i in candidates.tolist()])
-        fused += weight * (raw - mean) / std
+        z = (raw - mean) / std
+        fused += weight * np.maximum(z, z_floor)
     order = np.lexsort((candidates, -fused))
     return [(int(candidates[i]), float(fused[i])) for i in order]
 
@@ -333,6 +347,7 @@ class SearchEngine:
         channel_weights: dict[str, float] | None = None,
         rerank_depth: int = 20,
         fusion: str | None = None,
+        z_floor: float | None = None,
         source_sha256: str | None = None,
         corpus_info: dict[str, Any] | None = None,
         name_index: dict[str, int] | None = None,
@@ -363,6 +378,11 @@ class SearchEngine:
         self.rrf_k, self.candidates, self.rerank_depth = float(rrf_k), int(candidates), int(rerank_depth)
         self.semantic, self.semantic_embeddings = semantic, semantic_embeddings
         self.fusion = fusion
+        if z_floor is None:
+            z_floor = SEMANTIC_Z_FLOOR if semantic is not None else LEXICAL_Z_FLOOR
+        if not z_floor <= 0:
+            raise ConfigError(f"z_floor: expected a number <= 0 (-inf for no floor), got {z_floor!r}")
+        self.z_floor = float(z_floor)
         # the hash of the corpus the index was built from, before `IndexConfig.informal` filled it in
         self.source_sha256 = source_sha256 if source_sha256 is not None else corpus_sha256(self.corpus)
         self.corpus_info = dict(corpus_info) if corpus_info else {"name": "custom", "n_declarations": n}
@@ -511,7 +531,8 @@ class SearchEngine:
                 fused = rrf_fuse([channels[c][i][0] for c in names], k=self.rrf_k, weights=weights)[:depth]
             else:
                 lists = [channels[c][i][:2] for c in names]
-                fused = zscore_fuse(lists, weights=weights, lookups=[channels[c][i][2] for c in names])[:depth]
+                lookups = [channels[c][i][2] for c in names]
+                fused = zscore_fuse(lists, weights=weights, lookups=lookups, z_floor=self.z_floor)[:depth]
             out.append(([j for j, _ in fused], [s for _, s in fused]))
         return out
 
