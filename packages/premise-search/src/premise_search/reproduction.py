@@ -116,6 +116,7 @@ def quick(context: ReproductionContext) -> list[ClaimResult]:
             ),
         )
     )
+    floor = "no z floor" if np.isinf(engine.z_floor) else f"z floor {engine.z_floor:g}"
     results.append(
         ClaimResult(
             "hybrid (no rerank): nDCG@10 on MathlibQR, fair slice",
@@ -123,9 +124,9 @@ def quick(context: ReproductionContext) -> list[ClaimResult]:
             paper_value=None,
             our_value=round(float(np.mean(hybrid["nDCG@10"])), 4),
             note=(
-                "z-score fusion with exact channel scores, weights chosen on the MathlibQR tuning rows; Recall@10 "
-                f"hybrid {np.mean(hybrid['Recall@10']):.3f}, BM25 {np.mean(bm25['Recall@10']):.3f}, "
-                f"vector channel {np.mean(dense['Recall@10']):.3f}"
+                f"z-score fusion with exact channel scores ({floor}), weights and floor chosen on the MathlibQR "
+                f"tuning rows; Recall@10 hybrid {np.mean(hybrid['Recall@10']):.3f}, "
+                f"BM25 {np.mean(bm25['Recall@10']):.3f}, vector channel {np.mean(dense['Recall@10']):.3f}"
             ),
         )
     )
