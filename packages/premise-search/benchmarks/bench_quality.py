@@ -12,9 +12,8 @@ hybrid, and hybrid + feature rerank (the default standard mode). Columns:
 `--grid` repeats the searches that set the defaults, on the tuning rows only, and prints the chosen point's
 fair-slice scores for reference: the fusion grid (rule: z-score with each floor of `Z_FLOORS`, or rrf x the
 weight of each channel the index has beside BM25, `FUSION_GRID` x query-expansion weight, best mean reciprocal
-rank), the reranker grid (feature
-weights, best MRR among points whose Recall@1 is not below the fused retriever's), and the exact-name check
-(300 seeded random declaration names as queries).
+rank), the reranker grid (feature weights, best MRR among points whose Recall@1 is not below the fused
+retriever's), and the exact-name check (300 seeded random declaration names as queries).
 `--docstring-queries DIR` adds a larger check that no benchmark row feeds: 3,000 documented declarations (seeded,
 none of them a MathlibQR or MathlibMPR target) lose their docstring, an index of all of Mathlib is built without
 those docstrings into DIR (once, about 3 minutes), and the first paragraph of each hidden docstring is the query for

@@ -209,7 +209,7 @@ class QueryLayers:
         with torch.inference_mode():
             for s in range(0, len(order), 128):
                 rows = order[s : s + 128]
-                ids, mask = _padded([torch.tensor(encodings[i].ids) for i in rows])
+                ids, mask = self.encoder.padded([torch.tensor(encodings[i].ids) for i in rows])
                 x = self.encoder.embed_tokens(ids)
                 for i in range(self.first):
                     x = self.encoder.layer(x, mask, i)
@@ -222,7 +222,7 @@ class QueryLayers:
 
     def __call__(self, rows: np.ndarray) -> Any:
         """Sentence vectors [len(rows), 384] of those pairs' queries."""
-        x, mask = _padded([self.frozen[i] for i in rows])
+        x, mask = self.encoder.padded([self.frozen[i] for i in rows])
         weights = dict(self.encoder._w)
         for prefix, (a, b) in self.factors.items():
             weights[f"{prefix}.weight"] = self.encoder._w[f"{prefix}.weight"] + b @ a
@@ -236,19 +236,6 @@ class QueryLayers:
             out[f"{prefix}.lora_a"] = a.detach().numpy().astype(np.float32)
             out[f"{prefix}.lora_b"] = b.detach().numpy().astype(np.float32)
         return out
-
-
-def _padded(rows: list[Any]) -> tuple[Any, Any]:
-    """Token ids ([n]) or hidden states ([n, dim]) of several texts, zero-padded to one length, with the mask."""
-    import torch
-
-    length = max(len(r) for r in rows)
-    out = torch.zeros((len(rows), length, *rows[0].shape[1:]), dtype=rows[0].dtype)
-    mask = torch.zeros((len(rows), length), dtype=torch.long)
-    for i, r in enumerate(rows):
-        out[i, : len(r)] = r
-        mask[i, : len(r)] = 1
-    return out, mask
 
 
 def train(data: TrainingData, encoder: MiniLMEncoder, args: argparse.Namespace) -> dict[str, Any]:

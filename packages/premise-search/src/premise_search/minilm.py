@@ -195,6 +195,18 @@ class MiniLMEncoder:
         pooled = (x * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
         return self._torch.nn.functional.normalize(pooled, dim=1)
 
+    def padded(self, rows: Sequence[Any]) -> tuple[Any, Any]:
+        """Token ids (`[n]` each) or hidden states (`[n, dim]` each) of several texts, zero-padded to one length,
+        and the mask of the real positions (`[batch, length]`)."""
+        torch = self._torch
+        length = max(len(r) for r in rows)
+        out = torch.zeros((len(rows), length, *rows[0].shape[1:]), dtype=rows[0].dtype)
+        mask = torch.zeros((len(rows), length), dtype=torch.long)
+        for i, r in enumerate(rows):
+            out[i, : len(r)] = r
+            mask[i, : len(r)] = 1
+        return out, mask
+
     def _forward(self, ids: Any, mask: Any) -> Any:
         x = self.embed_tokens(ids)
         for i in range(self.layers):
@@ -216,13 +228,7 @@ class MiniLMEncoder:
         with torch.inference_mode():
             for start in range(0, len(order), batch_size):
                 rows = order[start : start + batch_size]
-                length = max(len(encodings[i].ids) for i in rows)
-                ids = torch.zeros((len(rows), length), dtype=torch.long)
-                mask = torch.zeros((len(rows), length), dtype=torch.long)
-                for r, i in enumerate(rows):
-                    n = len(encodings[i].ids)
-                    ids[r, :n] = torch.tensor(encodings[i].ids)
-                    mask[r, :n] = 1
+                ids, mask = self.padded([torch.tensor(encodings[i].ids) for i in rows])
                 out[rows] = self._forward(ids.to(self.device), mask.to(self.device)).cpu().numpy()
                 if on_progress is not None:
                     on_progress(min(start + batch_size, len(order)), len(order))
