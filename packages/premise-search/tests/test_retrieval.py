@@ -76,6 +76,34 @@ def test_feature_reranker(small_corpus: list[Declaration]) -> None:
     assert feats[0]["kind"] == 1.0 and feats[1]["kind"] == 0.0 and feats[1]["deprecated"] == 0.0
 
 
+def test_a_result_is_found_by_the_name_its_docstring_gives_it(small_corpus: list[Declaration]) -> None:
+    """Mathlib sets a result's traditional name in bold: the reranker takes a query that is that name as naming
+    the declaration, as it takes a query that writes the Lean name."""
+    little = Declaration(
+        "ZMod.pow_card_sub_one_eq_one",
+        "theorem",
+        "Mathlib.FieldTheory.Finite.Basic",
+        "theorem ZMod.pow_card_sub_one_eq_one {a : ZMod p} (ha : a ≠ 0) : a ^ (p - 1) = 1",
+        docstring="**Fermat's Little Theorem**: for all nonzero `a : ZMod p`, we have `a ^ (p - 1) = 1`.",
+    )
+    last = Declaration(
+        "FermatLastTheorem",
+        "def",
+        "Mathlib.NumberTheory.FLT.Basic",
+        "def FermatLastTheorem : Prop",
+        docstring="Fermat's Last Theorem: `a ^ n + b ^ n = c ^ n` has no positive solutions for `2 < n`.",
+    )
+    engine = SearchEngine.build([*small_corpus, last, little], SMALL)
+    query = "Fermat's little theorem"
+    assert engine.search(query, 1)[0].name == last.name  # the retriever alone: "Fermat", "theorem" in its name
+    assert engine.search(query, 1, rerank=True)[0].name == little.name
+    reranker = FeatureReranker()
+    assert [f["exact"] for f in reranker.features(query, [last, little])] == [0.0, 1.0]
+    assert reranker.features("FERMAT'S LITTLE THEOREM", [little])[0]["exact"] == 1.0
+    assert reranker.features("Fermat's little theorem for ZMod", [little])[0]["exact"] == 0.0  # more than the name
+    assert reranker.features("Fermat's last theorem", [last])[0]["exact"] == 0.0  # no bold name in its docstring
+
+
 def test_reranker_keeps_how_far_apart_the_retriever_put_its_candidates() -> None:
     """The prior is the retriever's standardised score: a clear retriever win survives a small feature edge.
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from premise_search.naming import NAME_WORDS, english_expansions, spell_name_word
+from premise_search.naming import NAME_WORDS, english_expansions, result_titles, spell_name_word
 from premise_search.tokenize import LeanTokenizer, TokenizerConfig, fold_accents, name_word_token, split_identifier
 
 
@@ -110,6 +110,27 @@ def test_names_keep_compounds_and_drop_single_letters() -> None:
     assert "sumimage" not in plain.tokenize("Finset.sum_image")
     assert "sumimage" in LeanTokenizer().name_tokens("Finset.sum_image")
     assert plain.tokenize("groups") == ["groups"] and LeanTokenizer().tokenize("groups") == ["group"]
+
+
+def test_result_titles_are_the_bold_names_of_a_docstring() -> None:
+    doc = (
+        "**Fermat's Little Theorem**: for all nonzero `a : ZMod p`, we have `a ^ (p - 1) = 1`. "
+        "A restatement of **Fermat's Little Theorem**; compare **Euler's\ntheorem** and `a ** b`."
+    )
+    assert result_titles(doc) == ("Fermat's Little Theorem",)  # once; a name never spans lines
+    assert result_titles(None) == () and result_titles("") == () and result_titles("no bold here") == ()
+    assert result_titles("The **binomial theorem**") == ("binomial theorem",)
+
+
+def test_typed_terms_are_the_terms_a_query_types() -> None:
+    tok = LeanTokenizer()
+    assert tok.typed_terms("Fermat's Little Theorem") == ["fermat", "fermats", "little", "theorem"]
+    assert tok.typed_terms("the limit of a sum of limits") == ["limit", "sum"]  # distinct, no function words
+    assert [t for t, w in tok.query_terms("sum of a geometric series").items() if w == 1.0] == tok.typed_terms(
+        "sum of a geometric series"
+    )
+    with pytest.raises(TypeError):
+        tok.typed_terms(None)  # type: ignore[arg-type]
 
 
 @given(st.text(max_size=80))

@@ -18,6 +18,11 @@ when spelling a name out). It is the one source for three uses:
 The table holds conventions, not facts about particular theorems: every key is a word that occurs in Mathlib
 declaration names (checked against the full corpus by the tests), and every value is what that word means in
 them.
+
+Mathlib also names results the way mathematicians do, in its docstrings: the name a result is known by is set in
+bold ("**Fermat's Little Theorem**: for all nonzero `a : ZMod p`, ..."; "The **binomial theorem**").
+`result_titles` reads those names, and the reranker treats a query that is one of them like a query that writes
+the Lean name.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from __future__ import annotations
 import functools
 import re
 
-__all__ = ["NAME_WORDS", "english_expansions", "spell_name_word"]
+__all__ = ["NAME_WORDS", "english_expansions", "result_titles", "spell_name_word"]
 
 #: Mathlib name word -> English words/phrases it stands for. Keys are single name words, lowercase as
 #: `split_identifier` yields them, or a few whole name components in their own spelling (`BddAbove`), which the
@@ -245,6 +250,8 @@ NAME_WORDS: dict[str, tuple[str, ...]] = {
 }
 
 _SPLIT = re.compile(r"[\s\-]+")
+#: Markdown bold on one line: `**` then a non-space, ..., a non-space then `**`; no code inside.
+_BOLD = re.compile(r"\*\*(?=\S)([^*\n`]{2,80}?)(?<=\S)\*\*")
 
 
 def spell_name_word(word: str) -> str:
@@ -268,3 +275,16 @@ def english_expansions() -> dict[tuple[str, ...], tuple[str, ...]]:
             if name_word not in targets:
                 targets.append(name_word)
     return {key: tuple(value) for key, value in out.items()}
+
+
+def result_titles(docstring: str | None) -> tuple[str, ...]:
+    """The names a docstring gives its result: its bold phrases, as written, in order, without repeats.
+
+    `"**Fermat's Little Theorem**: for all nonzero ..."` -> `("Fermat's Little Theorem",)`. Mathlib sets the
+    traditional name of a result in bold; 1,499 of its 69,734 docstrings do (commit 5352afcc). Bold follows
+    Markdown (no space inside the stars) on one line, at most 80 characters and without code: `a ** b` is not a
+    name.
+    """
+    if not docstring or "**" not in docstring:
+        return ()
+    return tuple(dict.fromkeys(_BOLD.findall(docstring)))

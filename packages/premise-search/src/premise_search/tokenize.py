@@ -581,14 +581,7 @@ class LeanTokenizer:
         "sum of a geometric series" adds `geom`; "bounded above" adds `bddabove`. Deterministic;
         insertion order is token order.
         """
-        if not isinstance(text, str):
-            raise TypeError(f"text: expected str, got {type(text).__name__}")
-        terms: dict[str, float] = {}
-        for word in _WORD_RE.findall(self._normalise(text)):
-            if word.lower() in QUERY_FUNCTION_WORDS:
-                continue
-            for token in self._word_tokens(word):
-                terms[token] = 1.0
+        terms = dict.fromkeys(self.typed_terms(text), 1.0)
         if not self.config.english_words or self.config.expansion_weight == 0:
             return terms
         weight = float(self.config.expansion_weight)
@@ -606,6 +599,18 @@ class LeanTokenizer:
             else:
                 i += 1
         return terms
+
+    def typed_terms(self, text: str) -> list[str]:
+        """The distinct tokens of `text` without free-standing English function words, in order: the terms
+        `query_terms` weighs 1, and what the reranker compares a query with a result's name by (`Fermat's little
+        theorem` -> `fermat`, `fermats`, `little`, `theorem`)."""
+        if not isinstance(text, str):
+            raise TypeError(f"text: expected str, got {type(text).__name__}")
+        terms: dict[str, None] = {}
+        for word in _WORD_RE.findall(self._normalise(text)):
+            if word.lower() not in QUERY_FUNCTION_WORDS:
+                terms.update(dict.fromkeys(self._word_tokens(word)))
+        return list(terms)
 
     def _english_word(self, word: str) -> str:
         return _stem(word) if self.config.stem else word
