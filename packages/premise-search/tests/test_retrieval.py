@@ -11,7 +11,15 @@ import pytest
 
 from premise_search.corpus import Declaration, corpus_sha256
 from premise_search.docstore import DocStore
-from premise_search.index import index_is_current, load_index, open_index, quantise_rows, read_manifest, save_index
+from premise_search.index import (
+    RESULT_NAMES_ID,
+    index_is_current,
+    load_index,
+    open_index,
+    quantise_rows,
+    read_manifest,
+    save_index,
+)
 from premise_search.rerank import FeatureReranker
 from premise_search.retrieval import IndexConfig, SearchEngine, fill_informal, rrf_fuse
 from repro_core.errors import ConfigError
@@ -76,9 +84,10 @@ def test_feature_reranker(small_corpus: list[Declaration]) -> None:
     assert feats[0]["kind"] == 1.0 and feats[1]["kind"] == 0.0 and feats[1]["deprecated"] == 0.0
 
 
-def test_a_result_is_found_by_the_name_its_docstring_gives_it(small_corpus: list[Declaration]) -> None:
-    """Mathlib sets a result's traditional name in bold: the reranker takes a query that is that name as naming
-    the declaration, as it takes a query that writes the Lean name."""
+def test_a_query_that_names_a_declaration_puts_it_first(small_corpus: list[Declaration], tmp_path: Path) -> None:
+    """The whole query is a name: a declaration's full Lean name, or a name its docstring gives it in bold
+    (Mathlib's convention: "**Fermat's Little Theorem**"). Those declarations come first in the standard mode,
+    wherever the retriever ranked them, and the index keeps the bold names."""
     little = Declaration(
         "ZMod.pow_card_sub_one_eq_one",
         "theorem",
@@ -94,14 +103,25 @@ def test_a_result_is_found_by_the_name_its_docstring_gives_it(small_corpus: list
         docstring="Fermat's Last Theorem: `a ^ n + b ^ n = c ^ n` has no positive solutions for `2 < n`.",
     )
     engine = SearchEngine.build([*small_corpus, last, little], SMALL)
+    row = len(small_corpus) + 1
+    assert engine.result_names == {"Fermat's Little Theorem": [row]}
     query = "Fermat's little theorem"
+    assert engine.named(query) == [row] and engine.named("FERMAT'S LITTLE THEOREM") == [row]
+    assert engine.named("`ZMod.pow_card_sub_one_eq_one`") == [row]
+    assert engine.named("Fermat's little theorem for ZMod") == [] and engine.named("Fermat's last theorem") == []
     assert engine.search(query, 1)[0].name == last.name  # the retriever alone: "Fermat", "theorem" in its name
-    assert engine.search(query, 1, rerank=True)[0].name == little.name
-    reranker = FeatureReranker()
-    assert [f["exact"] for f in reranker.features(query, [last, little])] == [0.0, 1.0]
-    assert reranker.features("FERMAT'S LITTLE THEOREM", [little])[0]["exact"] == 1.0
-    assert reranker.features("Fermat's little theorem for ZMod", [little])[0]["exact"] == 0.0  # more than the name
-    assert reranker.features("Fermat's last theorem", [last])[0]["exact"] == 0.0  # no bold name in its docstring
+    hits = engine.search_batch([query], 3, rerank=True, rerank_depth=1)[0]  # the reranker sees one candidate,
+    assert [h.name for h in hits[:2]] == [little.name, last.name]  # and the named declaration joins it, first
+    assert hits[0].score > hits[1].score > hits[2].score and len({h.index for h in hits}) == 3
+    directory = save_index(engine, tmp_path / "idx")
+    assert read_manifest(directory)["result_names"] == RESULT_NAMES_ID
+    loaded = load_index(directory)
+    assert loaded.result_names == engine.result_names and loaded.search(query, 1, rerank=True)[0].name == little.name
+    (directory / "result_names.json").unlink()  # an index written before the names: they are just not recognised
+    assert load_index(directory).named(query) == []
+    (directory / "result_names.json").write_text('{"x": [99]}')
+    with pytest.raises(ValueError, match="rows below"):
+        load_index(directory)
 
 
 def test_reranker_keeps_how_far_apart_the_retriever_put_its_candidates() -> None:
@@ -196,6 +216,11 @@ def test_index_directory_round_trip_and_staleness(
     assert index_is_current(directory, small_corpus, SMALL)
     assert not index_is_current(directory, small_corpus[:-1], SMALL)
     assert not index_is_current(directory, small_corpus, IndexConfig(dense="none"))
+    manifest_path = directory / "manifest.json"
+    data = json.loads(manifest_path.read_text())
+    del data["result_names"]  # written before the bold names were kept: rebuilt by `open_index`
+    manifest_path.write_text(json.dumps(data))
+    assert not index_is_current(directory, small_corpus, SMALL)
     # arrays load with allow_pickle=False: an object array planted in the index is refused
     np.save(directory / "dense.scale.npy", np.array([object()], dtype=object), allow_pickle=True)
     with pytest.raises(ValueError, match="pickle"):
@@ -206,7 +231,6 @@ def test_index_directory_round_trip_and_staleness(
     (tmp_path / "other" / "keep.txt").write_text("x")
     with pytest.raises(ValueError, match="not an index"):
         save_index(engine, tmp_path / "other")
-    manifest_path = directory / "manifest.json"
     data = json.loads(manifest_path.read_text())
     data["format_version"] = 99
     manifest_path.write_text(json.dumps(data))

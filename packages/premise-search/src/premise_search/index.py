@@ -14,6 +14,7 @@ bm25_name.*                the same for the name channel
 dense.int8.npy             [n_docs, dim] dense-channel vectors as int8 ...
 dense.scale.npy            ... with one float32 scale per row (unit vectors; see `quantise_rows`)
 semantic.npy               [n_docs, dim] float16 vectors of the semantic model (only when the index has one)
+result_names.json          each name the docstrings give a result in bold -> its rows (`SearchEngine.named`)
 ```
 
 Loading memory-maps the posting arrays (the OS pages in what queries touch) and decodes declarations only for
@@ -66,6 +67,7 @@ __all__ = [
     "CACHE_ENV",
     "FORMAT",
     "FORMAT_VERSION",
+    "RESULT_NAMES_ID",
     "corpus_file_info",
     "default_index_dir",
     "index_is_current",
@@ -81,6 +83,9 @@ logger = logging.getLogger(__name__)
 
 FORMAT = "premise-search-index"
 FORMAT_VERSION = 2
+#: How `result_names.json` was made (`naming.result_titles`); an index without it or with another id is rebuilt.
+RESULT_NAMES_ID = "bold-v1"
+_RESULT_NAMES = "result_names.json"
 #: Environment variable naming the directory of the default (all of Mathlib) index.
 CACHE_ENV = "PREMISE_SEARCH_INDEX_DIR"
 _MANIFEST = "manifest.json"
@@ -104,6 +109,7 @@ def default_index_dir() -> Path:
 def _ids(config: IndexConfig) -> dict[str, str]:
     return {
         "tokenizer": LeanTokenizer(config.tokenizer).id,
+        "result_names": RESULT_NAMES_ID,
         "dense": StaticModel.load_meta_id() if config.dense == "static" else "none",
         "semantic": _semantic_id(config.semantic),
         "informal": "none" if config.informal == "none" else OfflineInformalizer().id,
@@ -171,6 +177,7 @@ def save_index(engine: SearchEngine, directory: str | os.PathLike[str], *, build
             np.save(tmp / "dense.scale.npy", scale)
         if engine.semantic_embeddings is not None:
             np.save(tmp / "semantic.npy", np.asarray(engine.semantic_embeddings, dtype=np.float16))
+        (tmp / _RESULT_NAMES).write_text(json.dumps(engine.result_names, sort_keys=True), encoding="utf-8")
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -279,10 +286,33 @@ def load_index(directory: str | os.PathLike[str], **engine_kwargs: Any) -> Searc
         text_bm25,
         name_bm25,
         name_index=corpus.name_index,
+        result_names=_load_result_names(directory, len(corpus)),
         **dense_kwargs,
         **semantic_kwargs,
         **engine_kwargs,
     )
+
+
+def _load_result_names(directory: Path, n_docs: int) -> dict[str, list[int]]:
+    """`result_names.json`, checked; empty (with a warning) for an index written before it existed."""
+    path = directory / _RESULT_NAMES
+    if not path.is_file():
+        logger.warning(
+            "%s has no %s: queries that name a result by its bold name are not recognised; "
+            "rebuild it with `premise-search index build --rebuild`",
+            directory,
+            _RESULT_NAMES,
+        )
+        return {}
+    try:
+        data = json.loads(read_text(path))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not valid JSON ({exc.msg})", path=path, line=exc.lineno) from None
+    if not isinstance(data, dict) or not all(
+        isinstance(rows, list) and all(isinstance(r, int) and 0 <= r < n_docs for r in rows) for rows in data.values()
+    ):
+        raise InputError(f"expected names mapped to lists of rows below {n_docs}", path=path)
+    return data
 
 
 def _load_dense(directory: Path, recorded: str, n_docs: int) -> dict[str, Any]:

@@ -21,8 +21,8 @@ them.
 
 Mathlib also names results the way mathematicians do, in its docstrings: the name a result is known by is set in
 bold ("**Fermat's Little Theorem**: for all nonzero `a : ZMod p`, ..."; "The **binomial theorem**").
-`result_titles` reads those names, and the reranker treats a query that is one of them like a query that writes
-the Lean name.
+`result_titles` reads those names; a query that is one of them names the result, as a query that is its Lean name
+does (`SearchEngine.named`), and the standard mode puts it first.
 """
 
 from __future__ import annotations

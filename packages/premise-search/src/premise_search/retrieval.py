@@ -28,7 +28,9 @@ Ties go to the lower corpus index. The rule, weights and floor (`LEXICAL_FUSION`
 `LEXICAL_Z_FLOOR` without a semantic channel, the `SEMANTIC_` ones with one) were chosen on the MathlibQR tuning rows
 (those outside the fair slice) over all of Mathlib (`benchmarks/bench_quality.py --grid`; see the README).
 `rerank=True` re-orders the top `rerank_depth` of the chosen mode with a `Reranker` (the deterministic
-`FeatureReranker` by default); the rest keep their order below.
+`FeatureReranker` by default), and puts first every declaration the whole query names (`SearchEngine.named`: its
+full Lean name, or a name its docstring gives it in bold), wherever the retriever ranked it; the rest keep their
+order below.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from premise_search.embed import (
     validate_semantic,
 )
 from premise_search.informalize import Informalizer
+from premise_search.naming import result_titles
 from premise_search.rerank import FeatureReranker, Reranker
 from premise_search.static import StaticModel
 from premise_search.tokenize import LeanTokenizer, TokenizerConfig
@@ -77,6 +80,7 @@ __all__ = [
     "default_index_config",
     "document_text",
     "fill_informal",
+    "named_results",
     "rrf_fuse",
     "zscore_fuse",
 ]
@@ -125,6 +129,15 @@ def document_text(decl: Declaration) -> str:
         if extra:
             parts.append(extra)
     return "\n".join(parts)
+
+
+def named_results(corpus: Sequence[Declaration]) -> dict[str, list[int]]:
+    """Each name the corpus's docstrings give a result in bold (`naming.result_titles`) -> the rows carrying it."""
+    out: dict[str, list[int]] = {}
+    for i, decl in enumerate(corpus):
+        for title in result_titles(decl.docstring):
+            out.setdefault(title, []).append(i)
+    return out
 
 
 def fill_informal(corpus: Sequence[Declaration], source: str = "offline") -> list[Declaration]:
@@ -351,6 +364,7 @@ class SearchEngine:
         source_sha256: str | None = None,
         corpus_info: dict[str, Any] | None = None,
         name_index: dict[str, int] | None = None,
+        result_names: dict[str, list[int]] | None = None,
     ) -> None:
         n = len(corpus)
         if not (text_bm25.n_docs == name_bm25.n_docs == n):
@@ -398,6 +412,15 @@ class SearchEngine:
             for i, decl in enumerate(self.corpus):
                 name_index.setdefault(decl.name, i)
         self._by_name = name_index
+        if result_names is None:
+            result_names = named_results(self.corpus)
+        self.result_names = result_names
+        self._by_result_name: dict[frozenset[str], list[int]] = {}
+        for title, rows in result_names.items():
+            terms = frozenset(self.tokenizer.typed_terms(title))
+            if terms:
+                known = self._by_result_name.setdefault(terms, [])
+                known.extend(r for r in rows if r not in known)
         self._dense_rows = dense_model.index() if dense_model is not None else {}
 
     @classmethod
@@ -471,6 +494,18 @@ class SearchEngine:
         """The declaration called `name` (first one if duplicated), or None."""
         i = self._by_name.get(name)
         return None if i is None else self.corpus[i]
+
+    def named(self, query: str) -> list[int]:
+        """Rows the whole query names: the declaration whose full Lean name it is (backticks allowed), then those
+        whose docstring gives them, in bold, a name with exactly the query's words (`naming.result_titles`:
+        "fermat's little theorem" names `ZMod.pow_card_sub_one_eq_one`)."""
+        rows = []
+        row = self._by_name.get(query.strip().strip("`").strip())
+        if row is not None:
+            rows.append(row)
+        terms = frozenset(self.tokenizer.typed_terms(query))
+        rows.extend(r for r in self._by_result_name.get(terms, ()) if r not in rows)
+        return rows
 
     def index_of(self, name: str) -> int | None:
         """The corpus row of the declaration called `name` (first one if duplicated), or None."""
@@ -582,13 +617,30 @@ class SearchEngine:
                 Hit(int(i), float(s), self.corpus[int(i)]) for i, s in zip(indices[:limit], scores[:limit], strict=True)
             ]
             if rerank and hits:
-                head = hits[:rerank_depth]
-                order = self.reranker.rerank(q, [h.declaration for h in head], [h.score for h in head])
-                hits = [Hit(head[pos].index, float(score), head[pos].declaration) for pos, score in order] + hits[
-                    rerank_depth:
-                ]
+                hits = self._reranked(q, hits, rerank_depth, dict(zip(indices, scores, strict=True)))
             results.append(hits[:k])
         return results
+
+    def _reranked(self, query: str, hits: list[Hit], depth: int, retrieved: dict[int, float]) -> list[Hit]:
+        """The top `depth` hits reordered by the reranker, with every declaration the query names (`named`) among
+        them and first: a name is an answer, wherever the retriever put it (a row it did not retrieve at all enters
+        with the lowest retrieved score). The named rows' scores are raised by one constant, so that scores still
+        descend. The rest keep their order below."""
+        named = self.named(query)
+        head = hits[:depth]
+        have = {h.index for h in head}
+        floor = min(retrieved.values(), default=0.0)
+        head += [Hit(r, float(retrieved.get(r, floor)), self.corpus[r]) for r in named if r not in have]
+        order = self.reranker.rerank(query, [h.declaration for h in head], [h.score for h in head])
+        first = set(named)
+        order = sorted(order, key=lambda item: head[item[0]].index not in first)  # stable: the reranker's order
+        others = [score for pos, score in order if head[pos].index not in first]
+        if first and others:  # raise the named rows' scores just above the rest, so that scores still descend
+            lift = max(0.0, max(others) - min(score for pos, score in order if head[pos].index in first)) + 1.0
+            order = [(pos, score + lift if head[pos].index in first else score) for pos, score in order]
+        reranked = [Hit(head[pos].index, float(score), head[pos].declaration) for pos, score in order]
+        moved = {h.index for h in reranked}
+        return reranked + [h for h in hits[depth:] if h.index not in moved]
 
     def search(self, query: str, k: int = 10, *, mode: Mode = "hybrid", rerank: bool = False) -> list[Hit]:
         """The `k` best declarations for `query` (Lean, LaTeX or English), best first."""

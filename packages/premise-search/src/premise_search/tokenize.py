@@ -602,8 +602,8 @@ class LeanTokenizer:
 
     def typed_terms(self, text: str) -> list[str]:
         """The distinct tokens of `text` without free-standing English function words, in order: the terms
-        `query_terms` weighs 1, and what the reranker compares a query with a result's name by (`Fermat's little
-        theorem` -> `fermat`, `fermats`, `little`, `theorem`)."""
+        `query_terms` weighs 1, and what a query is compared with a result's name by (`Fermat's little theorem` ->
+        `fermat`, `fermats`, `little`, `theorem`)."""
         if not isinstance(text, str):
             raise TypeError(f"text: expected str, got {type(text).__name__}")
         terms: dict[str, None] = {}
