@@ -12,9 +12,7 @@ what that model mostly rewards on Mathlib queries, each in [0, 1] but the prior:
   a statement (no `=`, `↔`, `≤`, `:`, ...) and contains one of them written as a Lean identifier (with a dot,
   an underscore or an inner capital, or alone in backticks). A plain English word that happens to be a name
   (`factorial`, `slope`, `size`) does not count, nor does a name inside a statement: otherwise every short
-  definition named by a query word jumps above the theorem asked for. A query whose terms are those of a name
-  the declaration's docstring gives it in bold (`naming.result_titles`: "Fermat's little theorem" for
-  `ZMod.pow_card_sub_one_eq_one`) names it too: that is how mathematicians write names;
+  definition named by a query word jumps above the theorem asked for;
 - `name_cover`: the fraction of the declaration's last-component words that occur in the query;
 - `query_cover`: the fraction of the query's distinct tokens found in the declaration's text;
 - `kind`: the query asks for a theorem/lemma and this is one, or for a definition/structure/class/instance
@@ -46,7 +44,6 @@ from typing import Any, Protocol
 
 from premise_search.corpus import Declaration
 from premise_search.embed import semantic_text
-from premise_search.naming import result_titles
 from premise_search.tokenize import LeanTokenizer, split_identifier
 from repro_core.errors import ConfigError, InputError
 from repro_core.optional import require
@@ -134,13 +131,12 @@ class FeatureWeights:
 class FeatureReranker:
     """The default reranker: a fixed linear score over `features()`; deterministic, no model."""
 
-    VERSION = 4
+    VERSION = 3
 
     def __init__(self, weights: FeatureWeights | None = None, tokenizer: LeanTokenizer | None = None) -> None:
         self.weights = weights if weights is not None else FeatureWeights()
         self.tokenizer = tokenizer if tokenizer is not None else LeanTokenizer()
         self._text_tokens: dict[tuple[str, str, int | None], frozenset[str]] = {}
-        self._titles: dict[tuple[str, str, int | None], tuple[frozenset[str], ...]] = {}
 
     def _decl_tokens(self, decl: Declaration) -> frozenset[str]:
         """Token set of a declaration's text, cached (the same candidates come back query after query)."""
@@ -150,16 +146,6 @@ class FeatureReranker:
             hit = frozenset(self.tokenizer.tokenize(f"{decl.name} {decl.signature} {decl.docstring or ''}"))
             if len(self._text_tokens) < 300_000:
                 self._text_tokens[key] = hit
-        return hit
-
-    def _title_terms(self, decl: Declaration) -> tuple[frozenset[str], ...]:
-        """The typed terms of each name the declaration's docstring gives it, cached like `_decl_tokens`."""
-        key = (decl.module, decl.name, decl.line)
-        hit = self._titles.get(key)
-        if hit is None:
-            hit = tuple(frozenset(self.tokenizer.typed_terms(t)) for t in result_titles(decl.docstring))
-            if len(self._titles) < 300_000:
-                self._titles[key] = hit
         return hit
 
     @property
@@ -172,7 +158,6 @@ class FeatureReranker:
         """One feature dict per candidate, in the given (retriever) order; `scores` are the retriever's."""
         prior = _standardised(scores, len(candidates))
         q_tokens = set(self.tokenizer.tokenize(query))
-        q_terms = frozenset(self.tokenizer.typed_terms(query))
         whole = query.strip().strip("`")
         # a statement mentions names, it does not ask for them: `klDiv μ ν = 0 ↔ μ = ν` wants a theorem
         statement = bool(_STATEMENT.search(query))
@@ -184,8 +169,7 @@ class FeatureReranker:
         for rank, decl in enumerate(candidates):
             last = decl.short_name
             named = decl.name in q_words or (len(last) > 2 and last in q_words)
-            titled = bool(q_terms) and q_terms in self._title_terms(decl)
-            exact = 1.0 if named or titled or whole in (decl.name, last) else 0.0
+            exact = 1.0 if named or whole in (decl.name, last) else 0.0
             name_words = set(split_identifier(last))
             name_cover = len(name_words & q_tokens) / len(name_words) if name_words else 0.0
             text_tokens = self._decl_tokens(decl)
