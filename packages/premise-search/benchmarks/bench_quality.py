@@ -53,7 +53,7 @@ import numpy as np
 from premise_search.corpus import load_default_corpus
 from premise_search.evaluation import docstring_queries, load_mathlib_mpr, load_mathlib_qr, mpr_metrics, qr_metrics
 from premise_search.index import load_index, open_default_index, save_index
-from premise_search.naming import result_titles
+from premise_search.naming import is_result_name, result_titles
 from premise_search.rerank import FeatureReranker, FeatureWeights
 from premise_search.retrieval import SearchEngine, _dense_vectors, rrf_fuse, zscore_fuse
 from premise_search.tokenize import LeanTokenizer
@@ -238,14 +238,14 @@ def exact_name_check(engine: SearchEngine, n: int = 300, seed: int = 0) -> dict[
 
 def title_check(engine: SearchEngine) -> dict[str, float]:
     """Recall@1 and @10 of hybrid and hybrid + rerank when the query is a name Mathlib's docstrings give a result
-    in bold (`result_titles`: "Fermat's Little Theorem"), each distinct name (two terms or more) once; a hit is
-    any declaration that carries that name."""
+    in bold (`result_titles` and `is_result_name`: "Fermat's Little Theorem"), each distinct name (by its terms)
+    once; a hit is any declaration that carries that name."""
     carriers: dict[frozenset[str], set[int]] = {}
     spelled: dict[frozenset[str], str] = {}
     for i, decl in enumerate(engine.corpus):
         for title in result_titles(decl.docstring):
             terms = frozenset(engine.tokenizer.typed_terms(title))
-            if len(terms) >= 2:
+            if terms and is_result_name(title):
                 carriers.setdefault(terms, set()).add(i)
                 spelled.setdefault(terms, title)
     queries = [spelled[t] for t in carriers]

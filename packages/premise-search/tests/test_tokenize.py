@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from premise_search.naming import NAME_WORDS, english_expansions, result_titles, spell_name_word
+from premise_search.naming import NAME_WORDS, english_expansions, is_result_name, result_titles, spell_name_word
 from premise_search.tokenize import LeanTokenizer, TokenizerConfig, fold_accents, name_word_token, split_identifier
 
 
@@ -120,6 +120,25 @@ def test_result_titles_are_the_bold_names_of_a_docstring() -> None:
     assert result_titles(doc) == ("Fermat's Little Theorem",)  # once; a name never spans lines
     assert result_titles(None) == () and result_titles("") == () and result_titles("no bold here") == ()
     assert result_titles("The **binomial theorem**") == ("binomial theorem",)
+
+
+@pytest.mark.parametrize(
+    ("title", "names_a_result"),
+    [
+        ("Fermat's Little Theorem", True),
+        ("binomial theorem", True),
+        ("law of cosines", True),
+        ("Bolzano-Weierstrass", True),
+        ("Cauchy–Schwarz", True),
+        ("not", False),  # stress
+        ("Do not use", False),
+        ("finitely generated", False),  # a defined term: its declaration's name says it
+        ("nowhere dense", False),
+        ("Følner", False),  # one word
+    ],
+)
+def test_a_bold_phrase_names_a_result_when_it_says_so(title: str, names_a_result: bool) -> None:
+    assert is_result_name(title) is names_a_result
 
 
 def test_typed_terms_are_the_terms_a_query_types() -> None:

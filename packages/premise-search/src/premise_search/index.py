@@ -83,8 +83,8 @@ logger = logging.getLogger(__name__)
 
 FORMAT = "premise-search-index"
 FORMAT_VERSION = 2
-#: How `result_names.json` was made (`naming.result_titles`); an index without it or with another id is rebuilt.
-RESULT_NAMES_ID = "bold-v1"
+#: How `result_names.json` was made (`retrieval.named_results`); an index without it or with another id is rebuilt.
+RESULT_NAMES_ID = "result-names-v1"
 _RESULT_NAMES = "result_names.json"
 #: Environment variable naming the directory of the default (all of Mathlib) index.
 CACHE_ENV = "PREMISE_SEARCH_INDEX_DIR"

@@ -55,7 +55,7 @@ from premise_search.embed import (
     validate_semantic,
 )
 from premise_search.informalize import Informalizer
-from premise_search.naming import result_titles
+from premise_search.naming import is_result_name, result_titles
 from premise_search.rerank import FeatureReranker, Reranker
 from premise_search.static import StaticModel
 from premise_search.tokenize import LeanTokenizer, TokenizerConfig
@@ -132,11 +132,13 @@ def document_text(decl: Declaration) -> str:
 
 
 def named_results(corpus: Sequence[Declaration]) -> dict[str, list[int]]:
-    """Each name the corpus's docstrings give a result in bold (`naming.result_titles`) -> the rows carrying it."""
+    """Each name the corpus's docstrings give a result in bold (`naming.result_titles`, kept when
+    `naming.is_result_name`) -> the rows carrying it."""
     out: dict[str, list[int]] = {}
     for i, decl in enumerate(corpus):
         for title in result_titles(decl.docstring):
-            out.setdefault(title, []).append(i)
+            if is_result_name(title):
+                out.setdefault(title, []).append(i)
     return out
 
 
