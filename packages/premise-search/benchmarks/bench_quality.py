@@ -53,7 +53,6 @@ import numpy as np
 from premise_search.corpus import load_default_corpus
 from premise_search.evaluation import docstring_queries, load_mathlib_mpr, load_mathlib_qr, mpr_metrics, qr_metrics
 from premise_search.index import load_index, open_default_index, save_index
-from premise_search.naming import is_result_name, result_titles
 from premise_search.rerank import FeatureReranker, FeatureWeights
 from premise_search.retrieval import SearchEngine, _dense_vectors, rrf_fuse, zscore_fuse
 from premise_search.tokenize import LeanTokenizer
@@ -238,22 +237,18 @@ def exact_name_check(engine: SearchEngine, n: int = 300, seed: int = 0) -> dict[
 
 def title_check(engine: SearchEngine) -> dict[str, float]:
     """Recall@1 and @10 of hybrid and hybrid + rerank when the query is a name Mathlib's docstrings give a result
-    in bold (`result_titles` and `is_result_name`: "Fermat's Little Theorem"), each distinct name (by its terms)
-    once; a hit is any declaration that carries that name."""
-    carriers: dict[frozenset[str], set[int]] = {}
+    in bold (`engine.result_names`: "Fermat's Little Theorem"), one spelling of each distinct name (by its words);
+    a hit is any declaration that carries that name (`engine.named`)."""
     spelled: dict[frozenset[str], str] = {}
-    for i, decl in enumerate(engine.corpus):
-        for title in result_titles(decl.docstring):
-            terms = frozenset(engine.tokenizer.typed_terms(title))
-            if terms and is_result_name(title):
-                carriers.setdefault(terms, set()).add(i)
-                spelled.setdefault(terms, title)
-    queries = [spelled[t] for t in carriers]
+    for title in sorted(engine.result_names):
+        spelled.setdefault(frozenset(engine.tokenizer.typed_terms(title)), title)
+    queries = list(spelled.values())
+    carriers = [set(engine.named(q)) for q in queries]
     out: dict[str, float] = {"n_queries": len(queries)}
     for rerank in (False, True):
         hits = engine.search_batch(queries, 10, rerank=rerank)
         label = "rerank" if rerank else "fused"
-        found = [[h.index in carriers[t] for h in row] for row, t in zip(hits, carriers, strict=True)]
+        found = [[h.index in rows for h in row] for row, rows in zip(hits, carriers, strict=True)]
         out[f"{label} Recall@1"] = float(np.mean([row[0] for row in found]))
         out[f"{label} Recall@10"] = float(np.mean([any(row) for row in found]))
     return out

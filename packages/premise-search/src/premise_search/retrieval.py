@@ -619,27 +619,32 @@ class SearchEngine:
                 Hit(int(i), float(s), self.corpus[int(i)]) for i, s in zip(indices[:limit], scores[:limit], strict=True)
             ]
             if rerank and hits:
-                hits = self._reranked(q, hits, rerank_depth, dict(zip(indices, scores, strict=True)))
+                hits = self._reranked(q, hits, rerank_depth, (indices, scores))
             results.append(hits[:k])
         return results
 
-    def _reranked(self, query: str, hits: list[Hit], depth: int, retrieved: dict[int, float]) -> list[Hit]:
+    def _reranked(
+        self, query: str, hits: list[Hit], depth: int, retrieved: tuple[Sequence[int], Sequence[float]]
+    ) -> list[Hit]:
         """The top `depth` hits reordered by the reranker, with every declaration the query names (`named`) among
-        them and first: a name is an answer, wherever the retriever put it (a row it did not retrieve at all enters
-        with the lowest retrieved score). The named rows' scores are raised by one constant, so that scores still
-        descend. The rest keep their order below."""
-        named = self.named(query)
+        them and first: a name is an answer, wherever the retriever put it (`retrieved`: its ranked rows and scores;
+        a row it did not retrieve at all enters with the lowest score). The named rows' scores are raised by one
+        constant, so that scores still descend. The rest keep their order below."""
         head = hits[:depth]
-        have = {h.index for h in head}
-        floor = min(retrieved.values(), default=0.0)
-        head += [Hit(r, float(retrieved.get(r, floor)), self.corpus[r]) for r in named if r not in have]
+        named = self.named(query)
+        if named:
+            have = {h.index for h in head}
+            score_of = dict(zip(*retrieved, strict=True))
+            floor = min(retrieved[1], default=0.0)
+            head += [Hit(r, float(score_of.get(r, floor)), self.corpus[r]) for r in named if r not in have]
         order = self.reranker.rerank(query, [h.declaration for h in head], [h.score for h in head])
-        first = set(named)
-        order = sorted(order, key=lambda item: head[item[0]].index not in first)  # stable: the reranker's order
-        others = [score for pos, score in order if head[pos].index not in first]
-        if first and others:  # raise the named rows' scores just above the rest, so that scores still descend
-            lift = max(0.0, max(others) - min(score for pos, score in order if head[pos].index in first)) + 1.0
-            order = [(pos, score + lift if head[pos].index in first else score) for pos, score in order]
+        if named:
+            first = set(named)
+            order = sorted(order, key=lambda item: head[item[0]].index not in first)  # stable
+            others = [score for pos, score in order if head[pos].index not in first]
+            if others:  # raise the named rows' scores just above the rest, so that scores still descend
+                lift = max(0.0, max(others) - min(score for pos, score in order if head[pos].index in first)) + 1.0
+                order = [(pos, score + lift if head[pos].index in first else score) for pos, score in order]
         reranked = [Hit(head[pos].index, float(score), head[pos].declaration) for pos, score in order]
         moved = {h.index for h in reranked}
         return reranked + [h for h in hits[depth:] if h.index not in moved]
