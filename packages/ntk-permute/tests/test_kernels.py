@@ -51,26 +51,41 @@ def test_basis_entries_bias_free(k: int) -> None:
     np.testing.assert_allclose(nngp, expected_nngp, atol=1e-12)
 
 
-@settings(max_examples=40)
-@given(
-    k=st.integers(2, 40),
-    rho=st.floats(-1.0, 1.0),
-    w_std=st.floats(0.3, 2.0),
-    b_std=st.sampled_from([0.0, 0.1, 0.5, 1.0, 2.0]),
-)
-def test_scalar_fast_path_matches_gram(k: int, rho: float, w_std: float, b_std: float) -> None:
+def _check_scalar_fast_path(k: int, rho: float, w_std: float, b_std: float, tol: float) -> None:
     x = np.zeros((2, k))
     x[0, 0] = 1.0
     x[1, 0], x[1, 1] = rho, math.sqrt(max(0.0, 1 - rho * rho))
     nngp, ntk = nngp_ntk(x, w_std=w_std, b_std=b_std)
     k_rho, theta_rho = scalar_kernels(float(x[0] @ x[1]), k, w_std=w_std, b_std=b_std)
-    assert float(k_rho) == pytest.approx(nngp[0, 1], abs=1e-12)
-    assert float(theta_rho) == pytest.approx(ntk[0, 1], abs=1e-12)
+    assert float(k_rho) == pytest.approx(nngp[0, 1], rel=1e-12, abs=tol)
+    assert float(theta_rho) == pytest.approx(ntk[0, 1], rel=1e-12, abs=tol)
     if b_std == 0:  # K = s κ1(ρ), Θ = s [κ1(ρ) + ρ κ0(ρ)], s = σ_w⁴/(2k)
         s = w_std**4 / (2 * k)
         r = float(x[0] @ x[1])
-        assert float(k_rho) == pytest.approx(s * kappa1(r), abs=1e-12)
-        assert float(theta_rho) == pytest.approx(s * (kappa1(r) + r * kappa0(r)), abs=1e-12)
+        assert float(k_rho) == pytest.approx(s * kappa1(r), rel=1e-12, abs=tol)
+        assert float(theta_rho) == pytest.approx(s * (kappa1(r) + r * kappa0(r)), rel=1e-12, abs=tol)
+
+
+@settings(max_examples=40)
+@given(
+    k=st.integers(2, 40),
+    rho=st.one_of(st.floats(-1.0 + 1e-6, 1.0 - 1e-6), st.sampled_from([-1.0, 1.0])),
+    w_std=st.floats(0.3, 2.0),
+    b_std=st.sampled_from([0.0, 0.1, 0.5, 1.0, 2.0]),
+)
+def test_scalar_fast_path_matches_gram(k: int, rho: float, w_std: float, b_std: float) -> None:
+    _check_scalar_fast_path(k, rho, w_std, b_std, tol=1e-12)
+
+
+@pytest.mark.parametrize("gap", [1e-16, 1e-14, 1e-12, 1e-10, 1e-8, 1e-6])
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_scalar_fast_path_near_the_poles(gap: float, sign: float) -> None:
+    # κ0(ρ) = 1 − arccos(ρ)/π has an infinite slope at ρ = ±1: the two paths round ρ differently (a norm here, a
+    # ratio of variances there), and one unit in the last place moves κ0 by up to √(2·eps)/π ≈ 7e-9. Within 1e-6
+    # of a pole the paths agree to that conditioning, not to 1e-12.
+    rho = sign * (1.0 - gap)
+    for k, w_std in ((2, 1.5), (3, 2.0), (40, 0.3)):
+        _check_scalar_fast_path(k, rho, w_std, 0.0, tol=1e-7)
 
 
 def test_standard_parametrisation_closed_form() -> None:
