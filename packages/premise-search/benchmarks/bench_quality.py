@@ -238,7 +238,7 @@ def exact_name_check(engine: SearchEngine, n: int = 300, seed: int = 0) -> dict[
 def title_check(engine: SearchEngine) -> dict[str, float]:
     """Recall@1 and @10 of hybrid and hybrid + rerank when the query is a name Mathlib's docstrings give a result
     in bold (`engine.result_names`: "Fermat's Little Theorem"), one spelling of each distinct name (by its words);
-    a hit is any declaration that carries that name (`engine.named`)."""
+    a hit is any declaration the name names (`engine.named`: those that carry it as their own, else every one)."""
     spelled: dict[frozenset[str], str] = {}
     for title in sorted(engine.result_names):
         spelled.setdefault(frozenset(engine.tokenizer.typed_terms(title)), title)

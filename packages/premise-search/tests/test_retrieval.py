@@ -124,6 +124,28 @@ def test_a_query_that_names_a_declaration_puts_it_first(small_corpus: list[Decla
         load_index(directory)
 
 
+def test_a_named_query_gets_the_declarations_that_are_the_result_not_its_versions(
+    small_corpus: list[Declaration],
+) -> None:
+    """Docstrings also set in bold the result a declaration is a case of or a step towards ("A special case of the
+    **binomial theorem**"): where another docstring gives the name as its own, the query names that one alone;
+    where none does, the versions are all there is, and they are named."""
+
+    def theorem(name: str, docstring: str) -> Declaration:
+        return Declaration(name, "theorem", "Mathlib.Algebra.Binomial", f"theorem {name} : x = y", docstring=docstring)
+
+    own = theorem("add_pow", "The **binomial theorem**")
+    case = theorem("sub_pow", "A special case of the **binomial theorem**")
+    step = theorem("hahn_banach_aux", "An auxiliary step to prove the **Hahn-Banach theorem**.")
+    engine = SearchEngine.build([*small_corpus, case, own, step], SMALL)
+    n = len(small_corpus)
+    assert engine.result_names == {"binomial theorem": [n, n + 1], "Hahn-Banach theorem": [n + 2]}  # all kept
+    assert engine.named("binomial theorem") == [n + 1]
+    assert engine.named("Hahn-Banach theorem") == [n + 2]
+    hits = engine.search_batch(["binomial theorem"], 2, rerank=True, rerank_depth=1)[0]
+    assert hits[0].name == "add_pow"
+
+
 def test_reranker_keeps_how_far_apart_the_retriever_put_its_candidates() -> None:
     """The prior is the retriever's standardised score: a clear retriever win survives a small feature edge.
 

@@ -6,7 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from premise_search.naming import NAME_WORDS, english_expansions, is_result_name, result_titles, spell_name_word
+from premise_search.naming import (
+    NAME_WORDS,
+    english_expansions,
+    is_result_name,
+    own_titles,
+    result_titles,
+    spell_name_word,
+)
 from premise_search.tokenize import LeanTokenizer, TokenizerConfig, fold_accents, name_word_token, split_identifier
 
 
@@ -120,6 +127,28 @@ def test_result_titles_are_the_bold_names_of_a_docstring() -> None:
     assert result_titles(doc) == ("Fermat's Little Theorem",)  # once; a name never spans lines
     assert result_titles(None) == () and result_titles("") == () and result_titles("no bold here") == ()
     assert result_titles("The **binomial theorem**") == ("binomial theorem",)
+
+
+@pytest.mark.parametrize(
+    ("docstring", "own"),
+    [
+        ("The **binomial theorem**", ("binomial theorem",)),
+        ("**Fermat's Little Theorem**: for all nonzero `a : ZMod p`, ...", ("Fermat's Little Theorem",)),
+        ("Lagrange's **four squares theorem** for a prime number.", ("four squares theorem",)),  # qualified
+        ("Binary **rearrangement inequality**.", ("rearrangement inequality",)),
+        ("The graph is unique. This is **Turán's theorem** restated.", ("Turán's theorem",)),  # a later sentence
+        ("A special case of the **binomial theorem**", ()),  # a version of another declaration's result
+        ("An auxiliary equality useful to prove the **Cauchy–Schwarz inequality**. Here ...", ()),
+        ("Upgrade a `LinearMap` to a `ContinuousLinearMap` using the **closed graph theorem**.", ()),
+        ("Equality case in the **Schwarz Lemma**: in the setup of ...", ()),
+        ("Special case of **Chebyshev's Sum Inequality** or the **Cauchy-Schwarz Inequality**: ...", ()),
+        ("A version of **Markov's inequality**. Here is the **Markov bound** itself.", ("Markov bound",)),
+        (None, ()),
+    ],
+)
+def test_own_titles_are_the_names_a_docstring_gives_its_own_declaration(docstring: str | None, own: tuple) -> None:
+    assert own_titles(docstring) == own
+    assert set(own) <= set(result_titles(docstring))
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,9 @@ them.
 Mathlib also names results the way mathematicians do, in its docstrings: the name a result is known by is set in
 bold ("**Fermat's Little Theorem**: for all nonzero `a : ZMod p`, ..."; "The **binomial theorem**").
 `result_titles` reads those names; a query that is one of them names the result, as a query that is its Lean name
-does (`SearchEngine.named`), and the standard mode puts it first.
+does (`SearchEngine.named`), and the standard mode puts it first. Bold also marks the result a declaration is only
+a version or a tool of ("A special case of the **binomial theorem**"); `own_titles` keeps the names a docstring
+gives its own declaration.
 """
 
 from __future__ import annotations
@@ -30,7 +32,16 @@ from __future__ import annotations
 import functools
 import re
 
-__all__ = ["NAME_WORDS", "RESULT_KINDS", "english_expansions", "is_result_name", "result_titles", "spell_name_word"]
+__all__ = [
+    "MENTION_WORDS",
+    "NAME_WORDS",
+    "RESULT_KINDS",
+    "english_expansions",
+    "is_result_name",
+    "own_titles",
+    "result_titles",
+    "spell_name_word",
+]
 
 #: Mathlib name word -> English words/phrases it stands for. Keys are single name words, lowercase as
 #: `split_identifier` yields them, or a few whole name components in their own spelling (`BddAbove`), which the
@@ -298,6 +309,38 @@ def result_titles(docstring: str | None) -> tuple[str, ...]:
     if not docstring or "**" not in docstring:
         return ()
     return tuple(dict.fromkeys(_BOLD.findall(docstring)))
+
+
+#: Words that, written before a bold name in its sentence, make it a result the declaration refers to rather than
+#: its own name: "A version **of** the **Hahn-Banach theorem**", "An auxiliary equality useful **to** prove the
+#: **Cauchy–Schwarz inequality**", "Upgrade ... **using** the **closed graph theorem**".
+MENTION_WORDS = frozenset(
+    {
+        "of", "for", "to", "in", "on", "at", "by", "with", "from", "as", "into", "onto", "over", "under", "using",
+        "via", "where", "when", "than",
+    }
+)  # fmt: skip
+_SENTENCE_END = re.compile(r"(?<=[.!?:;])\s+|\n\s*\n")
+
+
+def own_titles(docstring: str | None) -> tuple[str, ...]:
+    """The bold names a docstring gives its own declaration: those of `result_titles` that some sentence opens
+    with, after words that qualify the name ("The **binomial theorem**", "Binary **rearrangement inequality**",
+    "Lagrange's **four squares theorem**") but no word of `MENTION_WORDS`.
+
+    Mathlib also sets in bold the result a declaration is a version, a special case, a part or a tool of: "A
+    special case of the **binomial theorem**" (`sub_pow`), "An auxiliary equality useful to prove the
+    **Cauchy–Schwarz inequality**". 87 declarations name a result that way whose own statement other declarations
+    carry (commit 5352afcc); a query that names the result wants those.
+    """
+    if not docstring or "**" not in docstring:
+        return ()
+    out: dict[str, None] = {}
+    for match in _BOLD.finditer(docstring):
+        sentence = _SENTENCE_END.split(docstring[: match.start()])[-1]
+        if not MENTION_WORDS.intersection(w.lower() for w in _WORD.findall(sentence)):
+            out[match.group(1)] = None
+    return tuple(out)
 
 
 def is_result_name(title: str) -> bool:

@@ -29,8 +29,8 @@ Ties go to the lower corpus index. The rule, weights and floor (`LEXICAL_FUSION`
 (those outside the fair slice) over all of Mathlib (`benchmarks/bench_quality.py --grid`; see the README).
 `rerank=True` re-orders the top `rerank_depth` of the chosen mode with a `Reranker` (the deterministic
 `FeatureReranker` by default), and puts first every declaration the whole query names (`SearchEngine.named`: its
-full Lean name, or a name its docstring gives it in bold), wherever the retriever ranked it; the rest keep their
-order below.
+full Lean name, or a name its docstring gives it in bold as its own), wherever the retriever ranked it; the rest
+keep their order below.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ from premise_search.embed import (
     validate_semantic,
 )
 from premise_search.informalize import Informalizer
-from premise_search.naming import is_result_name, result_titles
+from premise_search.naming import is_result_name, own_titles, result_titles
 from premise_search.rerank import FeatureReranker, Reranker
 from premise_search.static import StaticModel
 from premise_search.tokenize import LeanTokenizer, TokenizerConfig
@@ -423,6 +423,7 @@ class SearchEngine:
             if terms:
                 known = self._by_result_name.setdefault(terms, [])
                 known.extend(r for r in rows if r not in known)
+        self._own_names_cache: dict[int, frozenset[frozenset[str]]] = {}
         self._dense_rows = dense_model.index() if dense_model is not None else {}
 
     @classmethod
@@ -500,14 +501,28 @@ class SearchEngine:
     def named(self, query: str) -> list[int]:
         """Rows the whole query names: the declaration whose full Lean name it is (backticks allowed), then those
         whose docstring gives them, in bold, a name with exactly the query's words (`naming.result_titles`:
-        "fermat's little theorem" names `ZMod.pow_card_sub_one_eq_one`)."""
+        "fermat's little theorem" names `ZMod.pow_card_sub_one_eq_one`). Where some docstrings give the name as
+        their own (`naming.own_titles`), those rows alone: "binomial theorem" names `add_pow`, not `sub_pow`, "A
+        special case of the **binomial theorem**"."""
         rows = []
         row = self._by_name.get(query.strip().strip("`").strip())
         if row is not None:
             rows.append(row)
         terms = frozenset(self.tokenizer.typed_terms(query))
-        rows.extend(r for r in self._by_result_name.get(terms, ()) if r not in rows)
+        carriers = self._by_result_name.get(terms, ())
+        own = [r for r in carriers if terms in self._own_names(r)]
+        rows.extend(r for r in (own or carriers) if r not in rows)
         return rows
+
+    def _own_names(self, row: int) -> frozenset[frozenset[str]]:
+        """The words of each name the row's docstring gives as its own, read on first use (a few rows per named
+        query; the index stores every carrier, `result_names.json`)."""
+        names = self._own_names_cache.get(row)
+        if names is None:
+            titles = own_titles(self.corpus[row].docstring)
+            names = frozenset(frozenset(self.tokenizer.typed_terms(t)) for t in titles)
+            self._own_names_cache[row] = names
+        return names
 
     def index_of(self, name: str) -> int | None:
         """The corpus row of the declaration called `name` (first one if duplicated), or None."""
