@@ -143,6 +143,7 @@ def test_result_titles_are_the_bold_names_of_a_docstring() -> None:
         ("Equality case in the **Schwarz Lemma**: in the setup of ...", ()),
         ("Special case of **Chebyshev's Sum Inequality** or the **Cauchy-Schwarz Inequality**: ...", ()),
         ("A version of **Markov's inequality**. Here is the **Markov bound** itself.", ("Markov bound",)),
+        ("Results:\n- **Foo theorem**: a sum of squares\n- **Bar lemma**: ...", ("Foo theorem", "Bar lemma")),
         (None, ()),
     ],
 )

@@ -320,7 +320,8 @@ MENTION_WORDS = frozenset(
         "via", "where", "when", "than",
     }
 )  # fmt: skip
-_SENTENCE_END = re.compile(r"(?<=[.!?:;])\s+|\n\s*\n")
+#: Where a sentence ends: after . ! ? : ; and at a blank line or a Markdown list item.
+_SENTENCE_END = re.compile(r"(?<=[.!?:;])\s+|\n\s*\n|\n\s*(?:[-*+]|\d+[.)])\s+")
 
 
 def own_titles(docstring: str | None) -> tuple[str, ...]:
