@@ -137,13 +137,19 @@ def test_a_named_query_gets_the_declarations_that_are_the_result_not_its_version
     own = theorem("add_pow", "The **binomial theorem**")
     case = theorem("sub_pow", "A special case of the **binomial theorem**")
     step = theorem("hahn_banach_aux", "An auxiliary step to prove the **Hahn-Banach theorem**.")
-    engine = SearchEngine.build([*small_corpus, case, own, step], SMALL)
+    decoy = theorem("PMF.binomial_apply", "The binomial distribution: binomial theorem, binomial coefficients.")
+    engine = SearchEngine.build([*small_corpus, case, own, step, decoy], SMALL)
     n = len(small_corpus)
     assert engine.result_names == {"binomial theorem": [n, n + 1], "Hahn-Banach theorem": [n + 2]}  # all kept
+    retrieved = [h.name for h in engine.search("binomial theorem", 4)]
+    assert retrieved.index("PMF.binomial_apply") < retrieved.index("sub_pow")  # the retriever prefers the decoy
     assert engine.named("binomial theorem") == [n + 1]
     assert engine.named("Hahn-Banach theorem") == [n + 2]
-    hits = engine.search_batch(["binomial theorem"], 2, rerank=True, rerank_depth=1)[0]
-    assert hits[0].name == "add_pow"
+    # the result first, then its versions, then the rest; the reranker sees one candidate, scores still descend
+    hits = engine.search_batch(["binomial theorem"], 4, rerank=True, rerank_depth=1)[0]
+    assert [h.name for h in hits[:2]] == ["add_pow", "sub_pow"]
+    scores = [h.score for h in hits]
+    assert scores == sorted(scores, reverse=True) and len(set(scores)) == len({h.index for h in hits}) == 4
 
 
 def test_reranker_keeps_how_far_apart_the_retriever_put_its_candidates() -> None:

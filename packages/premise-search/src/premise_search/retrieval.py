@@ -29,8 +29,9 @@ Ties go to the lower corpus index. The rule, weights and floor (`LEXICAL_FUSION`
 (those outside the fair slice) over all of Mathlib (`benchmarks/bench_quality.py --grid`; see the README).
 `rerank=True` re-orders the top `rerank_depth` of the chosen mode with a `Reranker` (the deterministic
 `FeatureReranker` by default), and puts first every declaration the whole query names (`SearchEngine.named`: its
-full Lean name, or a name its docstring gives it in bold as its own), wherever the retriever ranked it; the rest
-keep their order below.
+full Lean name, or a name its docstring gives it in bold as its own), wherever the retriever ranked it, then the
+declarations that are only versions of that result ("A special case of the **binomial theorem**"); the rest keep
+their order below.
 """
 
 from __future__ import annotations
@@ -504,6 +505,11 @@ class SearchEngine:
         "fermat's little theorem" names `ZMod.pow_card_sub_one_eq_one`). Where some docstrings give the name as
         their own (`naming.own_titles`), those rows alone: "binomial theorem" names `add_pow`, not `sub_pow`, "A
         special case of the **binomial theorem**"."""
+        return self._named_and_versions(query)[0]
+
+    def _named_and_versions(self, query: str) -> tuple[list[int], list[int]]:
+        """`named(query)`, and the rows whose docstrings give that name only as what they are a version, case or
+        tool of, when others give it as their own (`sub_pow` for "binomial theorem")."""
         rows = []
         row = self._by_name.get(query.strip().strip("`").strip())
         if row is not None:
@@ -512,7 +518,8 @@ class SearchEngine:
         carriers = self._by_result_name.get(terms, ())
         own = [r for r in carriers if terms in self._own_names(r)]
         rows.extend(r for r in (own or carriers) if r not in rows)
-        return rows
+        versions = [r for r in carriers if r not in rows] if own else []
+        return rows, versions
 
     def _own_names(self, row: int) -> frozenset[frozenset[str]]:
         """The words of each name the row's docstring gives as its own, read on first use (a few rows per named
@@ -642,24 +649,32 @@ class SearchEngine:
         self, query: str, hits: list[Hit], depth: int, retrieved: tuple[Sequence[int], Sequence[float]]
     ) -> list[Hit]:
         """The top `depth` hits reordered by the reranker, with every declaration the query names (`named`) among
-        them and first: a name is an answer, wherever the retriever put it (`retrieved`: its ranked rows and scores;
-        a row it did not retrieve at all enters with the lowest score). The named rows' scores are raised by one
-        constant, so that scores still descend. The rest keep their order below."""
+        them and first, then the versions of the named result (`_named_and_versions`): a name is an answer,
+        wherever the retriever put it (`retrieved`: its ranked rows and scores; a row it did not retrieve at all
+        enters with the lowest score). The reranker orders each group; the scores of the first two groups are
+        raised by a constant each, so that scores still descend. The rest keep their order below."""
         head = hits[:depth]
-        named = self.named(query)
+        named, versions = self._named_and_versions(query)
         if named:
             have = {h.index for h in head}
             score_of = dict(zip(*retrieved, strict=True))
             floor = min(retrieved[1], default=0.0)
-            head += [Hit(r, float(score_of.get(r, floor)), self.corpus[r]) for r in named if r not in have]
+            head += [Hit(r, float(score_of.get(r, floor)), self.corpus[r]) for r in named + versions if r not in have]
         order = self.reranker.rerank(query, [h.declaration for h in head], [h.score for h in head])
         if named:
-            first = set(named)
-            order = sorted(order, key=lambda item: head[item[0]].index not in first)  # stable
-            others = [score for pos, score in order if head[pos].index not in first]
-            if others:  # raise the named rows' scores just above the rest, so that scores still descend
-                lift = max(0.0, max(others) - min(score for pos, score in order if head[pos].index in first)) + 1.0
-                order = [(pos, score + lift if head[pos].index in first else score) for pos, score in order]
+            group_of = dict.fromkeys(versions, 1) | dict.fromkeys(named, 0)
+            groups: list[list[tuple[int, float]]] = [[], [], []]
+            for pos, score in order:
+                groups[group_of.get(head[pos].index, 2)].append((pos, score))
+            below: float | None = None  # the highest score under the group being lifted
+            for group in reversed(groups):
+                if not group:
+                    continue
+                if below is not None:  # lift the group just above everything under it
+                    lift = max(0.0, below - min(score for _, score in group)) + 1.0
+                    group[:] = [(pos, score + lift) for pos, score in group]
+                below = max(score for _, score in group)
+            order = groups[0] + groups[1] + groups[2]
         reranked = [Hit(head[pos].index, float(score), head[pos].declaration) for pos, score in order]
         moved = {h.index for h in reranked}
         return reranked + [h for h in hits[depth:] if h.index not in moved]
