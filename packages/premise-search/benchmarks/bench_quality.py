@@ -201,7 +201,7 @@ def fusion_grid(engine: SearchEngine) -> dict[str, Any]:
 def reranker_grid(engine: SearchEngine) -> dict[str, Any]:
     """Feature weights on the tuning rows: best MRR among points that do not lower Recall@1 below the fused list."""
     queries, targets = tuning_rows(engine)
-    fused = engine.search_batch(queries, engine.rerank_depth)
+    fused = engine.search_batch(queries, engine.rerank_depth, rerank=False)
     base = rank_row(ranks([[h.index for h in hits] for hits in fused], targets))
     points = []
     for exact, name_cover, query_cover, kind, brevity in itertools.product(
@@ -290,9 +290,9 @@ def quantisation(engine: SearchEngine) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for label, vectors in (("float32", exact), ("int8 (stored)", stored)):
         engine.dense_vectors = vectors
-        ranked = engine.search_batch([r.query for r in fair], 10, mode="dense")
+        ranked = engine.search_batch([r.query for r in fair], 10, mode="dense", rerank=False)
         scores = qr_metrics([[h.name for h in hits] for hits in ranked], [r.full_name for r in fair], ks=(10,))
-        tune = engine.search_batch(tune_q, 100, mode="dense")
+        tune = engine.search_batch(tune_q, 100, mode="dense", rerank=False)
         hybrid = engine.search_batch([r.query for r in fair], 10, rerank=True)
         hybrid_scores = qr_metrics([[h.name for h in hits] for hits in hybrid], [r.full_name for r in fair], ks=(10,))
         out[label] = {

@@ -63,6 +63,8 @@ def test_bad_arguments(engine: SearchEngine) -> None:
         engine.search("x", k=0)
     with pytest.raises(ValueError, match="string"):
         engine.search_batch("not a list")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="rerank: expected true or false"):
+        engine.search("x", rerank="no")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="empty"):
         SearchEngine.build([])
 
@@ -109,7 +111,8 @@ def test_a_query_that_names_a_declaration_puts_it_first(small_corpus: list[Decla
     assert engine.named(query) == [row] and engine.named("FERMAT'S LITTLE THEOREM") == [row]
     assert engine.named("`ZMod.pow_card_sub_one_eq_one`") == [row]
     assert engine.named("Fermat's little theorem for ZMod") == [] and engine.named("Fermat's last theorem") == []
-    assert engine.search(query, 1)[0].name == last.name  # the retriever alone: "Fermat", "theorem" in its name
+    assert engine.search(query, 1, rerank=False)[0].name == last.name  # the retriever: "Fermat", "theorem" in its name
+    assert engine.search(query, 1)[0].name == little.name  # the default is the standard mode: reranked, named first
     hits = engine.search_batch([query], 3, rerank=True, rerank_depth=1)[0]  # the reranker sees one candidate,
     assert [h.name for h in hits[:2]] == [little.name, last.name]  # and the named declaration joins it, first
     assert hits[0].score > hits[1].score > hits[2].score and len({h.index for h in hits}) == 3
@@ -141,7 +144,7 @@ def test_a_named_query_gets_the_declarations_that_are_the_result_not_its_version
     engine = SearchEngine.build([*small_corpus, case, own, step, decoy], SMALL)
     n = len(small_corpus)
     assert engine.result_names == {"binomial theorem": [n, n + 1], "Hahn-Banach theorem": [n + 2]}  # all kept
-    retrieved = [h.name for h in engine.search("binomial theorem", 4)]
+    retrieved = [h.name for h in engine.search("binomial theorem", 4, rerank=False)]
     assert retrieved.index("PMF.binomial_apply") < retrieved.index("sub_pow")  # the retriever prefers the decoy
     assert engine.named("binomial theorem") == [n + 1]
     assert engine.named("Hahn-Banach theorem") == [n + 2]
@@ -184,7 +187,7 @@ def test_search_passes_the_fused_scores_to_the_reranker(engine: SearchEngine) ->
 
     engine.reranker = Recording(tokenizer=engine.tokenizer)
     try:
-        fused = engine.search("order of an element", k=5)
+        fused = engine.search("order of an element", k=5, rerank=False)
         engine.search("order of an element", k=5, rerank=True)
     finally:
         engine.reranker = FeatureReranker(tokenizer=engine.tokenizer)

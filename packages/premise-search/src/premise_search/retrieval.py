@@ -1,4 +1,4 @@
-"""Standard-mode search: BM25, name, dense and semantic channels, fusion, then an optional reranker.
+"""Standard-mode search: BM25, name, dense and semantic channels, fusion, then the reranker.
 
 Channels (each a ranking of the whole corpus):
 
@@ -27,11 +27,11 @@ Channels (each a ranking of the whole corpus):
 Ties go to the lower corpus index. The rule, weights and floor (`LEXICAL_FUSION`/`LEXICAL_CHANNEL_WEIGHTS`/
 `LEXICAL_Z_FLOOR` without a semantic channel, the `SEMANTIC_` ones with one) were chosen on the MathlibQR tuning rows
 (those outside the fair slice) over all of Mathlib (`benchmarks/bench_quality.py --grid`; see the README).
-`rerank=True` re-orders the top `rerank_depth` of the chosen mode with a `Reranker` (the deterministic
-`FeatureReranker` by default), and puts first every declaration the whole query names (`SearchEngine.named`: its
-full Lean name, or a name its docstring gives it in bold as its own), wherever the retriever ranked it, then the
-declarations that are only versions of that result ("A special case of the **binomial theorem**"); the rest keep
-their order below.
+The reranker (on by default, as in the command line and the server; `rerank=False` keeps the retriever's order)
+re-orders the top `rerank_depth` of the chosen mode with a `Reranker` (the deterministic `FeatureReranker` by
+default), and puts first every declaration the whole query names (`SearchEngine.named`: its full Lean name, or a
+name its docstring gives it in bold as its own), wherever the retriever ranked it, then the declarations that are
+only versions of that result ("A special case of the **binomial theorem**"); the rest keep their order below.
 """
 
 from __future__ import annotations
@@ -601,7 +601,7 @@ class SearchEngine:
         k: int = 10,
         *,
         mode: Mode = "hybrid",
-        rerank: bool = False,
+        rerank: bool = True,
         rerank_depth: int | None = None,
     ) -> list[list[Hit]]:
         """`search` for several queries (the dense channels embed and score them in one batch).
@@ -617,6 +617,8 @@ class SearchEngine:
         for q in queries:
             if not isinstance(q, str):
                 raise InputError(f"query: expected a string, got {type(q).__name__}")
+        if not isinstance(rerank, bool):
+            raise ConfigError(f"rerank: expected true or false, got {rerank!r}")
         if rerank_depth is None:
             rerank_depth = self.rerank_depth
         elif isinstance(rerank_depth, bool) or not isinstance(rerank_depth, int) or rerank_depth < 1:
@@ -679,8 +681,13 @@ class SearchEngine:
         moved = {h.index for h in reranked}
         return reranked + [h for h in hits[depth:] if h.index not in moved]
 
-    def search(self, query: str, k: int = 10, *, mode: Mode = "hybrid", rerank: bool = False) -> list[Hit]:
-        """The `k` best declarations for `query` (Lean, LaTeX or English), best first."""
+    def search(self, query: str, k: int = 10, *, mode: Mode = "hybrid", rerank: bool = True) -> list[Hit]:
+        """The `k` best declarations for `query` (Lean, LaTeX or English), best first.
+
+        The default is the standard mode, as in the command line, the server and the reasoning mode: the `mode`
+        channel(s), then the reranker over the top `rerank_depth`, with what the query names first (`named`).
+        `rerank=False` gives the retriever's own order (what the benchmarks call "fused" in hybrid mode).
+        """
         if not isinstance(query, str):
             raise InputError(f"query: expected a string, got {type(query).__name__}")
         return self.search_batch([query], k, mode=mode, rerank=rerank)[0]
